@@ -1,0 +1,271 @@
+//! The kernel/user ABI of nono's recorder: every type that crosses the
+//! eBPF ring buffer or a BPF map lives here and nowhere else.
+//!
+//! Rules for this file (checked by the layout tests below):
+//! - every struct is `#[repr(C)]`, has no `bool`, and no implicit padding:
+//!   padding is spelled out as `_pad` fields so both sides agree on every byte;
+//! - widths are fixed (`u16`/`u32`/`u64`), never `usize`;
+//! - enumerations are plain integer constants, because a Rust `enum` with an
+//!   unknown discriminant read from the kernel would be undefined behaviour.
+//!
+//! A ring-buffer record is an [`EventHeader`] followed by `path_len` bytes of
+//! the first path field and `path2_len` bytes of the second. A path field is
+//! encoded by the kernel as described in [`path`]; userspace decodes it.
+#![no_std]
+
+/// Longest path field the kernel emits, in bytes.
+pub const PATH_MAX: usize = 4096;
+/// Longest single name component (NAME_MAX + NUL).
+pub const NAME_MAX: usize = 256;
+/// Deepest directory nesting the in-kernel path walk follows.
+pub const MAX_PATH_DEPTH: u32 = 48;
+/// `TASK_COMM_LEN`.
+pub const COMM_LEN: usize = 16;
+
+/// Operations. Values are stable: they are stored in audit databases.
+pub mod op {
+    pub const OPEN: u16 = 1;
+    pub const EXEC: u16 = 2;
+    pub const UNLINK: u16 = 3;
+    pub const RMDIR: u16 = 4;
+    pub const MKDIR: u16 = 5;
+    pub const RENAME: u16 = 6;
+    pub const LINK: u16 = 7;
+    pub const SYMLINK: u16 = 8;
+    pub const TRUNCATE: u16 = 9;
+    pub const MKNOD: u16 = 10;
+    pub const CONNECT: u16 = 11;
+    pub const BIND: u16 = 12;
+    pub const FORK: u16 = 13;
+    pub const EXIT: u16 = 14;
+    pub const IOCTL: u16 = 15;
+    pub const CREATE: u16 = 16;
+    /// Highest value in use; userspace rejects anything above.
+    pub const MAX: u16 = 16;
+}
+
+/// Bits of [`EventHeader::flags`].
+pub mod flag {
+    /// An open created the file (`FMODE_CREATED`), or a create hook fired.
+    pub const CREATED: u16 = 1 << 0;
+    /// The first path field was cut short (too deep or too long).
+    pub const PATH_TRUNCATED: u16 = 1 << 1;
+    /// The second path field was cut short.
+    pub const PATH2_TRUNCATED: u16 = 1 << 2;
+    /// Reading the first path failed (user page not present, bad pointer).
+    pub const PATH_FAILED: u16 = 1 << 3;
+    /// Reading the second path failed.
+    pub const PATH2_FAILED: u16 = 1 << 4;
+    /// The event came from the LSM backend (paths are kernel objects).
+    pub const FROM_LSM: u16 = 1 << 5;
+    /// The fork created a thread, not a process.
+    pub const THREAD: u16 = 1 << 6;
+    /// The open's target is a directory.
+    pub const DIRECTORY: u16 = 1 << 7;
+}
+
+/// How a path field is encoded.
+///
+/// The kernel walks dentries from the leaf towards the root, so it writes
+/// components in that order, each terminated by a NUL: `leaf\0parent\0...top\0`.
+/// When a syscall passed a relative path, the raw user string comes first,
+/// tagged: `RAW_TAG raw\0` followed by the components of the directory it
+/// is relative to (the cwd or the dirfd). An absolute raw string has no
+/// components after it. Userspace reverses, joins and normalises.
+pub mod path {
+    /// First byte of a field whose first segment is a raw user string.
+    pub const RAW_TAG: u8 = 0x01;
+}
+
+/// Counters in the `STATS` per-CPU array, summed by userspace.
+pub mod stat {
+    /// Records that did not fit in the ring buffer.
+    pub const RINGBUF_DROPS: u32 = 0;
+    /// Path reads that failed (the event is still sent, flagged).
+    pub const PATH_FAILURES: u32 = 1;
+    /// Paths cut short by depth or length.
+    pub const PATH_TRUNCATIONS: u32 = 2;
+    /// Syscalls whose entry could not be remembered (pending map full).
+    pub const PENDING_FULL: u32 = 3;
+    /// Children that could not be added to the traced set (map full).
+    pub const TRACED_FULL: u32 = 4;
+    /// Records sent.
+    pub const EVENTS_SENT: u32 = 5;
+    /// Handler found its per-CPU scratch slot busy (preempted handler).
+    pub const SCRATCH_BUSY: u32 = 6;
+    /// Syscall exits with no matching entry (entry missed or lost).
+    pub const ORPHAN_EXITS: u32 = 7;
+    pub const COUNT: u32 = 8;
+}
+
+/// Fixed part of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// `bpf_ktime_get_boot_ns()` at the event.
+    pub boot_ns: u64,
+    /// Operation-specific argument: open flags, `mode` for mkdir/mknod,
+    /// the child pid for fork, the exit code for exit, the ioctl cmd.
+    pub arg: u64,
+    /// Thread-group id (the "pid" users see).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Parent's thread-group id.
+    pub ppid: u32,
+    /// Real uid of the task.
+    pub uid: u32,
+    /// One of [`op`].
+    pub op: u16,
+    /// Bits of [`flag`].
+    pub flags: u16,
+    /// 0 on success, or a negative errno.
+    pub result: i32,
+    /// `i_mode` of the object, when known (file type bits), else 0.
+    pub mode: u32,
+    /// Byte length of the first path field.
+    pub path_len: u16,
+    /// Byte length of the second path field (rename/link/symlink target).
+    pub path2_len: u16,
+    /// Socket family (`AF_INET`, `AF_INET6`, `AF_UNIX`), or 0.
+    pub net_family: u16,
+    /// Port in host byte order.
+    pub net_port: u16,
+    pub _pad0: u32,
+    /// IPv4 address in the first 4 bytes, or IPv6 address, network order.
+    pub net_addr: [u8; 16],
+    /// `comm` of the task, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+impl EventHeader {
+    pub const SIZE: usize = core::mem::size_of::<Self>();
+}
+
+/// Scratch buffer in which the kernel assembles one record before
+/// `bpf_ringbuf_output`. Two path areas, each `PATH_MAX` long, plus room
+/// for one name component of overrun so masked writes stay in bounds.
+#[repr(C)]
+pub struct EventBuf {
+    pub hdr: EventHeader,
+    pub data: [u8; 2 * PATH_MAX + NAME_MAX],
+    /// Non-zero while a handler owns this slot.
+    pub busy: u32,
+    pub _pad: u32,
+}
+
+/// A syscall remembered between `sys_enter_*` and `sys_exit_*`, keyed by tid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Pending {
+    /// Which syscall (an `nono-ebpf`-internal number, see `sys` module there).
+    pub sys: u32,
+    pub _pad: u32,
+    /// The six raw syscall arguments.
+    pub args: [u64; 6],
+}
+
+/// Struct-member offsets the in-kernel path walk needs, read from the
+/// running kernel's BTF by userspace and passed in as a read-only global.
+/// This is how one eBPF object works across kernel versions without CO-RE.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task_real_parent: u32,
+    pub task_tgid: u32,
+    pub task_pid: u32,
+    pub task_fs: u32,
+    pub task_files: u32,
+    pub task_mm: u32,
+    pub fs_pwd: u32,
+    pub fs_root: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    pub dentry_parent: u32,
+    pub dentry_name: u32,
+    pub dentry_inode: u32,
+    pub qstr_name: u32,
+    pub qstr_len: u32,
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
+    pub mount_mnt: u32,
+    pub vfsmount_root: u32,
+    pub files_fdt: u32,
+    pub fdt_fd: u32,
+    pub fdt_max_fds: u32,
+    pub file_path: u32,
+    pub file_mode: u32,
+    pub file_inode: u32,
+    pub inode_mode: u32,
+    pub mm_exe_file: u32,
+    pub sock_family: u32,
+    /// Non-zero once userspace filled the table; programs refuse to walk
+    /// paths with an all-zero table rather than read garbage.
+    pub valid: u32,
+}
+
+/// `FMODE_CREATED` from `include/linux/fs.h` (stable since 4.19).
+pub const FMODE_CREATED: u32 = 0x0010_0000;
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: all three are `#[repr(C)]`, contain only integers and integer
+    // arrays, and have no implicit padding (checked by the layout tests), so
+    // every bit pattern is valid and they may be copied to and from the kernel.
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::Pending {}
+    unsafe impl aya::Pod for super::EventHeader {}
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use core::mem::{align_of, offset_of, size_of};
+
+    /// Guards the wire layout: a field moved or resized here without the
+    /// other side noticing would silently corrupt every record.
+    #[test]
+    fn event_header_layout_is_fixed() {
+        assert_eq!(offset_of!(EventHeader, boot_ns), 0);
+        assert_eq!(offset_of!(EventHeader, arg), 8);
+        assert_eq!(offset_of!(EventHeader, pid), 16);
+        assert_eq!(offset_of!(EventHeader, tid), 20);
+        assert_eq!(offset_of!(EventHeader, ppid), 24);
+        assert_eq!(offset_of!(EventHeader, uid), 28);
+        assert_eq!(offset_of!(EventHeader, op), 32);
+        assert_eq!(offset_of!(EventHeader, flags), 34);
+        assert_eq!(offset_of!(EventHeader, result), 36);
+        assert_eq!(offset_of!(EventHeader, mode), 40);
+        assert_eq!(offset_of!(EventHeader, path_len), 44);
+        assert_eq!(offset_of!(EventHeader, path2_len), 46);
+        assert_eq!(offset_of!(EventHeader, net_family), 48);
+        assert_eq!(offset_of!(EventHeader, net_port), 50);
+        assert_eq!(offset_of!(EventHeader, _pad0), 52);
+        assert_eq!(offset_of!(EventHeader, net_addr), 56);
+        assert_eq!(offset_of!(EventHeader, comm), 72);
+        assert_eq!(size_of::<EventHeader>(), 88);
+        assert_eq!(align_of::<EventHeader>(), 8);
+    }
+
+    /// No implicit padding: the sum of field sizes equals the struct size.
+    #[test]
+    fn structs_have_no_implicit_padding() {
+        let header_fields = 8 + 8 + 4 * 4 + 2 + 2 + 4 + 4 + 2 + 2 + 2 + 2 + 4 + 16 + COMM_LEN;
+        assert_eq!(size_of::<EventHeader>(), header_fields);
+        assert_eq!(size_of::<Pending>(), 4 + 4 + 6 * 8);
+        assert_eq!(size_of::<KernelOffsets>(), 29 * 4);
+        assert_eq!(
+            size_of::<EventBuf>(),
+            size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8
+        );
+    }
+
+    #[test]
+    fn path_area_fits_the_walk_bounds() {
+        // The walk writes a component of at most NAME_MAX bytes at an offset
+        // below PATH_MAX; the slack after the second area absorbs it.
+        assert!(PATH_MAX.is_power_of_two());
+        assert!(NAME_MAX.is_power_of_two());
+    }
+}

@@ -1,0 +1,16 @@
+//! The `nono` binary: parse, run, map errors to an exit code. Nothing else.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let args = nono::cli::Cli::parse();
+    match nono::cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("nono: error: {err:#}");
+            ExitCode::from(nono::cli::EXIT_NONO_ERROR)
+        }
+    }
+}
