@@ -1,1 +1,4 @@
-//! (stub)
+//! Profiles: the JSON format, built-ins, validation and merging.
+//! `rights` is the shared vocabulary of Landlock filesystem rights.
+
+pub mod rights;
