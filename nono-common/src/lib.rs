@@ -62,6 +62,10 @@ pub mod flag {
     pub const THREAD: u16 = 1 << 6;
     /// The open's target is a directory.
     pub const DIRECTORY: u16 = 1 << 7;
+    /// The first path is not reachable from the namespace root (a pipe,
+    /// socket, anonymous inode, or an object of another mount namespace).
+    /// Userspace must not read it as "/".
+    pub const DETACHED: u16 = 1 << 8;
 }
 
 /// How a path field is encoded.
@@ -204,6 +208,63 @@ pub struct KernelOffsets {
     pub valid: u32,
 }
 
+impl KernelOffsets {
+    /// The all-zero table the eBPF object is built with; userspace replaces
+    /// it before load. `valid == 0` makes every path walk refuse to run.
+    #[must_use]
+    pub const fn zeroed() -> Self {
+        KernelOffsets {
+            task_real_parent: 0,
+            task_tgid: 0,
+            task_pid: 0,
+            task_fs: 0,
+            task_files: 0,
+            task_mm: 0,
+            fs_pwd: 0,
+            fs_root: 0,
+            path_mnt: 0,
+            path_dentry: 0,
+            dentry_parent: 0,
+            dentry_name: 0,
+            dentry_inode: 0,
+            qstr_name: 0,
+            qstr_len: 0,
+            mount_parent: 0,
+            mount_mountpoint: 0,
+            mount_mnt: 0,
+            vfsmount_root: 0,
+            files_fdt: 0,
+            fdt_fd: 0,
+            fdt_max_fds: 0,
+            file_path: 0,
+            file_mode: 0,
+            file_inode: 0,
+            inode_mode: 0,
+            mm_exe_file: 0,
+            sock_family: 0,
+            valid: 0,
+        }
+    }
+}
+
+/// Recorder configuration passed as a read-only global.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecorderConfig {
+    /// One of [`mode`].
+    pub mode: u32,
+    pub _pad: u32,
+}
+
+/// Values of [`RecorderConfig::mode`].
+pub mod mode {
+    /// Syscall tracepoints report every operation from `sys_exit`.
+    pub const TRACEPOINT: u32 = 0;
+    /// LSM hooks report operations that reach the security layer; syscall
+    /// exits report only failures (which never reach a hook).
+    pub const LSM: u32 = 1;
+}
+
 /// `FMODE_CREATED` from `include/linux/fs.h` (stable since 4.19).
 pub const FMODE_CREATED: u32 = 0x0010_0000;
 
@@ -215,6 +276,8 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::Pending {}
     unsafe impl aya::Pod for super::EventHeader {}
+    // SAFETY: as above: `#[repr(C)]`, two `u32`s, no padding.
+    unsafe impl aya::Pod for super::RecorderConfig {}
 }
 
 #[cfg(test)]
@@ -255,6 +318,7 @@ mod tests {
         assert_eq!(size_of::<EventHeader>(), header_fields);
         assert_eq!(size_of::<Pending>(), 4 + 4 + 6 * 8);
         assert_eq!(size_of::<KernelOffsets>(), 29 * 4);
+        assert_eq!(size_of::<RecorderConfig>(), 8);
         assert_eq!(
             size_of::<EventBuf>(),
             size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8

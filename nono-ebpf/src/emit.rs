@@ -1,0 +1,138 @@
+//! Maps shared by every program, the traced-process check, per-CPU scratch
+//! slots, loss counters and the ring-buffer output.
+//!
+//! Losses are never silent: every failure to record increments a `STATS`
+//! counter that userspace reads at the end of the session.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns},
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use nono_common::{EventBuf, EventHeader, Pending, RecorderConfig, stat};
+
+use crate::kread::{self, off};
+
+/// Records for userspace. Userspace may resize it before load.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+/// Thread-group ids of the traced process tree.
+#[map]
+pub static TRACED: HashMap<u32, u32> = HashMap::with_max_entries(65536, 0);
+
+/// Syscall arguments between sys_enter and sys_exit, keyed by thread id.
+#[map]
+pub static PENDING: HashMap<u32, Pending> = HashMap::with_max_entries(65536, 0);
+
+/// Two scratch records per CPU: a handler preempted mid-record keeps its
+/// slot busy and a second handler on the same CPU takes the other.
+#[map]
+static SCRATCH: PerCpuArray<EventBuf> = PerCpuArray::with_max_entries(2, 0);
+
+/// Loss and volume counters, indexed by `nono_common::stat`.
+#[map]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
+
+#[unsafe(no_mangle)]
+static CONFIG: RecorderConfig = RecorderConfig { mode: 0, _pad: 0 };
+
+/// The recorder mode (`nono_common::mode`).
+#[inline(always)]
+pub fn mode() -> u32 {
+    // SAFETY: CONFIG is a static; the volatile read defeats constant folding
+    // of the value userspace patches into .rodata.
+    unsafe { core::ptr::read_volatile(&raw const CONFIG.mode) }
+}
+
+#[inline(always)]
+pub fn bump(counter: u32) {
+    if let Some(p) = STATS.get_ptr_mut(counter) {
+        // SAFETY: per-CPU slot; only this CPU writes it and readers tolerate
+        // a torn read of a monotonically growing counter.
+        unsafe { *p += 1 };
+    }
+}
+
+/// Thread-group id of the current task when it belongs to the traced tree.
+#[inline(always)]
+pub fn traced_tgid() -> Option<u32> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: the value is only tested for presence.
+    unsafe { TRACED.get(&tgid) }.map(|_| tgid)
+}
+
+/// A scratch slot owned until [`Slot::release`].
+pub struct Slot {
+    pub buf: *mut EventBuf,
+}
+
+impl Slot {
+    #[inline(always)]
+    pub fn acquire() -> Option<Slot> {
+        for i in 0..2u32 {
+            let Some(buf) = SCRATCH.get_ptr_mut(i) else { continue };
+            // SAFETY: buf points at this CPU's slot i.
+            unsafe {
+                if (*buf).busy == 0 {
+                    (*buf).busy = 1;
+                    return Some(Slot { buf });
+                }
+            }
+        }
+        bump(stat::SCRATCH_BUSY);
+        None
+    }
+
+    /// Fills the header fields common to every record.
+    #[inline(always)]
+    pub fn header(&mut self, op: u16, pid: u32) -> &mut EventHeader {
+        let pid_tgid = bpf_get_current_pid_tgid();
+        // SAFETY: returns the current task pointer; only read through probe helpers.
+        let task = unsafe { bpf_get_current_task() } as *const u8;
+        let parent = kread::ptr(task, off!(task_real_parent));
+        // SAFETY: self.buf is a valid scratch slot owned by this handler.
+        let h = unsafe { &mut (*self.buf).hdr };
+        // SAFETY: plain helper call with no arguments.
+        h.boot_ns = unsafe { bpf_ktime_get_boot_ns() };
+        h.arg = 0;
+        h.pid = pid;
+        h.tid = pid_tgid as u32;
+        h.ppid = kread::read::<u32>(parent, off!(task_tgid)).unwrap_or(0);
+        h.uid = bpf_get_current_uid_gid() as u32;
+        h.op = op;
+        h.flags = 0;
+        h.result = 0;
+        h.mode = 0;
+        h.path_len = 0;
+        h.path2_len = 0;
+        h.net_family = 0;
+        h.net_port = 0;
+        h._pad0 = 0;
+        h.net_addr = [0; 16];
+        h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        h
+    }
+
+    /// Sends header + `len` bytes of path data, then frees the slot.
+    #[inline(always)]
+    pub fn send(self, data_len: usize) {
+        let total = EventHeader::SIZE + data_len;
+        if total <= core::mem::size_of::<EventBuf>() {
+            // SAFETY: total is bounded by the slot's size just above.
+            let bytes = unsafe { core::slice::from_raw_parts(self.buf as *const u8, total) };
+            if EVENTS.output::<[u8]>(bytes, 0).is_ok() {
+                bump(stat::EVENTS_SENT);
+            } else {
+                bump(stat::RINGBUF_DROPS);
+            }
+        }
+        self.release();
+    }
+
+    #[inline(always)]
+    pub fn release(self) {
+        // SAFETY: we own the slot.
+        unsafe { (*self.buf).busy = 0 };
+    }
+}

@@ -1,0 +1,322 @@
+//! The syscall-tracepoint recorder: remember arguments at `sys_enter_*`,
+//! build the record at `sys_exit_*` when the result is known and user
+//! memory has been faulted in by the syscall itself.
+//!
+//! Paths: a successful open or ftruncate is resolved from the returned (or
+//! given) descriptor, so it is the kernel's canonical path. Everything else
+//! is the raw user string plus the components of its base directory (the
+//! cwd or the dirfd), which userspace joins and normalises.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user},
+    programs::TracePointContext,
+};
+use nono_common::{FMODE_CREATED, PATH_MAX, Pending, flag, mode as rec_mode, op, stat};
+
+use crate::emit::{PENDING, Slot, bump, mode, traced_tgid};
+use crate::kread::{self, Walk, off};
+
+/// Internal syscall numbers (not the kernel's).
+pub mod nr {
+    pub const OPEN: u32 = 1;
+    pub const OPENAT: u32 = 2;
+    pub const OPENAT2: u32 = 3;
+    pub const CREAT: u32 = 4;
+    pub const EXECVE: u32 = 5;
+    pub const EXECVEAT: u32 = 6;
+    pub const UNLINK: u32 = 7;
+    pub const UNLINKAT: u32 = 8;
+    pub const RMDIR: u32 = 9;
+    pub const RENAME: u32 = 10;
+    pub const RENAMEAT: u32 = 11;
+    pub const RENAMEAT2: u32 = 12;
+    pub const MKDIR: u32 = 13;
+    pub const MKDIRAT: u32 = 14;
+    pub const LINK: u32 = 15;
+    pub const LINKAT: u32 = 16;
+    pub const SYMLINK: u32 = 17;
+    pub const SYMLINKAT: u32 = 18;
+    pub const TRUNCATE: u32 = 19;
+    pub const FTRUNCATE: u32 = 20;
+    pub const MKNOD: u32 = 21;
+    pub const MKNODAT: u32 = 22;
+    pub const CONNECT: u32 = 23;
+    pub const BIND: u32 = 24;
+}
+
+const AT_FDCWD: i32 = -100;
+const AT_REMOVEDIR: u64 = 0x200;
+const O_CREAT_WRONLY_TRUNC: u64 = 0o1101;
+const AF_UNIX: u16 = 1;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+/// Where a path operand comes from.
+#[derive(Clone, Copy)]
+enum P {
+    None,
+    /// A user string relative to the cwd (or absolute).
+    Cwd(usize),
+    /// A user string relative to the directory fd in the first argument.
+    At(usize, usize),
+    /// An open file descriptor.
+    Fd(usize),
+    /// A user string kept as written (a symlink's target).
+    Raw(usize),
+}
+
+#[derive(Clone, Copy)]
+struct Desc {
+    op: u16,
+    p1: P,
+    p2: P,
+    /// Argument carrying flags or mode, if any.
+    arg: Option<usize>,
+}
+
+#[inline(always)]
+const fn desc(sys: u32) -> Desc {
+    match sys {
+        nr::OPEN => d(op::OPEN, P::Cwd(0), P::None, Some(1)),
+        nr::OPENAT => d(op::OPEN, P::At(0, 1), P::None, Some(2)),
+        nr::OPENAT2 => d(op::OPEN, P::At(0, 1), P::None, None),
+        nr::CREAT => d(op::OPEN, P::Cwd(0), P::None, None),
+        nr::EXECVE => d(op::EXEC, P::Cwd(0), P::None, None),
+        nr::EXECVEAT => d(op::EXEC, P::At(0, 1), P::None, Some(4)),
+        nr::UNLINK => d(op::UNLINK, P::Cwd(0), P::None, None),
+        nr::UNLINKAT => d(op::UNLINK, P::At(0, 1), P::None, Some(2)),
+        nr::RMDIR => d(op::RMDIR, P::Cwd(0), P::None, None),
+        nr::RENAME => d(op::RENAME, P::Cwd(0), P::Cwd(1), None),
+        nr::RENAMEAT => d(op::RENAME, P::At(0, 1), P::At(2, 3), None),
+        nr::RENAMEAT2 => d(op::RENAME, P::At(0, 1), P::At(2, 3), Some(4)),
+        nr::MKDIR => d(op::MKDIR, P::Cwd(0), P::None, Some(1)),
+        nr::MKDIRAT => d(op::MKDIR, P::At(0, 1), P::None, Some(2)),
+        nr::LINK => d(op::LINK, P::Cwd(0), P::Cwd(1), None),
+        nr::LINKAT => d(op::LINK, P::At(0, 1), P::At(2, 3), Some(4)),
+        nr::SYMLINK => d(op::SYMLINK, P::Cwd(1), P::Raw(0), None),
+        nr::SYMLINKAT => d(op::SYMLINK, P::At(1, 2), P::Raw(0), None),
+        nr::TRUNCATE => d(op::TRUNCATE, P::Cwd(0), P::None, Some(1)),
+        nr::FTRUNCATE => d(op::TRUNCATE, P::Fd(0), P::None, Some(1)),
+        nr::MKNOD => d(op::MKNOD, P::Cwd(0), P::None, Some(1)),
+        nr::MKNODAT => d(op::MKNOD, P::At(0, 1), P::None, Some(2)),
+        nr::CONNECT => d(op::CONNECT, P::None, P::None, None),
+        nr::BIND => d(op::BIND, P::None, P::None, None),
+        _ => d(0, P::None, P::None, None),
+    }
+}
+
+#[inline(always)]
+const fn d(op: u16, p1: P, p2: P, arg: Option<usize>) -> Desc {
+    Desc { op, p1, p2, arg }
+}
+
+/// `sys_enter_*`: remember the arguments of a traced thread's syscall.
+#[inline(always)]
+pub fn enter(ctx: &TracePointContext, sys: u32) -> u32 {
+    if traced_tgid().is_none() {
+        return 0;
+    }
+    let mut p = Pending { sys, _pad: 0, args: [0; 6] };
+    for (i, a) in p.args.iter_mut().enumerate() {
+        // SAFETY: syscall tracepoint records hold six u64 args from offset 16.
+        *a = unsafe { ctx.read_at::<u64>(16 + 8 * i) }.unwrap_or(0);
+    }
+    let tid = bpf_get_current_pid_tgid() as u32;
+    if PENDING.insert(&tid, &p, 0).is_err() {
+        bump(stat::PENDING_FULL);
+    }
+    0
+}
+
+/// `sys_exit_*`: build and send the record.
+#[inline(always)]
+pub fn exit(ctx: &TracePointContext, sys: u32) -> u32 {
+    let Some(tgid) = traced_tgid() else { return 0 };
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: the entry is copied out before it is removed.
+    let Some(p) = (unsafe { PENDING.get(&tid) }).copied() else {
+        bump(stat::ORPHAN_EXITS);
+        return 0;
+    };
+    let _ = PENDING.remove(&tid);
+    if p.sys != sys {
+        bump(stat::ORPHAN_EXITS);
+        return 0;
+    }
+    // SAFETY: syscall exit records hold `long ret` at offset 16.
+    let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(-1);
+    // In LSM mode successful operations are reported by the hooks; failures
+    // never reach a hook, so they come from here.
+    if mode() == rec_mode::LSM && ret >= 0 {
+        return 0;
+    }
+    // A successful execve is reported by sched_process_exec, with the path
+    // of the new executable: the old image's user strings are gone.
+    if (sys == nr::EXECVE || sys == nr::EXECVEAT) && ret >= 0 {
+        return 0;
+    }
+    if !kread::offsets_valid() {
+        return 0;
+    }
+    let d = desc(sys);
+    if d.op == 0 {
+        return 0;
+    }
+    let Some(mut slot) = Slot::acquire() else { return 0 };
+    // SAFETY: returns the current task pointer; only read through probe helpers.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let h = slot.header(d.op, tgid);
+    h.result = if ret < 0 { ret as i32 } else { 0 };
+    if let Some(i) = d.arg {
+        h.arg = p.args[i];
+    }
+    match sys {
+        nr::CREAT => h.arg = O_CREAT_WRONLY_TRUNC,
+        nr::OPENAT2 => {
+            // struct open_how starts with `u64 flags`.
+            // SAFETY: bpf_probe_read_user validates the user pointer.
+            h.arg = unsafe { bpf_probe_read_user(p.args[2] as *const u64) }.unwrap_or(0);
+        }
+        nr::UNLINKAT if p.args[2] & AT_REMOVEDIR != 0 => h.op = op::RMDIR,
+        nr::MKDIR | nr::MKDIRAT | nr::MKNOD | nr::MKNODAT => h.mode = h.arg as u32,
+        _ => {}
+    }
+    if sys == nr::CONNECT || sys == nr::BIND {
+        let len = sockaddr(&mut slot, p.args[1] as *const u8);
+        slot.send(len);
+        return 0;
+    }
+
+    let mut w1 = Walk::new();
+    let is_open = d.op == op::OPEN;
+    let len1 = if is_open && ret >= 0 {
+        let file = kread::file_of_fd(task, ret);
+        opened_file(&mut slot, file)
+    } else {
+        operand(&mut slot, task, &p, d.p1, 0, &mut w1)
+    };
+    let mut w2 = Walk::new();
+    let len1 = if len1 > PATH_MAX { PATH_MAX } else { len1 };
+    let len2 = operand(&mut slot, task, &p, d.p2, len1, &mut w2);
+    // SAFETY: the slot is owned by this handler.
+    let h = unsafe { &mut (*slot.buf).hdr };
+    h.path_len = len1 as u16;
+    h.path2_len = len2 as u16;
+    if w1.failed {
+        h.flags |= flag::PATH_FAILED;
+        bump(stat::PATH_FAILURES);
+    }
+    if w1.truncated {
+        h.flags |= flag::PATH_TRUNCATED;
+        bump(stat::PATH_TRUNCATIONS);
+    }
+    if w1.detached {
+        h.flags |= flag::DETACHED;
+    }
+    if w2.failed {
+        h.flags |= flag::PATH2_FAILED;
+        bump(stat::PATH_FAILURES);
+    }
+    if w2.truncated {
+        h.flags |= flag::PATH2_TRUNCATED;
+        bump(stat::PATH_TRUNCATIONS);
+    }
+    slot.send(len1 + len2);
+    0
+}
+
+/// Writes the path of an open file at the start of the data area and sets
+/// CREATED / DIRECTORY flags and the file mode. Returns the length.
+#[inline(always)]
+fn opened_file(slot: &mut Slot, file: *const u8) -> usize {
+    let mut w = Walk::new();
+    let (mnt, dentry) = kread::file_path(file);
+    let len = kread::walk_dentry(slot.buf, 0, 0, mnt, dentry, &mut w);
+    let fmode = kread::read::<u32>(file, off!(file_mode)).unwrap_or(0);
+    let imode = kread::dentry_mode(dentry);
+    // SAFETY: the slot is owned by this handler.
+    let h = unsafe { &mut (*slot.buf).hdr };
+    h.mode = imode;
+    if fmode & FMODE_CREATED != 0 {
+        h.flags |= flag::CREATED;
+    }
+    if imode & 0o170_000 == 0o040_000 {
+        h.flags |= flag::DIRECTORY;
+    }
+    if w.failed {
+        h.flags |= flag::PATH_FAILED;
+        bump(stat::PATH_FAILURES);
+    }
+    if w.truncated {
+        h.flags |= flag::PATH_TRUNCATED;
+        bump(stat::PATH_TRUNCATIONS);
+    }
+    if w.detached {
+        h.flags |= flag::DETACHED;
+    }
+    len
+}
+
+/// Writes one path operand into the area starting at `base`.
+#[inline(always)]
+fn operand(slot: &mut Slot, task: *const u8, p: &Pending, which: P, base: usize, w: &mut Walk) -> usize {
+    match which {
+        P::None => 0,
+        P::Fd(i) => {
+            let file = kread::file_of_fd(task, p.args[i] as i32 as i64);
+            let (mnt, dentry) = kread::file_path(file);
+            kread::walk_dentry(slot.buf, base, 0, mnt, dentry, w)
+        }
+        P::Raw(i) => kread::raw_user_path(slot.buf, base, p.args[i] as *const u8, w).0,
+        P::Cwd(i) => relative(slot, task, base, AT_FDCWD, p.args[i], w),
+        P::At(dfd, i) => relative(slot, task, base, p.args[dfd] as i32, p.args[i], w),
+    }
+}
+
+/// The raw user string, followed (when it is relative) by the components
+/// of the directory it is relative to.
+#[inline(always)]
+fn relative(slot: &mut Slot, task: *const u8, base: usize, dfd: i32, user: u64, w: &mut Walk) -> usize {
+    let (end, absolute) = kread::raw_user_path(slot.buf, base, user as *const u8, w);
+    if absolute || w.failed {
+        return end;
+    }
+    let (mnt, dentry) = if dfd == AT_FDCWD {
+        kread::cwd_path(task)
+    } else {
+        kread::file_path(kread::file_of_fd(task, i64::from(dfd)))
+    };
+    kread::walk_dentry(slot.buf, base, end, mnt, dentry, w)
+}
+
+/// Decodes a user `struct sockaddr` into the header. AF_UNIX paths go into
+/// the first path field. Returns the path data length.
+#[inline(always)]
+fn sockaddr(slot: &mut Slot, addr: *const u8) -> usize {
+    // SAFETY: user pointer validated by the helper.
+    let Ok(raw) = (unsafe { bpf_probe_read_user(addr.cast::<[u8; 24]>()) }) else {
+        // SAFETY: the slot is owned by this handler.
+        unsafe { (*slot.buf).hdr.flags |= flag::PATH_FAILED };
+        bump(stat::PATH_FAILURES);
+        return 0;
+    };
+    let family = u16::from_ne_bytes([raw[0], raw[1]]);
+    // SAFETY: the slot is owned by this handler.
+    let h = unsafe { &mut (*slot.buf).hdr };
+    h.net_family = family;
+    h.net_port = u16::from_be_bytes([raw[2], raw[3]]);
+    match family {
+        AF_INET => h.net_addr[..4].copy_from_slice(&raw[4..8]),
+        AF_INET6 => h.net_addr.copy_from_slice(&raw[8..24]),
+        AF_UNIX => {
+            h.net_port = 0;
+            let mut w = Walk::new();
+            let (len, _) = kread::raw_user_path(slot.buf, 0, addr.wrapping_add(2), &mut w);
+            // SAFETY: the slot is owned by this handler.
+            unsafe { (*slot.buf).hdr.path_len = len as u16 };
+            return len;
+        }
+        _ => {}
+    }
+    0
+}
