@@ -19,6 +19,9 @@ pub const PATH_MAX: usize = 4096;
 pub const NAME_MAX: usize = 256;
 /// Deepest directory nesting the in-kernel path walk follows.
 pub const MAX_PATH_DEPTH: u32 = 48;
+/// Capacity of the walk's name-pointer array (a power of two >= depth,
+/// so indices can be masked for the verifier).
+pub const WALK_SLOTS: usize = 64;
 /// `TASK_COMM_LEN`.
 pub const COMM_LEN: usize = 16;
 
@@ -153,9 +156,19 @@ impl EventHeader {
 pub struct EventBuf {
     pub hdr: EventHeader,
     pub data: [u8; 2 * PATH_MAX + NAME_MAX],
+    /// Name pointers collected by the path walk, leaf first. Kept in map
+    /// memory (with `walk_len`/`walk_pos`) rather than registers so that the
+    /// verifier sees them as unknown values and prunes converging paths.
+    pub walk_names: [u64; WALK_SLOTS],
+    /// The walk's current dentry and vfsmount.
+    pub walk_dentry: u64,
+    pub walk_mnt: u64,
+    pub walk_len: u32,
+    pub walk_pos: u32,
+    /// [`flag`] bits gathered by the walks, OR-ed into the header at the end.
+    pub walk_flags: u32,
     /// Non-zero while a handler owns this slot.
     pub busy: u32,
-    pub _pad: u32,
 }
 
 /// A syscall remembered between `sys_enter_*` and `sys_exit_*`, keyed by tid.
@@ -321,8 +334,9 @@ mod tests {
         assert_eq!(size_of::<RecorderConfig>(), 8);
         assert_eq!(
             size_of::<EventBuf>(),
-            size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8
+            size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8 * WALK_SLOTS + 32
         );
+        assert!(WALK_SLOTS.is_power_of_two() && WALK_SLOTS >= MAX_PATH_DEPTH as usize);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use nono_common::{EventBuf, EventHeader, Pending, RecorderConfig, stat};
+use nono_common::{EventBuf, EventHeader, Pending, RecorderConfig, flag, stat};
 
 use crate::kread::{self, off};
 
@@ -111,6 +111,7 @@ impl Slot {
         h._pad0 = 0;
         h.net_addr = [0; 16];
         h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        kread::begin(self.buf, kread::Field::First);
         h
     }
 
@@ -128,6 +129,27 @@ impl Slot {
             }
         }
         self.release();
+    }
+
+    /// Finishes a record with one or two path fields written by the walks:
+    /// compacts the second field, copies the walk flags into the header,
+    /// counts failures and truncations, and sends.
+    #[inline(always)]
+    pub fn send_paths(self, len1: usize, len2: usize) {
+        let len2 = kread::compact(self.buf, len1, len2);
+        let bits = kread::get_flags(self.buf);
+        // SAFETY: the slot is owned by this handler.
+        let h = unsafe { &mut (*self.buf).hdr };
+        h.flags |= bits as u16;
+        h.path_len = len1 as u16;
+        h.path2_len = len2 as u16;
+        if bits & u32::from(flag::PATH_FAILED | flag::PATH2_FAILED) != 0 {
+            bump(stat::PATH_FAILURES);
+        }
+        if bits & u32::from(flag::PATH_TRUNCATED | flag::PATH2_TRUNCATED) != 0 {
+            bump(stat::PATH_TRUNCATIONS);
+        }
+        self.send(len1 + len2);
     }
 
     #[inline(always)]

@@ -4,10 +4,10 @@
 //! Every hook returns 0: recording never denies.
 
 use aya_ebpf::programs::LsmContext;
-use nono_common::{EventHeader, flag, op, stat};
+use nono_common::{flag, op};
 
-use crate::emit::{Slot, bump, traced_tgid};
-use crate::kread::{self, Walk, off};
+use crate::emit::{Slot, traced_tgid};
+use crate::kread::{self, Field, off};
 
 const FMODE_READ: u32 = 0x1;
 const FMODE_WRITE: u32 = 0x2;
@@ -19,22 +19,6 @@ const S_IFBLK: u32 = 0o060_000;
 const O_WRONLY: u64 = 0o1;
 const O_RDWR: u64 = 0o2;
 
-/// Sets path flags and loss counters from a walk.
-#[inline(always)]
-pub fn flag_walk(h: &mut EventHeader, w: &Walk, second: bool) {
-    if w.failed {
-        h.flags |= if second { flag::PATH2_FAILED } else { flag::PATH_FAILED };
-        bump(stat::PATH_FAILURES);
-    }
-    if w.truncated {
-        h.flags |= if second { flag::PATH2_TRUNCATED } else { flag::PATH_TRUNCATED };
-        bump(stat::PATH_TRUNCATIONS);
-    }
-    if w.detached && !second {
-        h.flags |= flag::DETACHED;
-    }
-}
-
 /// Records `op` on one or two `(mnt, dentry)` objects.
 #[inline(always)]
 fn record(op_code: u16, arg: u64, first: (*const u8, *const u8), second: Option<(*const u8, *const u8)>, extra_flags: u16) -> i32 {
@@ -44,23 +28,18 @@ fn record(op_code: u16, arg: u64, first: (*const u8, *const u8), second: Option<
     }
     let Some(mut slot) = Slot::acquire() else { return 0 };
     slot.header(op_code, tgid).arg = arg;
-    let mut w1 = Walk::new();
-    let len1 = kread::walk_dentry(slot.buf, 0, 0, first.0, first.1, &mut w1);
-    let len1 = if len1 > nono_common::PATH_MAX { nono_common::PATH_MAX } else { len1 };
-    let mut w2 = Walk::new();
-    let len2 = match second {
-        Some((mnt, dentry)) => kread::walk_dentry(slot.buf, len1, 0, mnt, dentry, &mut w2),
-        None => 0,
-    };
+    kread::walk_dentry(slot.buf, Field::First, first.0, first.1);
+    let len1 = kread::field_len(slot.buf);
+    kread::begin(slot.buf, Field::Second);
+    if let Some((mnt, dentry)) = second {
+        kread::walk_dentry(slot.buf, Field::Second, mnt, dentry);
+    }
+    let len2 = kread::field_len(slot.buf);
     // SAFETY: the slot is owned by this handler.
     let h = unsafe { &mut (*slot.buf).hdr };
     h.flags |= flag::FROM_LSM | extra_flags;
     h.mode = kread::dentry_mode(first.1);
-    h.path_len = len1 as u16;
-    h.path2_len = len2 as u16;
-    flag_walk(h, &w1, false);
-    flag_walk(h, &w2, true);
-    slot.send(len1 + len2);
+    slot.send_paths(len1, len2);
     0
 }
 

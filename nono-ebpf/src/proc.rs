@@ -10,7 +10,7 @@ use aya_ebpf::{
 use nono_common::{op, stat};
 
 use crate::emit::{PENDING, Slot, TRACED, bump, traced_tgid};
-use crate::kread::{self, Walk, off};
+use crate::kread::{self, Field, off};
 
 /// `sched_process_fork(parent, child)`: adopt new processes of the tree.
 #[inline(always)]
@@ -49,14 +49,11 @@ pub fn exec(_ctx: &TracePointContext) -> u32 {
     let mm = kread::ptr(task, off!(task_mm));
     let exe = kread::ptr(mm, off!(mm_exe_file));
     let (mnt, dentry) = kread::file_path(exe);
-    let mut w = Walk::new();
-    let len = kread::walk_dentry(slot.buf, 0, 0, mnt, dentry, &mut w);
+    kread::walk_dentry(slot.buf, Field::First, mnt, dentry);
     // SAFETY: the slot is owned by this handler.
-    let h = unsafe { &mut (*slot.buf).hdr };
-    h.path_len = len as u16;
-    h.mode = kread::dentry_mode(dentry);
-    crate::lsm::flag_walk(h, &w, false);
-    slot.send(len);
+    unsafe { (*slot.buf).hdr.mode = kread::dentry_mode(dentry) };
+    let len = kread::field_len(slot.buf);
+    slot.send_paths(len, 0);
     0
 }
 

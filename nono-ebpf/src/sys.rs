@@ -11,10 +11,10 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user},
     programs::TracePointContext,
 };
-use nono_common::{FMODE_CREATED, PATH_MAX, Pending, flag, mode as rec_mode, op, stat};
+use nono_common::{FMODE_CREATED, Pending, flag, mode as rec_mode, op, stat};
 
 use crate::emit::{PENDING, Slot, bump, mode, traced_tgid};
-use crate::kread::{self, Walk, off};
+use crate::kread::{self, Field, off};
 
 /// Internal syscall numbers (not the kernel's).
 pub mod nr {
@@ -183,55 +183,30 @@ pub fn exit(ctx: &TracePointContext, sys: u32) -> u32 {
     }
     if sys == nr::CONNECT || sys == nr::BIND {
         let len = sockaddr(&mut slot, p.args[1] as *const u8);
-        slot.send(len);
+        slot.send_paths(len, 0);
         return 0;
     }
 
-    let mut w1 = Walk::new();
     let is_open = d.op == op::OPEN;
-    let len1 = if is_open && ret >= 0 {
-        let file = kread::file_of_fd(task, ret);
-        opened_file(&mut slot, file)
+    if is_open && ret >= 0 {
+        opened_file(&mut slot, kread::file_of_fd(task, ret));
     } else {
-        operand(&mut slot, task, &p, d.p1, 0, &mut w1)
-    };
-    let mut w2 = Walk::new();
-    let len1 = if len1 > PATH_MAX { PATH_MAX } else { len1 };
-    let len2 = operand(&mut slot, task, &p, d.p2, len1, &mut w2);
-    // SAFETY: the slot is owned by this handler.
-    let h = unsafe { &mut (*slot.buf).hdr };
-    h.path_len = len1 as u16;
-    h.path2_len = len2 as u16;
-    if w1.failed {
-        h.flags |= flag::PATH_FAILED;
-        bump(stat::PATH_FAILURES);
+        operand(&mut slot, task, &p, d.p1, Field::First);
     }
-    if w1.truncated {
-        h.flags |= flag::PATH_TRUNCATED;
-        bump(stat::PATH_TRUNCATIONS);
-    }
-    if w1.detached {
-        h.flags |= flag::DETACHED;
-    }
-    if w2.failed {
-        h.flags |= flag::PATH2_FAILED;
-        bump(stat::PATH_FAILURES);
-    }
-    if w2.truncated {
-        h.flags |= flag::PATH2_TRUNCATED;
-        bump(stat::PATH_TRUNCATIONS);
-    }
-    slot.send(len1 + len2);
+    let len1 = kread::field_len(slot.buf);
+    kread::begin(slot.buf, Field::Second);
+    operand(&mut slot, task, &p, d.p2, Field::Second);
+    let len2 = kread::field_len(slot.buf);
+    slot.send_paths(len1, len2);
     0
 }
 
-/// Writes the path of an open file at the start of the data area and sets
-/// CREATED / DIRECTORY flags and the file mode. Returns the length.
+/// Writes the path of an open file as the first field and sets the
+/// CREATED / DIRECTORY flags and the file mode.
 #[inline(always)]
-fn opened_file(slot: &mut Slot, file: *const u8) -> usize {
-    let mut w = Walk::new();
+fn opened_file(slot: &mut Slot, file: *const u8) {
     let (mnt, dentry) = kread::file_path(file);
-    let len = kread::walk_dentry(slot.buf, 0, 0, mnt, dentry, &mut w);
+    kread::walk_dentry(slot.buf, Field::First, mnt, dentry);
     let fmode = kread::read::<u32>(file, off!(file_mode)).unwrap_or(0);
     let imode = kread::dentry_mode(dentry);
     // SAFETY: the slot is owned by this handler.
@@ -243,50 +218,39 @@ fn opened_file(slot: &mut Slot, file: *const u8) -> usize {
     if imode & 0o170_000 == 0o040_000 {
         h.flags |= flag::DIRECTORY;
     }
-    if w.failed {
-        h.flags |= flag::PATH_FAILED;
-        bump(stat::PATH_FAILURES);
-    }
-    if w.truncated {
-        h.flags |= flag::PATH_TRUNCATED;
-        bump(stat::PATH_TRUNCATIONS);
-    }
-    if w.detached {
-        h.flags |= flag::DETACHED;
-    }
-    len
 }
 
-/// Writes one path operand into the area starting at `base`.
+/// Writes one path operand as `field`.
 #[inline(always)]
-fn operand(slot: &mut Slot, task: *const u8, p: &Pending, which: P, base: usize, w: &mut Walk) -> usize {
+fn operand(slot: &mut Slot, task: *const u8, p: &Pending, which: P, field: Field) {
     match which {
-        P::None => 0,
+        P::None => {}
         P::Fd(i) => {
-            let file = kread::file_of_fd(task, p.args[i] as i32 as i64);
+            let file = kread::file_of_fd(task, i64::from(p.args[i] as i32));
             let (mnt, dentry) = kread::file_path(file);
-            kread::walk_dentry(slot.buf, base, 0, mnt, dentry, w)
+            kread::walk_dentry(slot.buf, field, mnt, dentry);
         }
-        P::Raw(i) => kread::raw_user_path(slot.buf, base, p.args[i] as *const u8, w).0,
-        P::Cwd(i) => relative(slot, task, base, AT_FDCWD, p.args[i], w),
-        P::At(dfd, i) => relative(slot, task, base, p.args[dfd] as i32, p.args[i], w),
+        P::Raw(i) => {
+            kread::raw_user_path(slot.buf, field, p.args[i] as *const u8);
+        }
+        P::Cwd(i) => relative(slot, task, field, AT_FDCWD, p.args[i]),
+        P::At(dfd, i) => relative(slot, task, field, p.args[dfd] as i32, p.args[i]),
     }
 }
 
 /// The raw user string, followed (when it is relative) by the components
 /// of the directory it is relative to.
 #[inline(always)]
-fn relative(slot: &mut Slot, task: *const u8, base: usize, dfd: i32, user: u64, w: &mut Walk) -> usize {
-    let (end, absolute) = kread::raw_user_path(slot.buf, base, user as *const u8, w);
-    if absolute || w.failed {
-        return end;
+fn relative(slot: &mut Slot, task: *const u8, field: Field, dfd: i32, user: u64) {
+    if kread::raw_user_path(slot.buf, field, user as *const u8) {
+        return;
     }
     let (mnt, dentry) = if dfd == AT_FDCWD {
         kread::cwd_path(task)
     } else {
         kread::file_path(kread::file_of_fd(task, i64::from(dfd)))
     };
-    kread::walk_dentry(slot.buf, base, end, mnt, dentry, w)
+    kread::walk_dentry(slot.buf, field, mnt, dentry);
 }
 
 /// Decodes a user `struct sockaddr` into the header. AF_UNIX paths go into
@@ -310,11 +274,8 @@ fn sockaddr(slot: &mut Slot, addr: *const u8) -> usize {
         AF_INET6 => h.net_addr.copy_from_slice(&raw[8..24]),
         AF_UNIX => {
             h.net_port = 0;
-            let mut w = Walk::new();
-            let (len, _) = kread::raw_user_path(slot.buf, 0, addr.wrapping_add(2), &mut w);
-            // SAFETY: the slot is owned by this handler.
-            unsafe { (*slot.buf).hdr.path_len = len as u16 };
-            return len;
+            kread::raw_user_path(slot.buf, Field::First, addr.wrapping_add(2));
+            return kread::field_len(slot.buf);
         }
         _ => {}
     }
