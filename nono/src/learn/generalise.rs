@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::event::Op;
 
-use super::paths::{child_toward, components, is_at_or_beneath, normalise_root, parent, Vars};
+use super::paths::{Vars, child_toward, components, is_at_or_beneath, normalise_root, parent};
 use super::rights::{Kind, Mask};
 use super::sensitive::{Sensitive, SensitiveSet};
 use super::synth::PathAgg;
@@ -26,7 +26,16 @@ use crate::profile::rights::FsRule;
 
 /// Read-only system trees: reads collapse to the root; writes stay exact.
 const SYSTEM_TREES: &[&str] = &[
-    "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt", "/nix/store",
+    "/usr",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/bin",
+    "/sbin",
+    "/etc",
+    "/opt",
+    "/nix/store",
 ];
 
 /// Tool caches and toolchains under `$HOME`, besides `$XDG_CACHE_HOME`.
@@ -132,7 +141,12 @@ impl Layout {
             config.as_deref(),
             home.as_deref(),
         );
-        Layout { cwd, vars, roots, sensitive: SensitiveSet::new(ctx) }
+        Layout {
+            cwd,
+            vars,
+            roots,
+            sensitive: SensitiveSet::new(ctx),
+        }
     }
 
     fn root_for(&self, p: &str) -> Option<&Root> {
@@ -199,8 +213,12 @@ fn has_version(name: &str) -> bool {
 fn is_hash(tok: &str) -> bool {
     tok.len() >= 8
         && tok.bytes().any(|b| b.is_ascii_digit())
-        && (tok.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            || tok.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)))
+        && (tok
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || tok
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)))
 }
 
 /// Eight or more letters and digits that alternate at least three times
@@ -256,7 +274,11 @@ struct Builder<'a> {
     contains: HashMap<String, Option<Sensitive>>,
 }
 
-pub(crate) fn build(layout: &Layout, paths: &HashMap<String, PathAgg>, pids: &HashSet<u32>) -> Built {
+pub(crate) fn build(
+    layout: &Layout,
+    paths: &HashMap<String, PathAgg>,
+    pids: &HashSet<u32>,
+) -> Built {
     let mut b = Builder {
         layout,
         paths,
@@ -321,8 +343,9 @@ impl Builder<'_> {
                     "read-only system tree {root_path}: reads collapse to its root with the whole read \
 bundle (exec also opens loaders and interpreters that are not all recorded)"
                 ),
-                // Any read there implies the full read bundle, see text.
-                (!mask.intersect(Mask::read_class()).is_empty()).then_some(Mask::read_class()),
+                // Widened to the whole read bundle in `place_at` when the
+                // rule lands on a directory, see the text.
+                Some(mask.intersect(Mask::read_class())),
                 mask.minus(Mask::read_class()),
             ),
             RootKind::Sys => (
@@ -362,7 +385,16 @@ bundle (exec also opens loaders and interpreters that are not all recorded)"
     fn place_proc(&mut self, p: &str, mask: Mask, kind: Kind, agg: &PathAgg) {
         let read = mask.intersect(Mask::read_class());
         if !read.is_empty() {
-            self.place_at("/proc", p, read, kind, "procfs", PROC.to_owned(), agg, false);
+            self.place_at(
+                "/proc",
+                p,
+                read,
+                kind,
+                "procfs",
+                PROC.to_owned(),
+                agg,
+                false,
+            );
         }
         let rest = mask.minus(Mask::read_class());
         if rest.is_empty() {
@@ -389,7 +421,11 @@ which covers only the process the sandbox starts"
         if !self.pids.contains(&pid) {
             return None;
         }
-        Some(if tail.is_empty() { "/proc/self".to_owned() } else { format!("/proc/self/{tail}") })
+        Some(if tail.is_empty() {
+            "/proc/self".to_owned()
+        } else {
+            format!("/proc/self/{tail}")
+        })
     }
 
     fn place_exact(&mut self, p: &str, mask: Mask, kind: Kind, agg: &PathAgg) {
@@ -423,7 +459,10 @@ which covers only the process the sandbox starts"
 
     /// Grants `mask` (needed by `p`) on `anchor` or, when `anchor` contains
     /// a sensitive path, on the first directory towards `p` that does not.
-    #[expect(clippy::too_many_arguments, reason = "one private step of the placement pipeline")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one private step of the placement pipeline"
+    )]
     fn place_at(
         &mut self,
         anchor: &str,
@@ -435,13 +474,16 @@ which covers only the process the sandbox starts"
         agg: &PathAgg,
         warn_if_narrowed: bool,
     ) {
+        let widen = label == "system-tree";
         let mut anchor = anchor.to_owned();
         let mut blocked: Option<(String, Sensitive)> = None;
         loop {
             if anchor == p && kind == Kind::File {
                 break;
             }
-            let Some(s) = self.contained_in(&anchor) else { break };
+            let Some(s) = self.contained_in(&anchor) else {
+                break;
+            };
             if anchor == p {
                 let why = format!(
                     "granting {} on this directory would also grant it on {} ({}): a Landlock rule \
@@ -468,13 +510,22 @@ the rule may not match on the next run",
                 }
                 (
                     "narrowed-sensitive",
-                    format!("{text}; stopped below {dir}: it contains sensitive {} ({})", s.path, s.why),
+                    format!(
+                        "{text}; stopped below {dir}: it contains sensitive {} ({})",
+                        s.path, s.why
+                    ),
                 )
             }
         };
         let file = anchor == p && kind == Kind::File;
-        // Landlock rejects directory rights on a file rule.
-        let mask = if file { mask.intersect(Mask::file_rights()) } else { mask };
+        let mask = if file {
+            // Landlock rejects directory rights on a file rule.
+            mask.intersect(Mask::file_rights())
+        } else if widen {
+            Mask::read_class()
+        } else {
+            mask
+        };
         if !mask.is_empty() {
             self.add_rule(&anchor, mask, file, label, text, p);
         }
@@ -489,15 +540,30 @@ the rule may not match on the next run",
         c
     }
 
-    fn add_rule(&mut self, anchor: &str, mask: Mask, file: bool, label: &'static str, text: String, from: &str) {
-        let rule = self.rules.entry(anchor.to_owned()).or_insert_with(|| RuleAcc {
-            mask: Mask::EMPTY,
-            file,
-            reasons: BTreeMap::new(),
-        });
+    fn add_rule(
+        &mut self,
+        anchor: &str,
+        mask: Mask,
+        file: bool,
+        label: &'static str,
+        text: String,
+        from: &str,
+    ) {
+        let rule = self
+            .rules
+            .entry(anchor.to_owned())
+            .or_insert_with(|| RuleAcc {
+                mask: Mask::EMPTY,
+                file,
+                reasons: BTreeMap::new(),
+            });
         rule.mask = rule.mask.union(mask);
         rule.file &= file;
-        let reason = rule.reasons.entry(text).or_insert_with(|| ReasonAcc { label, from: Vec::new(), count: 0 });
+        let reason = rule.reasons.entry(text).or_insert_with(|| ReasonAcc {
+            label,
+            from: Vec::new(),
+            count: 0,
+        });
         if from != anchor && !reason.from.iter().any(|f| f == from) {
             reason.count += 1;
             if reason.from.len() < MAX_EXAMPLES {
@@ -507,17 +573,24 @@ the rule may not match on the next run",
     }
 
     fn hit(&mut self, p: &str, matched: &str, mask: Mask, agg: &PathAgg, why: String) {
-        let hit = self.hits.entry(p.to_owned()).or_insert_with(|| SensitiveHit {
-            path: p.to_owned(),
-            matched: matched.to_owned(),
-            rights: BTreeSet::new(),
-            ops: BTreeSet::new(),
-            pids: Vec::new(),
-            comms: Vec::new(),
-            why,
-        });
+        let hit = self
+            .hits
+            .entry(p.to_owned())
+            .or_insert_with(|| SensitiveHit {
+                path: p.to_owned(),
+                matched: matched.to_owned(),
+                rights: BTreeSet::new(),
+                ops: BTreeSet::new(),
+                pids: Vec::new(),
+                comms: Vec::new(),
+                why,
+            });
         hit.rights.extend(mask.to_set());
-        hit.ops.extend(Op::ALL.into_iter().filter(|op| agg.ops & (1 << op.code()) != 0));
+        hit.ops.extend(
+            Op::ALL
+                .into_iter()
+                .filter(|op| agg.ops & (1 << op.code()) != 0),
+        );
         if let Some(w) = &agg.watch {
             for pid in &w.pids {
                 if !hit.pids.contains(pid) {
@@ -563,9 +636,14 @@ the rule may not match on the next run",
         for (path, by) in covered {
             self.rules.remove(&path);
             if let Some(r) = self.rules.get_mut(&by) {
-                let reason = r.reasons.entry("covers narrower rules with no extra rights".to_owned()).or_insert_with(
-                    || ReasonAcc { label: "covers", from: Vec::new(), count: 0 },
-                );
+                let reason = r
+                    .reasons
+                    .entry("covers narrower rules with no extra rights".to_owned())
+                    .or_insert_with(|| ReasonAcc {
+                        label: "covers",
+                        from: Vec::new(),
+                        count: 0,
+                    });
                 reason.count += 1;
                 if reason.from.len() < MAX_EXAMPLES {
                     reason.from.push(path);
@@ -600,6 +678,11 @@ the rule may not match on the next run",
             });
         }
         rules.sort_by(|a, b| a.path.cmp(&b.path));
-        Built { rules, sensitive: self.hits.into_values().collect(), explanations, warnings: self.warnings }
+        Built {
+            rules,
+            sensitive: self.hits.into_values().collect(),
+            explanations,
+            warnings: self.warnings,
+        }
     }
 }

@@ -69,7 +69,11 @@ pub(crate) fn normalise_root(p: &Path) -> Option<String> {
         return None;
     }
     let trimmed = s.trim_end_matches('/');
-    Some(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
+    Some(if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    })
 }
 
 /// Rewrites absolute paths with the variables a profile understands.
@@ -155,7 +159,10 @@ mod tests {
 
     #[test]
     fn normalise_root_trims_and_rejects_relative() {
-        assert_eq!(normalise_root(Path::new("/home/u/")).as_deref(), Some("/home/u"));
+        assert_eq!(
+            normalise_root(Path::new("/home/u/")).as_deref(),
+            Some("/home/u")
+        );
         assert_eq!(normalise_root(Path::new("/")).as_deref(), Some("/"));
         assert_eq!(normalise_root(Path::new("rel")), None);
         assert_eq!(normalise_root(Path::new("")), None);

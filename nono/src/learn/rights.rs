@@ -81,7 +81,9 @@ impl Mask {
 
     /// Rights Landlock accepts on a rule for a single file.
     pub(crate) fn file_rights() -> Mask {
-        FsRight::FILE_RIGHTS.into_iter().fold(Mask::EMPTY, Mask::with)
+        FsRight::FILE_RIGHTS
+            .into_iter()
+            .fold(Mask::EMPTY, Mask::with)
     }
 
     pub(crate) fn from_set(s: &BTreeSet<FsRight>) -> Mask {
@@ -175,18 +177,29 @@ pub(crate) fn visit_needs(e: &Event, mut need: impl FnMut(&str, Mask, Kind)) {
     };
     match e.op {
         Op::Open => open_needs(e, path, &mut need),
-        Op::Exec => need(path, Mask::of(FsRight::Execute).with(FsRight::ReadFile), Kind::File),
+        Op::Exec => need(
+            path,
+            Mask::of(FsRight::Execute).with(FsRight::ReadFile),
+            Kind::File,
+        ),
         Op::Unlink => on_parent(path, Mask::of(FsRight::RemoveFile)),
         Op::Rmdir => on_parent(path, Mask::of(FsRight::RemoveDir)),
         Op::Mkdir => on_parent(path, Mask::of(FsRight::MakeDir)),
         Op::Create => on_parent(path, Mask::of(make_right(e.file_type))),
         Op::Mknod => {
             // The recorder puts the mode in `arg`; `file_type` when known.
-            let mode = if e.file_type & libc::S_IFMT != 0 { e.file_type } else { e.arg as u32 };
+            let mode = if e.file_type & libc::S_IFMT != 0 {
+                e.file_type
+            } else {
+                e.arg as u32
+            };
             on_parent(path, Mask::of(make_right(mode)));
         }
         // `path` is the link's target text; the new name is `path2`.
-        Op::Symlink => on_parent(e.path2.as_deref().unwrap_or(path), Mask::of(FsRight::MakeSym)),
+        Op::Symlink => on_parent(
+            e.path2.as_deref().unwrap_or(path),
+            Mask::of(FsRight::MakeSym),
+        ),
         Op::Truncate => need(path, Mask::of(FsRight::Truncate), Kind::File),
         Op::Ioctl => {
             // Landlock restricts ioctl only on devices; an unknown type is
@@ -200,7 +213,10 @@ pub(crate) fn visit_needs(e: &Event, mut need: impl FnMut(&str, Mask, Kind)) {
         Op::Link => refer_needs(e, path, false, &mut need),
         // Binding a pathname unix socket creates a socket inode (mknod hook).
         Op::Bind => {
-            if e.net.as_ref().is_some_and(|n| i32::from(n.family) == libc::AF_UNIX) {
+            if e.net
+                .as_ref()
+                .is_some_and(|n| i32::from(n.family) == libc::AF_UNIX)
+            {
                 on_parent(path, Mask::of(FsRight::MakeSock));
             }
         }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use crate::event::{Event, Op, Outcome};
 
 use super::generalise::{self, Layout};
-use super::rights::{fails_before_landlock, visit_needs, Kind, Mask};
+use super::rights::{Kind, Mask, fails_before_landlock, visit_needs};
 use super::{LearnContext, LearnStats, Learned};
 
 /// Ignore reasons, as counted in [`LearnStats::ignored`].
@@ -87,7 +87,10 @@ impl Synthesiser {
             pids: HashSet::new(),
             connect_ports: BTreeSet::new(),
             bind_ports: BTreeSet::new(),
-            stats: LearnStats { runs: 1, ..LearnStats::default() },
+            stats: LearnStats {
+                runs: 1,
+                ..LearnStats::default()
+            },
             notes: Notes::default(),
         }
     }
@@ -136,7 +139,11 @@ impl Synthesiser {
                 return self.ignore(reason::FAILED_EARLY);
             }
             Outcome::Error(errno) => {
-                let slot = self.notes.late.entry(errno).or_insert_with(|| (0, format!("{} {path}", e.op)));
+                let slot = self
+                    .notes
+                    .late
+                    .entry(errno)
+                    .or_insert_with(|| (0, format!("{} {path}", e.op)));
                 slot.0 += 1;
                 return self.ignore(reason::FAILED_LATE);
             }
@@ -193,7 +200,10 @@ impl Synthesiser {
             // A non-blocking connect returns these after the permission check passed.
             Outcome::Error(errno) => {
                 e.op == Op::Connect
-                    && matches!(errno, libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN | libc::EISCONN)
+                    && matches!(
+                        errno,
+                        libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN | libc::EISCONN
+                    )
             }
             Outcome::Denied(errno) => {
                 self.note_denied(e, &format!("port {}", net.port), errno);
@@ -278,7 +288,9 @@ so under the sandbox they fail with EACCES instead",
             ));
         }
         for p in &self.unix_connects {
-            out.push(format!("connect to unix socket {p}: not restricted by Landlock filesystem rules"));
+            out.push(format!(
+                "connect to unix socket {p}: not restricted by Landlock filesystem rules"
+            ));
         }
         for p in &self.unclassified {
             out.push(format!("path could not be classified (not absolute): {p}"));
@@ -289,7 +301,12 @@ so under the sandbox they fail with EACCES instead",
 
 /// Runs `f` on the entry for `p`, creating it without allocating a key
 /// for paths already seen (the common case).
-fn with_entry(paths: &mut HashMap<String, PathAgg>, layout: &Layout, p: &str, f: impl FnOnce(&mut PathAgg)) {
+fn with_entry(
+    paths: &mut HashMap<String, PathAgg>,
+    layout: &Layout,
+    p: &str,
+    f: impl FnOnce(&mut PathAgg),
+) {
     if let Some(agg) = paths.get_mut(p) {
         f(agg);
         return;
@@ -315,7 +332,9 @@ fn born_path(e: &Event) -> Option<&str> {
 }
 
 fn is_unix(e: &Event) -> bool {
-    e.net.as_ref().is_some_and(|n| i32::from(n.family) == libc::AF_UNIX)
+    e.net
+        .as_ref()
+        .is_some_and(|n| i32::from(n.family) == libc::AF_UNIX)
 }
 
 /// Kernel names for objects without a path (`pipe:[123]`, `anon_inode:[eventfd]`).
@@ -330,7 +349,9 @@ fn is_fd_reopen(p: &str) -> bool {
     if p.starts_with("/dev/fd/") || matches!(p, "/dev/stdin" | "/dev/stdout" | "/dev/stderr") {
         return true;
     }
-    let Some(rest) = p.strip_prefix("/proc/") else { return false };
+    let Some(rest) = p.strip_prefix("/proc/") else {
+        return false;
+    };
     let mut parts = rest.split('/');
     let _pid = parts.next();
     parts.next() == Some("fd") && parts.next().is_some()
