@@ -17,6 +17,7 @@
 //!   that contains one, because a Landlock rule on a directory covers all
 //!   of it; they are reported in [`Learned::sensitive`] and granted only
 //!   when the user lists them in [`LearnContext::allow_sensitive`];
+//!   failed or denied attempts on them are reported there too;
 //! - accesses denied while learning are never granted (a warning says so);
 //! - incomplete paths are never granted (the path may be wrong);
 //! - generalisation widens reads of read-only system trees, and the

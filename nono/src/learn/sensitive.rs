@@ -8,6 +8,9 @@
 //! path beneath it and cannot carve out a subpath, so granting `$HOME`
 //! would grant `~/.ssh`.
 //!
+//! An entry that is `$HOME`, the workdir or one of their parents (`/root`
+//! for a root session) is dropped: it would refuse everything.
+//!
 //! Deliberately absent: `$CWD/.env`. The workdir is the agent's job; a
 //! secret kept inside it cannot be protected by Landlock without refusing
 //! the workdir itself, which would make every learned profile useless. The
@@ -263,6 +266,16 @@ impl SensitiveSet {
                 }
             }
         }
+        // An entry that holds $HOME or the workdir (`/root` when running as
+        // root) would refuse the whole session; the entries below $HOME
+        // still protect what matters there.
+        let cwd = normalise_root(&ctx.cwd);
+        entries.retain(|e| {
+            [&home, &cwd]
+                .into_iter()
+                .flatten()
+                .all(|p| !is_at_or_beneath(p, &e.path))
+        });
         let allow = ctx
             .allow_sensitive
             .iter()

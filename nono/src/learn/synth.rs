@@ -9,7 +9,7 @@ use crate::event::{Event, Op, Outcome};
 
 use super::generalise::{self, Layout};
 use super::rights::{Kind, Mask, fails_before_landlock, visit_needs};
-use super::{LearnContext, LearnStats, Learned};
+use super::{LearnContext, LearnStats, Learned, SensitiveHit};
 
 /// Ignore reasons, as counted in [`LearnStats::ignored`].
 pub(crate) mod reason {
@@ -63,6 +63,8 @@ struct Notes {
     incomplete_count: u64,
     unix_connects: BTreeSet<String>,
     unclassified: BTreeSet<String>,
+    /// Failed or denied accesses to sensitive paths, by path.
+    attempts: BTreeMap<String, SensitiveHit>,
 }
 
 /// Streaming profile synthesis: [`add`](Self::add) each event, then
@@ -128,6 +130,9 @@ impl Synthesiser {
         }
         if is_fd_reopen(path) {
             return self.ignore(reason::FD_REOPEN);
+        }
+        if e.outcome != Outcome::Ok {
+            self.note_sensitive_attempt(e, path);
         }
         match e.outcome {
             Outcome::Ok => {}
@@ -232,6 +237,50 @@ impl Synthesiser {
         }
     }
 
+    /// A failed or denied access to a sensitive path grants nothing, but
+    /// the attempt belongs in the report.
+    fn note_sensitive_attempt(&mut self, e: &Event, path: &str) {
+        let Some(s) = self.layout.sensitive.inside(path) else {
+            return;
+        };
+        if let Some(hit) = self.notes.attempts.get_mut(path) {
+            if !hit.pids.contains(&e.pid) && hit.pids.len() < 16 {
+                hit.pids.push(e.pid);
+            }
+            if !hit.comms.contains(&e.comm) && hit.comms.len() < 16 {
+                hit.comms.push(e.comm.clone());
+            }
+            hit.ops.insert(e.op);
+            return;
+        }
+        if self.notes.attempts.len() >= MAX_NOTES {
+            return;
+        }
+        let why = format!(
+            "attempted, failed with {}: inside sensitive {} ({})",
+            errno_name(e.outcome.errno()),
+            s.path,
+            s.why
+        );
+        // What it would have needed had it succeeded.
+        let mut rights = BTreeSet::new();
+        let as_ok = Event {
+            outcome: Outcome::Ok,
+            ..e.clone()
+        };
+        visit_needs(&as_ok, |_, m, _| rights.extend(m.to_set()));
+        let hit = SensitiveHit {
+            path: path.to_owned(),
+            matched: s.path.clone(),
+            rights,
+            ops: [e.op].into(),
+            pids: vec![e.pid],
+            comms: vec![e.comm.clone()],
+            why,
+        };
+        self.notes.attempts.insert(path.to_owned(), hit);
+    }
+
     fn ignore(&mut self, why: &'static str) {
         match self.stats.ignored.get_mut(why) {
             Some(n) => *n += 1,
@@ -247,13 +296,21 @@ impl Synthesiser {
         let built = generalise::build(&self.layout, &self.paths, &self.pids);
         let mut warnings = self.notes.render();
         warnings.extend(built.warnings);
+        let mut sensitive = built.sensitive;
+        // A path both used and attempted is already reported as used.
+        for (path, hit) in self.notes.attempts {
+            if !sensitive.iter().any(|h| h.path == path) {
+                sensitive.push(hit);
+            }
+        }
+        sensitive.sort_by(|a, b| a.path.cmp(&b.path));
         let mut stats = self.stats;
         stats.distinct_paths = self.paths.len() as u64;
         Learned {
             rules: built.rules,
             connect_ports: self.connect_ports,
             bind_ports: self.bind_ports,
-            sensitive: built.sensitive,
+            sensitive,
             explanations: built.explanations,
             warnings,
             stats,

@@ -741,6 +741,34 @@ fn sensitive_paths_are_reported_not_granted() {
             .iter()
             .any(|h| h.path == "/home/u/.aws/credentials")
     );
+    // Denied or failed attempts are reported too, and still not granted.
+    let shadow = l
+        .sensitive
+        .iter()
+        .find(|h| h.path == "/etc/shadow")
+        .expect("attempt reported");
+    assert!(shadow.why.contains("EACCES"), "{}", shadow.why);
+    assert_eq!(shadow.rights, set(&[ReadFile]));
+}
+
+#[test]
+fn a_sensitive_entry_holding_home_is_dropped() {
+    // A root session: $HOME=/root must not make the whole session sensitive.
+    let c = LearnContext {
+        home: "/root".into(),
+        cwd: "/root/proj".into(),
+        tmpdir: "/tmp".into(),
+        xdg_config_home: "/root/.config".into(),
+        xdg_cache_home: "/root/.cache".into(),
+        allow_sensitive: Vec::new(),
+    };
+    assert!(!sensitive_paths(&c).contains(&PathBuf::from("/root")));
+    let l = learn_with(
+        &c,
+        vec![open_r("/root/proj/a"), open_r("/root/.ssh/id_rsa")],
+    );
+    assert_eq!(paths(&l), vec!["$CWD"]);
+    assert_eq!(l.sensitive.len(), 1);
 }
 
 #[test]
