@@ -1,1 +1,159 @@
-//! (stub)
+//! Profile synthesis: recorded [`Event`]s in, least-privilege Landlock
+//! rules out. Pure: no I/O, no SQL, no aya, no environment, no clock;
+//! everything comes in through [`LearnContext`] and the events, so every
+//! rule here is unit-tested without a kernel.
+//!
+//! Data flow: [`Synthesiser::add`] folds each event into per-path rights
+//! (`rights`: access -> Landlock rights, following the kernel's hooks),
+//! then [`Synthesiser::finish`] generalises them (`generalise`) into
+//! [`FsRule`]s spelled with `$CWD`, `$HOME`, ... variables. [`merge`]
+//! combines several sessions.
+//!
+//! # Threat model
+//! The learned profile confines an AI agent that may be prompt-injected.
+//! The learner must not turn "the agent touched it once" into a grant
+//! that exposes credentials or gives persistence:
+//! - sensitive paths (`sensitive`) are never granted, nor any directory
+//!   that contains one, because a Landlock rule on a directory covers all
+//!   of it; they are reported in [`Learned::sensitive`] and granted only
+//!   when the user lists them in [`LearnContext::allow_sensitive`];
+//!   failed or denied attempts on them are reported there too;
+//! - accesses denied while learning are never granted (a warning says so);
+//! - incomplete paths are never granted (the path may be wrong);
+//! - generalisation widens reads of read-only system trees, and the
+//!   workdir, tool caches and temp dirs; anything else stays exact or moves
+//!   up one level only when the name is known to change between runs.
+//!
+//! # Failed accesses (decision)
+//! For `open` of a missing file without `O_CREAT` the kernel fails the
+//! lookup in `path_openat` (`open_last_lookups`/`step_into` -> `-ENOENT`)
+//! before `do_open` -> `vfs_open` -> `security_file_open`, Landlock's only
+//! open hook; `execve` fails the same way in `do_open_execat`. Landlock
+//! does not restrict path walks. So a probe of a missing file (`$PATH`
+//! search, config search paths) returns `ENOENT` under the sandbox with
+//! **no right at all**: the learner grants nothing for it. The same holds
+//! for the other errors raised before any LSM hook (`EEXIST` from
+//! `mkdir`/`O_EXCL` on an existing entry, `ENOTDIR`, `ELOOP`, `EISDIR`,
+//! `EXDEV`, `EROFS`, `ETXTBSY`, ...): they are counted, not granted.
+//! Errors raised after the hook (`ENOTEMPTY` from `rmdir`, `ENXIO` from a
+//! FIFO, ...) are not granted either, but warned about, since under the
+//! sandbox they turn into `EACCES`. `EACCES`/`EPERM` while learning:
+//! not granted, warned. A non-blocking TCP `connect` that returned
+//! `EINPROGRESS` passed the check and counts as a use of the port.
+//!
+//! # Generalisation
+//! See `generalise` for the order of decisions. Every rule that is not the
+//! exact observed path carries an [`Explanation`].
+//!
+//! `/proc/<pid>/...` of traced processes: reads collapse to a read-only
+//! `/proc` rule (pids change every run, and `/proc/self` resolved when the
+//! sandbox is built names one process only); Landlock's ptrace restriction
+//! keeps other processes' `environ`, `mem` and fds unreadable. Writes are
+//! kept exact, spelled `/proc/self/...`, with a warning.
+//!
+//! Unix sockets: connecting to a pathname socket is not restricted by
+//! Landlock filesystem rights, so connects are listed as warnings, not
+//! rules; binding one creates a socket file (`make_sock` on its parent).
+
+mod generalise;
+mod merge;
+mod paths;
+mod rights;
+mod sensitive;
+mod synth;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, Op};
+use crate::profile::rights::{FsRight, FsRule};
+
+pub use merge::merge;
+pub use rights::rights_for_event;
+pub use sensitive::sensitive_paths;
+pub use synth::Synthesiser;
+
+/// Where the recorded session ran: the values behind the profile
+/// variables, and the user's exceptions to the sensitive list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnContext {
+    pub home: PathBuf,
+    /// The workdir (`$CWD`).
+    pub cwd: PathBuf,
+    pub tmpdir: PathBuf,
+    pub xdg_config_home: PathBuf,
+    pub xdg_cache_home: PathBuf,
+    /// Sensitive paths the user allows (they and everything beneath).
+    pub allow_sensitive: Vec<PathBuf>,
+}
+
+/// The outcome of synthesis (or of a [`merge`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Learned {
+    /// Sorted by path; paths use `$CWD`/`$HOME`/`$TMPDIR`/`$XDG_*` where they apply.
+    pub rules: Vec<FsRule>,
+    pub connect_ports: BTreeSet<u16>,
+    pub bind_ports: BTreeSet<u16>,
+    /// Accesses to sensitive paths that were not granted.
+    pub sensitive: Vec<SensitiveHit>,
+    /// Each generalisation: which concrete paths became which rule, and why.
+    pub explanations: Vec<Explanation>,
+    pub warnings: Vec<String>,
+    pub stats: LearnStats,
+}
+
+/// An access that needed a sensitive path (or a directory containing one)
+/// and was therefore not granted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensitiveHit {
+    /// The concrete path that needed rights.
+    pub path: String,
+    /// The entry of the sensitive list it is (or contains).
+    pub matched: String,
+    pub rights: BTreeSet<FsRight>,
+    pub ops: BTreeSet<Op>,
+    /// Some of the processes involved (capped).
+    pub pids: Vec<u32>,
+    pub comms: Vec<String>,
+    pub why: String,
+}
+
+/// One generalisation, for `nono learn --explain`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The rule's path, as in [`Learned::rules`].
+    pub rule_path: String,
+    /// Some of the concrete (absolute) paths folded into the rule.
+    pub from: Vec<String>,
+    /// How many concrete paths were folded in (`from` is capped).
+    pub paths: usize,
+    pub reason: String,
+}
+
+/// Counters of a synthesis.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnStats {
+    /// Sessions this result stands for (1 from [`synthesise`], summed by [`merge`]).
+    pub runs: u32,
+    pub events: u64,
+    /// Events that contributed a right or a port.
+    pub used: u64,
+    /// Events that contributed nothing, by reason.
+    pub ignored: BTreeMap<String, u64>,
+    pub distinct_paths: u64,
+}
+
+/// Synthesises a profile from one session's events: a thin wrapper over
+/// [`Synthesiser`].
+#[must_use]
+pub fn synthesise(events: impl IntoIterator<Item = Event>, ctx: &LearnContext) -> Learned {
+    let mut s = Synthesiser::new(ctx);
+    for e in events {
+        s.add(&e);
+    }
+    s.finish()
+}

@@ -1,0 +1,688 @@
+//! Second stage of synthesis: per-path rights (aggregated by
+//! [`super::Synthesiser`]) become a short list of rules.
+//!
+//! Order of decisions for one path and its rights:
+//! 1. inside a sensitive path (and not allowed): refused, reported;
+//! 2. `/dev/pts/<n>` -> `/dev/pts`; `/proc/...` reads -> `/proc`;
+//! 3. under a collapse root (system tree for reads only, `/sys` for reads,
+//!    the workdir, a tool cache, a temp dir): the root gets the rights;
+//! 4. otherwise the exact path, moved up past a volatile component (pid,
+//!    temp suffix, hash, version) and past anything created during the run;
+//! 5. the chosen directory is narrowed back towards the path while it
+//!    contains a sensitive path; a directory that itself contains one and
+//!    needs rights is refused and reported;
+//! 6. rules made redundant by a broader rule on an ancestor are dropped.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::event::Op;
+
+use super::paths::{Vars, child_toward, components, is_at_or_beneath, normalise_root, parent};
+use super::rights::{Kind, Mask};
+use super::sensitive::{Sensitive, SensitiveSet};
+use super::synth::PathAgg;
+use super::{Explanation, LearnContext, SensitiveHit};
+use crate::profile::rights::FsRule;
+
+/// Read-only system trees: reads collapse to the root; writes stay exact.
+const SYSTEM_TREES: &[&str] = &[
+    "/usr",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/bin",
+    "/sbin",
+    "/etc",
+    "/opt",
+    "/nix/store",
+];
+
+/// Tool caches and toolchains under `$HOME`, besides `$XDG_CACHE_HOME`.
+const HOME_CACHES: &[&str] = &[
+    ".cache",
+    ".cargo",
+    ".rustup",
+    ".npm",
+    ".yarn",
+    ".pnpm-store",
+    ".local/share/pnpm",
+    ".bun",
+    ".deno",
+    ".nvm",
+    ".pyenv",
+    ".m2",
+    ".gradle",
+    ".ivy2",
+    ".sbt",
+    "go/pkg/mod",
+    ".cabal",
+    ".stack",
+    ".ghcup",
+    ".nuget/packages",
+    ".gem",
+    ".conan",
+    ".elan",
+    ".opam",
+];
+
+/// Temp dirs besides `$TMPDIR`.
+const TEMP_DIRS: &[&str] = &["/tmp", "/var/tmp", "/dev/shm"];
+
+/// Most example paths kept per explanation.
+const MAX_EXAMPLES: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RootKind {
+    System,
+    Sys,
+    Workdir,
+    Cache,
+    Temp,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Root {
+    pub path: String,
+    pub kind: RootKind,
+}
+
+/// The context, normalised once: roots, variables, sensitive list.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    pub cwd: Option<String>,
+    pub vars: Vars,
+    /// Longest first, so the first match is the most specific.
+    pub roots: Vec<Root>,
+    pub sensitive: SensitiveSet,
+}
+
+impl Layout {
+    pub(crate) fn new(ctx: &LearnContext) -> Layout {
+        let cwd = normalise_root(&ctx.cwd);
+        let home = normalise_root(&ctx.home);
+        let tmpdir = normalise_root(&ctx.tmpdir);
+        let cache = normalise_root(&ctx.xdg_cache_home);
+        let config = normalise_root(&ctx.xdg_config_home);
+        let mut roots: Vec<Root> = Vec::new();
+        let mut push = |path: String, kind: RootKind| {
+            // `/` as a root would collapse the whole filesystem.
+            if path != "/" && !roots.iter().any(|r| r.path == path) {
+                roots.push(Root { path, kind });
+            }
+        };
+        if let Some(c) = &cwd {
+            push(c.clone(), RootKind::Workdir);
+        }
+        for s in SYSTEM_TREES {
+            push((*s).to_owned(), RootKind::System);
+        }
+        push("/sys".to_owned(), RootKind::Sys);
+        if let Some(c) = &cache {
+            push(c.clone(), RootKind::Cache);
+        }
+        if let Some(h) = &home {
+            for rel in HOME_CACHES {
+                push(format!("{h}/{rel}"), RootKind::Cache);
+            }
+        }
+        if let Some(t) = &tmpdir {
+            push(t.clone(), RootKind::Temp);
+        }
+        for t in TEMP_DIRS {
+            push((*t).to_owned(), RootKind::Temp);
+        }
+        // Stable: on equal length the earlier (workdir first) wins.
+        roots.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+        let vars = Vars::new(
+            cwd.as_deref(),
+            tmpdir.as_deref(),
+            cache.as_deref(),
+            config.as_deref(),
+            home.as_deref(),
+        );
+        Layout {
+            cwd,
+            vars,
+            roots,
+            sensitive: SensitiveSet::new(ctx),
+        }
+    }
+
+    fn root_for(&self, p: &str) -> Option<&Root> {
+        self.roots.iter().find(|r| is_at_or_beneath(p, &r.path))
+    }
+
+    /// Whether accesses to `p` must keep pids and comms for a report.
+    pub(crate) fn watch(&self, p: &str) -> bool {
+        self.sensitive.inside(p).is_some() || self.sensitive.contained_in(p).is_some()
+    }
+}
+
+/// Why a name is expected to differ on the next run, if it is.
+pub(crate) fn volatile_kind(name: &str, pids: &HashSet<u32>) -> Option<&'static str> {
+    if has_traced_pid(name, pids) {
+        return Some("process id");
+    }
+    if is_temp_name(name) {
+        return Some("random temp-file name");
+    }
+    if has_version(name) {
+        return Some("version number");
+    }
+    for tok in name.split(['.', '-', '_', '+', '@', ',', '~', '#']) {
+        if is_hash(tok) {
+            return Some("hash");
+        }
+        if is_random(tok) {
+            return Some("random suffix");
+        }
+    }
+    None
+}
+
+/// A maximal digit run (3+ digits, so `python3` never matches) that is a
+/// pid or tid seen in this recording.
+fn has_traced_pid(name: &str, pids: &HashSet<u32>) -> bool {
+    name.split(|c: char| !c.is_ascii_digit())
+        .filter(|run| run.len() >= 3)
+        .any(|run| run.parse::<u32>().is_ok_and(|n| pids.contains(&n)))
+}
+
+/// `tmp.XXXXXX` (mktemp), `.tmpAbc123` (Rust tempfile), `tmpk2j3_x9a`
+/// (Python): `tmp`, an optional separator, then 6+ word characters.
+fn is_temp_name(name: &str) -> bool {
+    let s = name.strip_prefix('.').unwrap_or(name);
+    let Some(rest) = s.strip_prefix("tmp") else {
+        return false;
+    };
+    let rest = rest.strip_prefix(['.', '-', '_']).unwrap_or(rest);
+    let seg = rest.split('.').next().unwrap_or_default();
+    seg.len() >= 6 && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `1.2`, `3.11`, `v18.17.0` anywhere in the name.
+fn has_version(name: &str) -> bool {
+    name.as_bytes()
+        .windows(3)
+        .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
+}
+
+/// Eight or more hex digits in one case, at least one a digit (plain words
+/// like `deadbeef` aside), which also catches timestamps.
+fn is_hash(tok: &str) -> bool {
+    tok.len() >= 8
+        && tok.bytes().any(|b| b.is_ascii_digit())
+        && (tok
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || tok
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)))
+}
+
+/// Eight or more letters and digits that alternate at least three times
+/// (`k2j3x9ab`), unlike names such as `ubuntu2204` or `sha256sums`.
+fn is_random(tok: &str) -> bool {
+    if tok.len() < 8 || !tok.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let b = tok.as_bytes();
+    b.windows(2)
+        .filter(|w| w[0].is_ascii_digit() != w[1].is_ascii_digit())
+        .count()
+        >= 3
+}
+
+struct ReasonAcc {
+    label: &'static str,
+    from: Vec<String>,
+    count: usize,
+}
+
+struct RuleAcc {
+    mask: Mask,
+    file: bool,
+    /// Keyed by the reason's text.
+    reasons: BTreeMap<String, ReasonAcc>,
+}
+
+/// What generalisation returns to the synthesiser.
+pub(crate) struct Built {
+    pub rules: Vec<FsRule>,
+    pub sensitive: Vec<SensitiveHit>,
+    pub explanations: Vec<Explanation>,
+    pub warnings: Vec<String>,
+}
+
+const CREATED: &str = "created or replaced during the run (temp file, editor save, lock file, \
+rename over): Landlock binds a file rule to the inode that exists when the sandbox starts, \
+so the parent directory gets the rights";
+const PROC: &str = "per-process /proc entries change every run, and a rule on /proc/self \
+would cover only the first process: reads collapse to /proc (Landlock's ptrace restriction \
+still hides other processes' environ, mem and fds)";
+
+struct Builder<'a> {
+    layout: &'a Layout,
+    paths: &'a HashMap<String, PathAgg>,
+    pids: &'a HashSet<u32>,
+    rules: BTreeMap<String, RuleAcc>,
+    hits: BTreeMap<String, SensitiveHit>,
+    warnings: Vec<String>,
+    warned: BTreeSet<String>,
+    /// `contained_in` answers per directory; most placements share a few.
+    contains: HashMap<String, Option<Sensitive>>,
+}
+
+pub(crate) fn build(
+    layout: &Layout,
+    paths: &HashMap<String, PathAgg>,
+    pids: &HashSet<u32>,
+) -> Built {
+    let mut b = Builder {
+        layout,
+        paths,
+        pids,
+        rules: BTreeMap::new(),
+        hits: BTreeMap::new(),
+        warnings: Vec::new(),
+        warned: BTreeSet::new(),
+        contains: HashMap::new(),
+    };
+    let mut keys: Vec<&String> = paths.keys().collect();
+    keys.sort();
+    for p in keys {
+        let Some(agg) = paths.get(p) else { continue };
+        if agg.file.is_empty() && agg.dir.is_empty() {
+            continue;
+        }
+        b.note_workdir_dotenv(p);
+        if let Some(s) = layout.sensitive.inside(p) {
+            let why = format!(
+                "inside sensitive {} ({}); not granted unless listed in allow_sensitive",
+                s.path, s.why
+            );
+            b.hit(p, &s.path, agg.file.union(agg.dir), agg, why);
+            continue;
+        }
+        if !agg.file.is_empty() {
+            b.place(p, agg.file, Kind::File, agg);
+        }
+        if !agg.dir.is_empty() {
+            b.place(p, agg.dir, Kind::Dir, agg);
+        }
+    }
+    b.drop_covered();
+    b.finish()
+}
+
+impl Builder<'_> {
+    fn place(&mut self, p: &str, mask: Mask, kind: Kind, agg: &PathAgg) {
+        if let Some(n) = p.strip_prefix("/dev/pts/")
+            && !n.is_empty()
+            && n.bytes().all(|c| c.is_ascii_digit())
+        {
+            let text = "pseudo-terminal numbers change every run: granted on /dev/pts";
+            self.add_rule("/dev/pts", mask, false, "dev-pts", text.to_owned(), p);
+            return;
+        }
+        if is_at_or_beneath(p, "/proc") {
+            self.place_proc(p, mask, kind, agg);
+            return;
+        }
+        let layout = self.layout;
+        let Some(root) = layout.root_for(p) else {
+            self.place_exact(p, mask, kind, agg);
+            return;
+        };
+        let root_path = root.path.as_str();
+        let (label, text, collapse, rest) = match root.kind {
+            RootKind::System => (
+                "system-tree",
+                format!(
+                    "read-only system tree {root_path}: reads collapse to its root with the whole read \
+bundle (exec also opens loaders and interpreters that are not all recorded)"
+                ),
+                // Widened to the whole read bundle in `place_at` when the
+                // rule lands on a directory, see the text.
+                Some(mask.intersect(Mask::read_class())),
+                mask.minus(Mask::read_class()),
+            ),
+            RootKind::Sys => (
+                "sysfs",
+                "/sys is read-only kernel state: reads collapse to /sys".to_owned(),
+                Some(mask.intersect(Mask::read_class())),
+                mask.minus(Mask::read_class()),
+            ),
+            RootKind::Workdir => (
+                "workdir",
+                "inside the workdir: everything collapses to the workdir".to_owned(),
+                Some(mask),
+                Mask::EMPTY,
+            ),
+            RootKind::Cache => (
+                "tool-cache",
+                format!("tool cache {root_path}: collapses to its root"),
+                Some(mask),
+                Mask::EMPTY,
+            ),
+            RootKind::Temp => (
+                "temp-dir",
+                format!("temp dir {root_path}: collapses to its root"),
+                Some(mask),
+                Mask::EMPTY,
+            ),
+        };
+        if let Some(m) = collapse.filter(|m| !m.is_empty()) {
+            self.place_at(root_path, p, m, kind, label, text, agg, false);
+        }
+        if !rest.is_empty() {
+            // Writes in a read-only tree: never widened.
+            self.place_exact(p, rest, kind, agg);
+        }
+    }
+
+    fn place_proc(&mut self, p: &str, mask: Mask, kind: Kind, agg: &PathAgg) {
+        let read = mask.intersect(Mask::read_class());
+        if !read.is_empty() {
+            self.place_at(
+                "/proc",
+                p,
+                read,
+                kind,
+                "procfs",
+                PROC.to_owned(),
+                agg,
+                false,
+            );
+        }
+        let rest = mask.minus(Mask::read_class());
+        if rest.is_empty() {
+            return;
+        }
+        let target = self.proc_self(p).unwrap_or_else(|| p.to_owned());
+        let text = format!(
+            "write under /proc kept exact ({target}); /proc/<traced pid> is spelled /proc/self, \
+which covers only the process the sandbox starts"
+        );
+        self.add_rule(&target, rest, kind == Kind::File, "procfs-write", text, p);
+        if self.warned.insert(target.clone()) {
+            self.warnings.push(format!(
+                "write to {p} granted as {target}: it covers only the first sandboxed process, not its children"
+            ));
+        }
+    }
+
+    /// `/proc/<traced pid>/rest` -> `/proc/self/rest`.
+    fn proc_self(&self, p: &str) -> Option<String> {
+        let rest = p.strip_prefix("/proc/")?;
+        let (pid, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        let pid: u32 = pid.parse().ok()?;
+        if !self.pids.contains(&pid) {
+            return None;
+        }
+        Some(if tail.is_empty() {
+            "/proc/self".to_owned()
+        } else {
+            format!("/proc/self/{tail}")
+        })
+    }
+
+    fn place_exact(&mut self, p: &str, mask: Mask, kind: Kind, agg: &PathAgg) {
+        let mut anchor = p;
+        let mut label = "observed";
+        let mut text = "observed access".to_owned();
+        // Components inside a variable prefix (a random `$TMPDIR`, say)
+        // are spelled by the variable and do not count as volatile.
+        let start = self.layout.vars.prefix_len(p);
+        for (off, name) in components(p) {
+            if off < start {
+                continue;
+            }
+            if let Some(why) = volatile_kind(name, self.pids) {
+                anchor = if off <= 1 { "/" } else { &p[..off - 1] };
+                label = "volatile-name";
+                text = format!(
+                    "`{name}` looks like a {why}: it changes every run, so its parent directory gets the rights"
+                );
+                break;
+            }
+        }
+        while anchor != "/" && self.paths.get(anchor).is_some_and(|a| a.born) {
+            anchor = parent(anchor).unwrap_or("/");
+            label = "created-in-run";
+            CREATED.clone_into(&mut text);
+        }
+        let moved = anchor != p;
+        self.place_at(anchor, p, mask, kind, label, text, agg, moved);
+    }
+
+    /// Grants `mask` (needed by `p`) on `anchor` or, when `anchor` contains
+    /// a sensitive path, on the first directory towards `p` that does not.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one private step of the placement pipeline"
+    )]
+    fn place_at(
+        &mut self,
+        anchor: &str,
+        p: &str,
+        mask: Mask,
+        kind: Kind,
+        label: &'static str,
+        text: String,
+        agg: &PathAgg,
+        warn_if_narrowed: bool,
+    ) {
+        let widen = label == "system-tree";
+        let mut anchor = anchor.to_owned();
+        let mut blocked: Option<(String, Sensitive)> = None;
+        loop {
+            if anchor == p && kind == Kind::File {
+                break;
+            }
+            let Some(s) = self.contained_in(&anchor) else {
+                break;
+            };
+            if anchor == p {
+                let why = format!(
+                    "granting {} on this directory would also grant it on {} ({}): a Landlock rule \
+covers everything beneath its directory",
+                    mask.label(),
+                    s.path,
+                    s.why
+                );
+                self.hit(p, &s.path, mask, agg, why);
+                return;
+            }
+            let next = child_toward(&anchor, p).to_owned();
+            blocked = Some((std::mem::replace(&mut anchor, next), s));
+        }
+        let (label, text) = match blocked {
+            None => (label, text),
+            Some((dir, s)) => {
+                if warn_if_narrowed && self.warned.insert(anchor.clone()) {
+                    self.warnings.push(format!(
+                        "could not generalise {p} above {anchor}: {dir} contains sensitive {}; \
+the rule may not match on the next run",
+                        s.path
+                    ));
+                }
+                (
+                    "narrowed-sensitive",
+                    format!(
+                        "{text}; stopped below {dir}: it contains sensitive {} ({})",
+                        s.path, s.why
+                    ),
+                )
+            }
+        };
+        let file = anchor == p && kind == Kind::File;
+        let mask = if file {
+            // Landlock rejects directory rights on a file rule.
+            mask.intersect(Mask::file_rights())
+        } else if widen {
+            Mask::read_class()
+        } else {
+            mask
+        };
+        if !mask.is_empty() {
+            self.add_rule(&anchor, mask, file, label, text, p);
+        }
+    }
+
+    fn contained_in(&mut self, d: &str) -> Option<Sensitive> {
+        if let Some(c) = self.contains.get(d) {
+            return c.clone();
+        }
+        let c = self.layout.sensitive.contained_in(d).cloned();
+        self.contains.insert(d.to_owned(), c.clone());
+        c
+    }
+
+    fn add_rule(
+        &mut self,
+        anchor: &str,
+        mask: Mask,
+        file: bool,
+        label: &'static str,
+        text: String,
+        from: &str,
+    ) {
+        let rule = self
+            .rules
+            .entry(anchor.to_owned())
+            .or_insert_with(|| RuleAcc {
+                mask: Mask::EMPTY,
+                file,
+                reasons: BTreeMap::new(),
+            });
+        rule.mask = rule.mask.union(mask);
+        rule.file &= file;
+        let reason = rule.reasons.entry(text).or_insert_with(|| ReasonAcc {
+            label,
+            from: Vec::new(),
+            count: 0,
+        });
+        if from != anchor && !reason.from.iter().any(|f| f == from) {
+            reason.count += 1;
+            if reason.from.len() < MAX_EXAMPLES {
+                reason.from.push(from.to_owned());
+            }
+        }
+    }
+
+    fn hit(&mut self, p: &str, matched: &str, mask: Mask, agg: &PathAgg, why: String) {
+        let hit = self
+            .hits
+            .entry(p.to_owned())
+            .or_insert_with(|| SensitiveHit {
+                path: p.to_owned(),
+                matched: matched.to_owned(),
+                rights: BTreeSet::new(),
+                ops: BTreeSet::new(),
+                pids: Vec::new(),
+                comms: Vec::new(),
+                why,
+            });
+        hit.rights.extend(mask.to_set());
+        hit.ops.extend(
+            Op::ALL
+                .into_iter()
+                .filter(|op| agg.ops & (1 << op.code()) != 0),
+        );
+        if let Some(w) = &agg.watch {
+            for pid in &w.pids {
+                if !hit.pids.contains(pid) {
+                    hit.pids.push(*pid);
+                }
+            }
+            for comm in &w.comms {
+                if !hit.comms.contains(comm) {
+                    hit.comms.push(comm.clone());
+                }
+            }
+        }
+    }
+
+    /// Secrets in the workdir are granted with it (see `sensitive`): say so.
+    fn note_workdir_dotenv(&mut self, p: &str) {
+        let Some(cwd) = &self.layout.cwd else { return };
+        let name = p.rsplit('/').next().unwrap_or_default();
+        if is_at_or_beneath(p, cwd) && (name == ".env" || name.starts_with(".env.")) {
+            self.warnings.push(format!(
+                "{p} was accessed: secrets in the workdir are granted with the workdir; keep them elsewhere"
+            ));
+        }
+    }
+
+    /// Drops rules whose rights a directory rule on an ancestor already
+    /// grants; the ancestor's explanation lists them.
+    fn drop_covered(&mut self) {
+        let mut covered: Vec<(String, String)> = Vec::new();
+        for (path, rule) in &self.rules {
+            let mut up = parent(path);
+            while let Some(a) = up {
+                if let Some(ar) = self.rules.get(a)
+                    && !ar.file
+                    && ar.mask.contains_all(rule.mask)
+                {
+                    covered.push((path.clone(), a.to_owned()));
+                    break;
+                }
+                up = parent(a);
+            }
+        }
+        for (path, by) in covered {
+            self.rules.remove(&path);
+            if let Some(r) = self.rules.get_mut(&by) {
+                let reason = r
+                    .reasons
+                    .entry("covers narrower rules with no extra rights".to_owned())
+                    .or_insert_with(|| ReasonAcc {
+                        label: "covers",
+                        from: Vec::new(),
+                        count: 0,
+                    });
+                reason.count += 1;
+                if reason.from.len() < MAX_EXAMPLES {
+                    reason.from.push(path);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Built {
+        let vars = &self.layout.vars;
+        let mut rules = Vec::with_capacity(self.rules.len());
+        let mut explanations = Vec::new();
+        for (path, acc) in self.rules {
+            let rule_path = vars.express(&path);
+            let labels: BTreeSet<&str> = acc.reasons.values().map(|r| r.label).collect();
+            for (text, r) in acc.reasons {
+                if r.count > 0 {
+                    explanations.push(Explanation {
+                        rule_path: rule_path.clone(),
+                        from: r.from,
+                        paths: r.count,
+                        reason: text,
+                    });
+                }
+            }
+            rules.push(FsRule {
+                path: rule_path,
+                access: acc.mask.to_set(),
+                file: acc.file,
+                reason: Some(labels.into_iter().collect::<Vec<_>>().join(", ")),
+                seen_in: None,
+            });
+        }
+        rules.sort_by(|a, b| a.path.cmp(&b.path));
+        Built {
+            rules,
+            sensitive: self.hits.into_values().collect(),
+            explanations,
+            warnings: self.warnings,
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Merging the results of several sessions: the union of everything, with
+//! rules seen in only some sessions marked `seen_in` so a reviewer can
+//! drop what one odd session needed.
+
+use std::collections::BTreeMap;
+
+use crate::profile::rights::{FsRule, SeenIn};
+
+use super::paths::rule_parent;
+use super::rights::Mask;
+use super::{Explanation, Learned, SensitiveHit};
+
+/// Most example paths kept per merged explanation.
+const MAX_EXAMPLES: usize = 8;
+
+/// Union of several results. A rule seen in fewer sessions than all gets
+/// `seen_in: Some(SeenIn { runs, of })`; inputs that are themselves merges
+/// count with their own `stats.runs` and `seen_in`. Rights are unioned per
+/// path, so `seen_in` is about the path, not about each right.
+#[must_use]
+pub fn merge(runs: &[Learned]) -> Learned {
+    let total: u32 = runs.iter().map(|l| l.stats.runs.max(1)).sum();
+    let mut rules: BTreeMap<String, (FsRule, u32)> = BTreeMap::new();
+    let mut hits: BTreeMap<String, SensitiveHit> = BTreeMap::new();
+    let mut explanations: BTreeMap<(String, String), Explanation> = BTreeMap::new();
+    let mut out = Learned::default();
+    for l in runs {
+        let weight = l.stats.runs.max(1);
+        for r in &l.rules {
+            let seen = r.seen_in.map_or(weight, |s| s.runs);
+            match rules.get_mut(&r.path) {
+                Some((acc, n)) => {
+                    acc.access.extend(r.access.iter().copied());
+                    acc.file &= r.file;
+                    if let Some(reason) = &r.reason
+                        && acc
+                            .reason
+                            .as_ref()
+                            .is_none_or(|a| !a.split(", ").any(|x| x == reason))
+                    {
+                        acc.reason = Some(match &acc.reason {
+                            Some(a) => format!("{a}, {reason}"),
+                            None => reason.clone(),
+                        });
+                    }
+                    *n += seen;
+                }
+                None => {
+                    rules.insert(r.path.clone(), (r.clone(), seen));
+                }
+            }
+        }
+        out.connect_ports.extend(l.connect_ports.iter().copied());
+        out.bind_ports.extend(l.bind_ports.iter().copied());
+        for h in &l.sensitive {
+            match hits.get_mut(&h.path) {
+                Some(acc) => {
+                    acc.rights.extend(h.rights.iter().copied());
+                    acc.ops.extend(h.ops.iter().copied());
+                    for p in &h.pids {
+                        if !acc.pids.contains(p) {
+                            acc.pids.push(*p);
+                        }
+                    }
+                    for c in &h.comms {
+                        if !acc.comms.contains(c) {
+                            acc.comms.push(c.clone());
+                        }
+                    }
+                }
+                None => {
+                    hits.insert(h.path.clone(), h.clone());
+                }
+            }
+        }
+        for x in &l.explanations {
+            match explanations.get_mut(&(x.rule_path.clone(), x.reason.clone())) {
+                Some(acc) => {
+                    for f in &x.from {
+                        if !acc.from.contains(f) {
+                            acc.paths += 1;
+                            if acc.from.len() < MAX_EXAMPLES {
+                                acc.from.push(f.clone());
+                            }
+                        }
+                    }
+                    acc.paths = acc.paths.max(x.paths);
+                }
+                None => {
+                    explanations.insert((x.rule_path.clone(), x.reason.clone()), x.clone());
+                }
+            }
+        }
+        for w in &l.warnings {
+            if !out.warnings.contains(w) {
+                out.warnings.push(w.clone());
+            }
+        }
+        out.stats.events += l.stats.events;
+        out.stats.used += l.stats.used;
+        out.stats.distinct_paths = out.stats.distinct_paths.max(l.stats.distinct_paths);
+        for (k, v) in &l.stats.ignored {
+            *out.stats.ignored.entry(k.clone()).or_default() += v;
+        }
+    }
+    out.stats.runs = total;
+    let covered = covered_rules(&rules);
+    out.rules = rules
+        .into_iter()
+        .filter(|(path, _)| !covered.contains(path))
+        .map(|(_, (mut r, seen))| {
+            r.seen_in = (seen < total).then_some(SeenIn {
+                runs: seen,
+                of: total,
+            });
+            r
+        })
+        .collect();
+    out.sensitive = hits.into_values().collect();
+    out.explanations = explanations.into_values().collect();
+    out
+}
+
+/// Rules that a directory rule on an ancestor already grants, and that
+/// were seen in no more sessions than it: dropping them loses nothing.
+/// (A narrower rule seen more often is kept, so that removing a rarely
+/// seen broad rule on review does not take it along.)
+fn covered_rules(rules: &BTreeMap<String, (FsRule, u32)>) -> Vec<String> {
+    let mut covered = Vec::new();
+    for (path, (rule, seen)) in rules {
+        let mask = Mask::from_set(&rule.access);
+        let mut up = rule_parent(path);
+        while let Some(a) = up {
+            if let Some((ar, aseen)) = rules.get(a)
+                && !ar.file
+                && Mask::from_set(&ar.access).contains_all(mask)
+                && aseen >= seen
+            {
+                covered.push(path.clone());
+                break;
+            }
+            up = rule_parent(a);
+        }
+    }
+    covered
+}

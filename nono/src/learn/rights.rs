@@ -1,0 +1,314 @@
+//! Access -> Landlock rights: which rights, on which path, one recorded
+//! access needs. This is the single mapping shared by the learner and by
+//! `nono audit check` (replay), so both agree on what a profile must allow.
+//!
+//! The mapping follows the kernel's Landlock hooks (`security/landlock/fs.c`):
+//! - `hook_file_open` checks the opened object: `read_dir` for a directory
+//!   opened for reading, otherwise `read_file` / `write_file` by the open
+//!   mode, plus `execute` for opens with `__FMODE_EXEC`. `execve` opens the
+//!   binary `O_RDONLY|__FMODE_EXEC`, so an exec needs `read_file` **and**
+//!   `execute`. `O_PATH` opens never reach the hook.
+//! - `truncate(2)`, and `O_TRUNC` on an existing file, need `truncate` on the
+//!   file. An open that created the file drops `O_TRUNC` (`FMODE_CREATED`).
+//! - `mkdir`, `mknod`, `O_CREAT` creation, `symlink`, `unlink`, `rmdir` are
+//!   checked on the **parent directory** (`make_*`, `remove_*`).
+//! - `rename` needs `remove_<type>` on the source parent and `make_<type>`
+//!   on the destination parent, plus `remove_<type>` there when it replaces
+//!   an existing entry; `link` needs `make_<type>` on the destination parent.
+//!   When the parents differ both also need `refer`; in the same directory
+//!   the union is checked on that one directory.
+//! - `ioctl` is restricted only on character and block devices (`ioctl_dev`).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::event::{Event, Op, Outcome};
+use crate::profile::rights::FsRight;
+
+use super::paths::parent;
+
+/// `renameat2` flags (linux/fs.h); spelled out because not every libc
+/// target exports them.
+const RENAME_NOREPLACE: u64 = 1;
+const RENAME_EXCHANGE: u64 = 2;
+
+/// A set of [`FsRight`]s as a bit mask, so aggregating a million events
+/// does not allocate a `BTreeSet` per access.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Mask(u16);
+
+impl Mask {
+    pub(crate) const EMPTY: Mask = Mask(0);
+
+    pub(crate) const fn of(r: FsRight) -> Mask {
+        Mask(1 << (r as u16))
+    }
+
+    #[must_use]
+    pub(crate) const fn with(self, r: FsRight) -> Mask {
+        Mask(self.0 | Mask::of(r).0)
+    }
+
+    #[must_use]
+    pub(crate) const fn union(self, o: Mask) -> Mask {
+        Mask(self.0 | o.0)
+    }
+
+    #[must_use]
+    pub(crate) const fn intersect(self, o: Mask) -> Mask {
+        Mask(self.0 & o.0)
+    }
+
+    #[must_use]
+    pub(crate) const fn minus(self, o: Mask) -> Mask {
+        Mask(self.0 & !o.0)
+    }
+
+    pub(crate) const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub(crate) const fn contains_all(self, o: Mask) -> bool {
+        self.0 & o.0 == o.0
+    }
+
+    /// Execute, read files, list directories: the rights that only read.
+    pub(crate) const fn read_class() -> Mask {
+        Mask::of(FsRight::Execute)
+            .with(FsRight::ReadFile)
+            .with(FsRight::ReadDir)
+    }
+
+    /// Rights Landlock accepts on a rule for a single file.
+    pub(crate) fn file_rights() -> Mask {
+        FsRight::FILE_RIGHTS
+            .into_iter()
+            .fold(Mask::EMPTY, Mask::with)
+    }
+
+    pub(crate) fn from_set(s: &BTreeSet<FsRight>) -> Mask {
+        s.iter().copied().fold(Mask::EMPTY, Mask::with)
+    }
+
+    pub(crate) fn to_set(self) -> BTreeSet<FsRight> {
+        FsRight::ALL
+            .into_iter()
+            .filter(|r| self.contains_all(Mask::of(*r)))
+            .collect()
+    }
+
+    /// `read_file+write_file` style text for messages.
+    pub(crate) fn label(self) -> String {
+        let names: Vec<&str> = self.to_set().into_iter().map(FsRight::name).collect();
+        names.join("+")
+    }
+}
+
+/// Whether a need is checked on the object as a file or as a directory
+/// (a directory rule applies to everything beneath it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+}
+
+/// `make_<type>` for an inode mode (Landlock's `get_mode_access`: mode 0
+/// is a regular file, as for `mknod` without a type).
+pub(crate) fn make_right(mode: u32) -> FsRight {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => FsRight::MakeDir,
+        libc::S_IFLNK => FsRight::MakeSym,
+        libc::S_IFCHR => FsRight::MakeChar,
+        libc::S_IFBLK => FsRight::MakeBlock,
+        libc::S_IFIFO => FsRight::MakeFifo,
+        libc::S_IFSOCK => FsRight::MakeSock,
+        _ => FsRight::MakeReg,
+    }
+}
+
+fn remove_right(mode: u32) -> FsRight {
+    if mode & libc::S_IFMT == libc::S_IFDIR {
+        FsRight::RemoveDir
+    } else {
+        FsRight::RemoveFile
+    }
+}
+
+fn is_dir(mode: u32) -> bool {
+    mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+/// Errors the kernel returns during path lookup or argument checks, before
+/// any LSM hook runs: Landlock would return the same errno, so such a
+/// failed access needs no right (see the module docs of `learn`).
+pub(crate) fn fails_before_landlock(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::ENOENT
+            | libc::EEXIST
+            | libc::ENOTDIR
+            | libc::ELOOP
+            | libc::ENAMETOOLONG
+            | libc::EISDIR
+            | libc::EXDEV
+            | libc::EROFS
+            | libc::ETXTBSY
+            | libc::EBADF
+            | libc::EFAULT
+    )
+}
+
+/// Calls `need(path, rights, kind)` for every right the access needs.
+/// Ignores the outcome except for errors raised before any Landlock check
+/// (those need nothing); the caller decides whether to grant.
+pub(crate) fn visit_needs(e: &Event, mut need: impl FnMut(&str, Mask, Kind)) {
+    if let Outcome::Error(errno) = e.outcome
+        && fails_before_landlock(errno)
+    {
+        return;
+    }
+    let Some(path) = e.path.as_deref() else {
+        return;
+    };
+    let mut on_parent = |p: &str, m: Mask| {
+        if let Some(dir) = parent(p) {
+            need(dir, m, Kind::Dir);
+        }
+    };
+    match e.op {
+        Op::Open => open_needs(e, path, &mut need),
+        Op::Exec => need(
+            path,
+            Mask::of(FsRight::Execute).with(FsRight::ReadFile),
+            Kind::File,
+        ),
+        Op::Unlink => on_parent(path, Mask::of(FsRight::RemoveFile)),
+        Op::Rmdir => on_parent(path, Mask::of(FsRight::RemoveDir)),
+        Op::Mkdir => on_parent(path, Mask::of(FsRight::MakeDir)),
+        Op::Create => on_parent(path, Mask::of(make_right(e.file_type))),
+        Op::Mknod => {
+            // The recorder puts the mode in `arg`; `file_type` when known.
+            let mode = if e.file_type & libc::S_IFMT != 0 {
+                e.file_type
+            } else {
+                e.arg as u32
+            };
+            on_parent(path, Mask::of(make_right(mode)));
+        }
+        // `path` is the link's target text; the new name is `path2`.
+        Op::Symlink => on_parent(
+            e.path2.as_deref().unwrap_or(path),
+            Mask::of(FsRight::MakeSym),
+        ),
+        Op::Truncate => need(path, Mask::of(FsRight::Truncate), Kind::File),
+        Op::Ioctl => {
+            // Landlock restricts ioctl only on devices; an unknown type is
+            // treated as a device so the learned profile is not too small.
+            let t = e.file_type & libc::S_IFMT;
+            if t == 0 || t == libc::S_IFCHR || t == libc::S_IFBLK {
+                need(path, Mask::of(FsRight::IoctlDev), Kind::File);
+            }
+        }
+        Op::Rename => refer_needs(e, path, true, &mut need),
+        Op::Link => refer_needs(e, path, false, &mut need),
+        // Binding a pathname unix socket creates a socket inode (mknod hook).
+        Op::Bind => {
+            if e.net
+                .as_ref()
+                .is_some_and(|n| i32::from(n.family) == libc::AF_UNIX)
+            {
+                on_parent(path, Mask::of(FsRight::MakeSock));
+            }
+        }
+        Op::Connect | Op::Fork | Op::Exit => {}
+    }
+}
+
+fn open_needs(e: &Event, path: &str, need: &mut impl FnMut(&str, Mask, Kind)) {
+    let a = e.access;
+    if a.create
+        && let Some(dir) = parent(path)
+    {
+        need(dir, Mask::of(FsRight::MakeReg), Kind::Dir);
+    }
+    if a.directory || is_dir(e.file_type) {
+        // A directory can only be opened for reading.
+        if a.read {
+            need(path, Mask::of(FsRight::ReadDir), Kind::Dir);
+        }
+        return;
+    }
+    let mut m = Mask::EMPTY;
+    if a.read {
+        m = m.with(FsRight::ReadFile);
+    }
+    if a.write {
+        m = m.with(FsRight::WriteFile);
+    }
+    if a.exec {
+        m = m.with(FsRight::Execute);
+    }
+    if a.truncate && !a.create {
+        m = m.with(FsRight::Truncate);
+    }
+    if !m.is_empty() {
+        need(path, m, Kind::File);
+    }
+}
+
+/// Rename (`removable`) and link. The recorder does not say whether a
+/// rename's destination existed; replacing one is the common case (atomic
+/// save), so `remove_<type>` is asked on the destination parent unless the
+/// call used `RENAME_NOREPLACE`. The destination of an exchange is assumed
+/// to have the source's type.
+fn refer_needs(e: &Event, old: &str, removable: bool, need: &mut impl FnMut(&str, Mask, Kind)) {
+    let Some(new) = e.path2.as_deref() else {
+        return;
+    };
+    let (Some(old_dir), Some(new_dir)) = (parent(old), parent(new)) else {
+        return;
+    };
+    let mode = e.file_type;
+    let exchange = removable && e.arg & RENAME_EXCHANGE != 0;
+    let mut p1 = Mask::EMPTY;
+    let mut p2 = Mask::of(make_right(mode));
+    if exchange {
+        p1 = p1.with(make_right(mode));
+    }
+    if removable {
+        p1 = p1.with(remove_right(mode));
+        if exchange || e.arg & RENAME_NOREPLACE == 0 {
+            p2 = p2.with(remove_right(mode));
+        }
+    }
+    if old_dir == new_dir {
+        need(old_dir, p1.union(p2), Kind::Dir);
+    } else {
+        need(old_dir, p1.with(FsRight::Refer), Kind::Dir);
+        need(new_dir, p2.with(FsRight::Refer), Kind::Dir);
+    }
+}
+
+/// The Landlock rights one recorded access needs: `(path, rights, file)`,
+/// where `file` says the rights are checked on the path as a single file
+/// rather than as a directory (whose rule would cover everything beneath).
+///
+/// Empty for accesses Landlock never checks: process events, TCP
+/// connect/bind (ports, not paths), `O_PATH` opens, ioctls on non-devices,
+/// and accesses that failed before any LSM hook (`ENOENT`, `EEXIST`, ...).
+/// A denied access still lists what it would have needed, which is what a
+/// replay (`nono audit check`) asks.
+#[must_use]
+pub fn rights_for_event(e: &Event) -> Vec<(PathBuf, BTreeSet<FsRight>, bool)> {
+    let mut out: Vec<(String, Mask, bool)> = Vec::new();
+    visit_needs(e, |p, m, kind| {
+        let file = kind == Kind::File;
+        match out.iter_mut().find(|(q, _, f)| q == p && *f == file) {
+            Some(slot) => slot.1 = slot.1.union(m),
+            None => out.push((p.to_owned(), m, file)),
+        }
+    });
+    out.into_iter()
+        .map(|(p, m, file)| (PathBuf::from(p), m.to_set(), file))
+        .collect()
+}

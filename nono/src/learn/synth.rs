@@ -1,0 +1,432 @@
+//! First stage of synthesis: a streaming pass that folds each event into
+//! per-path rights, ports and notes. Nothing is generalised here, so the
+//! cost per event is one or two hash lookups; [`Synthesiser::finish`]
+//! generalises once at the end.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::event::{Event, Op, Outcome};
+
+use super::generalise::{self, Layout};
+use super::rights::{Kind, Mask, fails_before_landlock, visit_needs};
+use super::{LearnContext, LearnStats, Learned, SensitiveHit};
+
+/// Ignore reasons, as counted in [`LearnStats::ignored`].
+pub(crate) mod reason {
+    pub const LIFECYCLE: &str = "process lifecycle (fork/exit): no rights";
+    pub const INCOMPLETE: &str = "incomplete path";
+    pub const NO_PATH: &str = "no path recorded";
+    pub const ANONYMOUS: &str = "anonymous or relative path (pipe:, socket:, anon_inode:)";
+    pub const FD_REOPEN: &str = "re-open through /proc/<pid>/fd or /dev/fd (not path-restricted)";
+    pub const DENIED: &str = "denied while learning";
+    pub const FAILED_EARLY: &str = "failed before any Landlock check (ENOENT, EEXIST, ...)";
+    pub const FAILED_LATE: &str = "failed after the permission check";
+    pub const NO_RIGHTS: &str = "no Landlock right involved (O_PATH, ioctl on a non-device)";
+    pub const UNIX_CONNECT: &str = "unix socket connect (not restricted by Landlock)";
+    pub const OTHER_FAMILY: &str = "socket family other than TCP/IP";
+    pub const NO_ADDRESS: &str = "socket event without address";
+    pub const NET_FAILED: &str = "connect or bind failed";
+}
+
+/// How many distinct examples each kind of note keeps.
+const MAX_NOTES: usize = 50;
+
+/// Pids and comms of accesses that may end up in a sensitive report.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Watch {
+    pub pids: Vec<u32>,
+    pub comms: Vec<String>,
+}
+
+/// Everything learned about one path.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PathAgg {
+    /// Rights checked on the path as a file.
+    pub file: Mask,
+    /// Rights checked on the path as a directory (its own `read_dir`, and
+    /// `make_*`/`remove_*`/`refer` for entries in it).
+    pub dir: Mask,
+    /// Created (or renamed/linked into place) during the run.
+    pub born: bool,
+    /// Bit `1 << op.code()` for each operation that needed rights here.
+    pub ops: u32,
+    /// Kept only for paths near a sensitive one, to bound memory.
+    pub watch: Option<Box<Watch>>,
+}
+
+#[derive(Debug, Default)]
+struct Notes {
+    denied: BTreeMap<(String, Op), (String, i32, u64)>,
+    denied_more: u64,
+    late: BTreeMap<i32, (u64, String)>,
+    incomplete: Option<String>,
+    incomplete_count: u64,
+    unix_connects: BTreeSet<String>,
+    unclassified: BTreeSet<String>,
+    /// Failed or denied accesses to sensitive paths, by path.
+    attempts: BTreeMap<String, SensitiveHit>,
+}
+
+/// Streaming profile synthesis: [`add`](Self::add) each event, then
+/// [`finish`](Self::finish).
+#[derive(Debug)]
+pub struct Synthesiser {
+    layout: Layout,
+    paths: HashMap<String, PathAgg>,
+    pids: HashSet<u32>,
+    connect_ports: BTreeSet<u16>,
+    bind_ports: BTreeSet<u16>,
+    stats: LearnStats,
+    notes: Notes,
+}
+
+impl Synthesiser {
+    #[must_use]
+    pub fn new(ctx: &LearnContext) -> Synthesiser {
+        Synthesiser {
+            layout: Layout::new(ctx),
+            paths: HashMap::new(),
+            pids: HashSet::new(),
+            connect_ports: BTreeSet::new(),
+            bind_ports: BTreeSet::new(),
+            stats: LearnStats {
+                runs: 1,
+                ..LearnStats::default()
+            },
+            notes: Notes::default(),
+        }
+    }
+
+    /// Folds one event in.
+    pub fn add(&mut self, e: &Event) {
+        self.stats.events += 1;
+        self.pids.insert(e.pid);
+        self.pids.insert(e.tid);
+        match e.op {
+            Op::Fork => {
+                self.pids.insert(e.arg as u32);
+                return self.ignore(reason::LIFECYCLE);
+            }
+            Op::Exit => return self.ignore(reason::LIFECYCLE),
+            Op::Connect => return self.add_net(e),
+            Op::Bind if !is_unix(e) => return self.add_net(e),
+            _ => {}
+        }
+        if e.incomplete {
+            self.notes.incomplete_count += 1;
+            if self.notes.incomplete.is_none() {
+                self.notes.incomplete.clone_from(&e.path);
+            }
+            return self.ignore(reason::INCOMPLETE);
+        }
+        let Some(path) = e.path.as_deref() else {
+            return self.ignore(reason::NO_PATH);
+        };
+        if !path.starts_with('/') {
+            if !is_anonymous(path) && self.notes.unclassified.len() < MAX_NOTES {
+                self.notes.unclassified.insert(path.to_owned());
+            }
+            return self.ignore(reason::ANONYMOUS);
+        }
+        if is_fd_reopen(path) {
+            return self.ignore(reason::FD_REOPEN);
+        }
+        if e.outcome != Outcome::Ok {
+            self.note_sensitive_attempt(e, path);
+        }
+        match e.outcome {
+            Outcome::Ok => {}
+            Outcome::Denied(errno) => {
+                self.note_denied(e, path, errno);
+                return self.ignore(reason::DENIED);
+            }
+            Outcome::Error(errno) if fails_before_landlock(errno) => {
+                return self.ignore(reason::FAILED_EARLY);
+            }
+            Outcome::Error(errno) => {
+                let slot = self
+                    .notes
+                    .late
+                    .entry(errno)
+                    .or_insert_with(|| (0, format!("{} {path}", e.op)));
+                slot.0 += 1;
+                return self.ignore(reason::FAILED_LATE);
+            }
+        }
+        let op_bit = 1u32 << e.op.code();
+        let mut used = false;
+        let Synthesiser { layout, paths, .. } = self;
+        visit_needs(e, |p, m, kind| {
+            used = true;
+            with_entry(paths, layout, p, |agg| {
+                match kind {
+                    Kind::File => agg.file = agg.file.union(m),
+                    Kind::Dir => agg.dir = agg.dir.union(m),
+                }
+                agg.ops |= op_bit;
+                if let Some(w) = &mut agg.watch {
+                    if !w.pids.contains(&e.pid) && w.pids.len() < 16 {
+                        w.pids.push(e.pid);
+                    }
+                    if !w.comms.contains(&e.comm) && w.comms.len() < 16 {
+                        w.comms.push(e.comm.clone());
+                    }
+                }
+            });
+        });
+        if let Some(b) = born_path(e) {
+            with_entry(paths, layout, b, |agg| agg.born = true);
+        }
+        if used {
+            self.stats.used += 1;
+        } else {
+            self.ignore(reason::NO_RIGHTS);
+        }
+    }
+
+    fn add_net(&mut self, e: &Event) {
+        let Some(net) = &e.net else {
+            return self.ignore(reason::NO_ADDRESS);
+        };
+        let family = i32::from(net.family);
+        if family == libc::AF_UNIX {
+            if let Some(p) = &e.path
+                && self.notes.unix_connects.len() < MAX_NOTES
+            {
+                self.notes.unix_connects.insert(p.clone());
+            }
+            return self.ignore(reason::UNIX_CONNECT);
+        }
+        if family != libc::AF_INET && family != libc::AF_INET6 {
+            return self.ignore(reason::OTHER_FAMILY);
+        }
+        let passed = match e.outcome {
+            Outcome::Ok => true,
+            // A non-blocking connect returns these after the permission check passed.
+            Outcome::Error(errno) => {
+                e.op == Op::Connect
+                    && matches!(
+                        errno,
+                        libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN | libc::EISCONN
+                    )
+            }
+            Outcome::Denied(errno) => {
+                self.note_denied(e, &format!("port {}", net.port), errno);
+                return self.ignore(reason::DENIED);
+            }
+        };
+        if !passed {
+            return self.ignore(reason::NET_FAILED);
+        }
+        if e.op == Op::Connect {
+            self.connect_ports.insert(net.port);
+        } else {
+            self.bind_ports.insert(net.port);
+        }
+        self.stats.used += 1;
+    }
+
+    fn note_denied(&mut self, e: &Event, what: &str, errno: i32) {
+        let key = (what.to_owned(), e.op);
+        if let Some(slot) = self.notes.denied.get_mut(&key) {
+            slot.2 += 1;
+        } else if self.notes.denied.len() < MAX_NOTES {
+            self.notes.denied.insert(key, (e.comm.clone(), errno, 1));
+        } else {
+            self.notes.denied_more += 1;
+        }
+    }
+
+    /// A failed or denied access to a sensitive path grants nothing, but
+    /// the attempt belongs in the report.
+    fn note_sensitive_attempt(&mut self, e: &Event, path: &str) {
+        let Some(s) = self.layout.sensitive.inside(path) else {
+            return;
+        };
+        if let Some(hit) = self.notes.attempts.get_mut(path) {
+            if !hit.pids.contains(&e.pid) && hit.pids.len() < 16 {
+                hit.pids.push(e.pid);
+            }
+            if !hit.comms.contains(&e.comm) && hit.comms.len() < 16 {
+                hit.comms.push(e.comm.clone());
+            }
+            hit.ops.insert(e.op);
+            return;
+        }
+        if self.notes.attempts.len() >= MAX_NOTES {
+            return;
+        }
+        let why = format!(
+            "attempted, failed with {}: inside sensitive {} ({})",
+            errno_name(e.outcome.errno()),
+            s.path,
+            s.why
+        );
+        // What it would have needed had it succeeded.
+        let mut rights = BTreeSet::new();
+        let as_ok = Event {
+            outcome: Outcome::Ok,
+            ..e.clone()
+        };
+        visit_needs(&as_ok, |_, m, _| rights.extend(m.to_set()));
+        let hit = SensitiveHit {
+            path: path.to_owned(),
+            matched: s.path.clone(),
+            rights,
+            ops: [e.op].into(),
+            pids: vec![e.pid],
+            comms: vec![e.comm.clone()],
+            why,
+        };
+        self.notes.attempts.insert(path.to_owned(), hit);
+    }
+
+    fn ignore(&mut self, why: &'static str) {
+        match self.stats.ignored.get_mut(why) {
+            Some(n) => *n += 1,
+            None => {
+                self.stats.ignored.insert(why.to_owned(), 1);
+            }
+        }
+    }
+
+    /// Generalises what was seen into rules.
+    #[must_use]
+    pub fn finish(self) -> Learned {
+        let built = generalise::build(&self.layout, &self.paths, &self.pids);
+        let mut warnings = self.notes.render();
+        warnings.extend(built.warnings);
+        let mut sensitive = built.sensitive;
+        // A path both used and attempted is already reported as used.
+        for (path, hit) in self.notes.attempts {
+            if !sensitive.iter().any(|h| h.path == path) {
+                sensitive.push(hit);
+            }
+        }
+        sensitive.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut stats = self.stats;
+        stats.distinct_paths = self.paths.len() as u64;
+        Learned {
+            rules: built.rules,
+            connect_ports: self.connect_ports,
+            bind_ports: self.bind_ports,
+            sensitive,
+            explanations: built.explanations,
+            warnings,
+            stats,
+        }
+    }
+}
+
+impl Notes {
+    fn render(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for ((what, op), (comm, errno, count)) in &self.denied {
+            out.push(format!(
+                "denied while learning, not granted: {op} {what} by {comm} ({}, {count}x)",
+                errno_name(*errno)
+            ));
+        }
+        if self.denied_more > 0 {
+            out.push(format!("... and {} more denied accesses", self.denied_more));
+        }
+        for (errno, (count, example)) in &self.late {
+            out.push(format!(
+                "{count} accesses failed with {} after the permission check (e.g. {example}); not granted, \
+so under the sandbox they fail with EACCES instead",
+                errno_name(*errno)
+            ));
+        }
+        if self.incomplete_count > 0 {
+            out.push(format!(
+                "{} events had incomplete paths (the kernel could not read the whole path) and were ignored{}",
+                self.incomplete_count,
+                self.incomplete.as_ref().map(|p| format!(", e.g. {p}")).unwrap_or_default()
+            ));
+        }
+        for p in &self.unix_connects {
+            out.push(format!(
+                "connect to unix socket {p}: not restricted by Landlock filesystem rules"
+            ));
+        }
+        for p in &self.unclassified {
+            out.push(format!("path could not be classified (not absolute): {p}"));
+        }
+        out
+    }
+}
+
+/// Runs `f` on the entry for `p`, creating it without allocating a key
+/// for paths already seen (the common case).
+fn with_entry(
+    paths: &mut HashMap<String, PathAgg>,
+    layout: &Layout,
+    p: &str,
+    f: impl FnOnce(&mut PathAgg),
+) {
+    if let Some(agg) = paths.get_mut(p) {
+        f(agg);
+        return;
+    }
+    let mut agg = PathAgg::default();
+    if layout.watch(p) {
+        agg.watch = Some(Box::default());
+    }
+    f(&mut agg);
+    paths.insert(p.to_owned(), agg);
+}
+
+/// The path a successful event brought into existence, if any.
+fn born_path(e: &Event) -> Option<&str> {
+    match e.op {
+        Op::Open if e.access.create => e.path.as_deref(),
+        Op::Create | Op::Mkdir | Op::Mknod => e.path.as_deref(),
+        Op::Bind if is_unix(e) => e.path.as_deref(),
+        // The new name of a symlink, link or rename.
+        Op::Symlink | Op::Link | Op::Rename => e.path2.as_deref(),
+        _ => None,
+    }
+}
+
+fn is_unix(e: &Event) -> bool {
+    e.net
+        .as_ref()
+        .is_some_and(|n| i32::from(n.family) == libc::AF_UNIX)
+}
+
+/// Kernel names for objects without a path (`pipe:[123]`, `anon_inode:[eventfd]`).
+fn is_anonymous(p: &str) -> bool {
+    p.contains(":[") || p.starts_with("anon_inode:")
+}
+
+/// Opening `/proc/<pid>/fd/<n>` or `/dev/fd/<n>` re-opens an object through
+/// a magic link; Landlock checks the object itself, which the recorded path
+/// does not name (pipes and sockets are not path-restricted at all).
+fn is_fd_reopen(p: &str) -> bool {
+    if p.starts_with("/dev/fd/") || matches!(p, "/dev/stdin" | "/dev/stdout" | "/dev/stderr") {
+        return true;
+    }
+    let Some(rest) = p.strip_prefix("/proc/") else {
+        return false;
+    };
+    let mut parts = rest.split('/');
+    let _pid = parts.next();
+    parts.next() == Some("fd") && parts.next().is_some()
+}
+
+fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        libc::EACCES => "EACCES",
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EEXIST => "EEXIST",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::ENXIO => "ENXIO",
+        libc::EBUSY => "EBUSY",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        _ => return format!("errno {errno}"),
+    };
+    name.to_owned()
+}
