@@ -183,7 +183,13 @@ pub fn fork_gated(cmd: &Command) -> Result<Gated, SpawnError> {
     }
     if pid == 0 {
         // SAFETY: child side; see child_main.
-        unsafe { child_main(gate_r.as_raw_fd(), err_w.as_raw_fd(), &exe_c, &argv_p, &env_p, &cwd_c, &groups, ids) }
+        unsafe {
+            // The parent's ends: holding the gate's write end would keep the
+            // child from ever seeing the tracer vanish.
+            libc::close(gate_w.as_raw_fd());
+            libc::close(err_r.as_raw_fd());
+            child_main(gate_r.as_raw_fd(), err_w.as_raw_fd(), &exe_c, &argv_p, &env_p, &cwd_c, &groups, ids)
+        }
     }
     drop(gate_r);
     drop(err_w);
@@ -286,6 +292,11 @@ impl Gated {
 mod tests {
     use super::*;
 
+    /// Children forked by concurrently running tests inherit each other's
+    /// gate pipes (CLOEXEC only acts at exec), which would keep a gate
+    /// open; these tests fork one at a time.
+    static FORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn resolve_searches_the_childs_path() {
         let env = vec![(OsString::from("PATH"), OsString::from("/nonexistent:/bin:/usr/bin"))];
@@ -297,6 +308,7 @@ mod tests {
 
     #[test]
     fn a_released_child_runs_and_exec_failures_are_reported() {
+        let _serial = FORK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let cmd = Command::new(vec!["true".into()], PathBuf::from("/"), None);
         let mut g = fork_gated(&cmd).expect("fork");
         g.release().expect("exec true");
@@ -312,6 +324,7 @@ mod tests {
 
     #[test]
     fn a_child_whose_tracer_vanishes_never_runs() {
+        let _serial = FORK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let cmd = Command::new(vec!["true".into()], PathBuf::from("/"), None);
         let g = fork_gated(&cmd).expect("fork");
         let pid = g.pid;
