@@ -151,7 +151,9 @@ impl Loaded {
             .ok_or_else(|| RecordError::MissingProgram(name.to_owned()))?
             .try_into()
             .map_err(perr(name, backend))?;
+        let t = std::time::Instant::now();
         prog.load().map_err(perr(name, backend))?;
+        log::debug!("loaded {name} in {:?}", t.elapsed());
         prog.attach(category, name).map_err(err)?;
         Ok(())
     }
