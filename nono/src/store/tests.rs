@@ -1,0 +1,404 @@
+//! Store specification tests: every test uses a real SQLite file in a
+//! fresh temporary directory.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::PermissionsExt as _;
+
+use super::*;
+use crate::event::{Access, Event, NetAddr, Op, Outcome};
+
+fn new_session() -> NewSession {
+    NewSession {
+        command: vec!["make".into(), "-j2".into(), "it's \"quoted\"".into()],
+        cwd: "/home/u/p".into(),
+        uid: 1000,
+        user: "u".into(),
+        backend: "tracepoint".into(),
+        kernel: "6.18.0".into(),
+        nono_version: "0.1.0".into(),
+    }
+}
+
+fn event(i: i64, op: Op, path: Option<&str>) -> Event {
+    Event {
+        time_ns: 1_000 + i,
+        pid: 100,
+        tid: 101,
+        ppid: 1,
+        uid: 1000,
+        comm: "sh".into(),
+        exe: Some("/bin/sh".into()),
+        op,
+        path: path.map(str::to_owned),
+        path2: None,
+        access: Access { read: true, ..Access::default() },
+        arg: 0,
+        file_type: 0,
+        outcome: Outcome::Ok,
+        net: None,
+        incomplete: false,
+    }
+}
+
+fn write(path: &Path, session: i64, events: Vec<Event>) -> WriterStats {
+    let (tx, handle) = spawn_writer(path, session).expect("writer");
+    tx.blocking_send(events).expect("send");
+    drop(tx);
+    handle.join().expect("join")
+}
+
+fn load(store: &Store, session: i64) -> Vec<Event> {
+    let mut out = Vec::new();
+    store
+        .events(session, |e| {
+            out.push(e);
+            Ok(())
+        })
+        .expect("events");
+    out
+}
+
+#[test]
+fn migrations_are_valid() {
+    migrations().validate().expect("migrations validate");
+}
+
+#[test]
+fn open_creates_private_directories_and_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("a/b/audit.db");
+    let store = Store::open(&db, None).expect("open");
+    drop(store);
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+    assert_eq!(mode(&db), 0o600);
+    // Reopening an existing database migrates nothing and keeps it.
+    Store::open(&db, None).expect("reopen");
+    Store::open_existing(&db).expect("open existing");
+}
+
+#[test]
+fn open_gives_files_to_the_owner() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "chown needs root and CI requires it");
+        eprintln!("skipped: chown to another user needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("state/nono/audit.db");
+    let store = Store::open(&db, Some((4321, 4322))).expect("open");
+    let id = store.begin_session(&new_session()).expect("begin");
+    write(&db, id, vec![event(0, Op::Open, Some("/x"))]);
+    use std::os::unix::fs::MetadataExt as _;
+    for p in [dir.path().join("state"), dir.path().join("state/nono"), db.clone(), db.with_extension("db-wal")] {
+        let m = std::fs::metadata(&p).expect("stat");
+        assert_eq!((m.uid(), m.gid()), (4321, 4322), "{}", p.display());
+    }
+    // The pre-existing temp dir is not ours to give away.
+    assert_eq!(std::fs::metadata(dir.path()).expect("stat").uid(), 0);
+}
+
+#[test]
+fn open_existing_names_a_missing_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("none.db");
+    let err = Store::open_existing(&db).expect_err("missing");
+    assert!(matches!(err, StoreError::Missing(_)));
+    let msg = err.to_string();
+    assert!(msg.contains("no audit database at") && msg.contains("none.db") && msg.contains("--db"), "{msg}");
+    assert!(!db.exists(), "a reader must not create the database");
+}
+
+#[test]
+fn session_lifecycle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let store = Store::open(&db, None).expect("open");
+    let id = store.begin_session(&new_session()).expect("begin");
+    let s = store.session_by_id(id).expect("session");
+    assert_eq!(s.state, SessionState::Running);
+    assert_eq!(s.recorder_pid, std::process::id());
+    assert_eq!(s.command, new_session().command);
+    assert!(s.ended_ns.is_none());
+
+    let counters = LossCounters { ringbuf_drops: 3, unstored: 2, path_failures: 5, ..LossCounters::default() };
+    store
+        .finish_session(
+            id,
+            &SessionEnd { state: SessionState::Incomplete, exit_code: Some(2), signal: None, events: 7, counters, note: None },
+        )
+        .expect("finish");
+    store.set_profile_path(id, "/p/learned.json").expect("profile");
+    let s = store.session(&id.to_string()).expect("session");
+    assert_eq!(s.state, SessionState::Incomplete);
+    assert_eq!(s.exit_code, Some(2));
+    assert_eq!(s.events, 7);
+    assert_eq!(s.counters, counters);
+    assert_eq!(s.lost(), 5);
+    assert_eq!(s.profile_path.as_deref(), Some("/p/learned.json"));
+    assert!(s.ended_ns.is_some_and(|e| e >= s.started_ns));
+    assert_eq!(store.session("last").expect("last").id, id);
+    assert!(matches!(store.session("999"), Err(StoreError::UnknownSession(_))));
+    assert!(matches!(store.session("abc"), Err(StoreError::UnknownSession(_))));
+    assert!(matches!(store.finish_session(999, &SessionEnd::failed("x")), Err(StoreError::UnknownSession(_))));
+}
+
+#[test]
+fn every_event_field_round_trips() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let store = Store::open(&db, None).expect("open");
+    let id = store.begin_session(&new_session()).expect("begin");
+    let all = Access { read: true, write: true, exec: true, create: true, truncate: true, directory: true };
+    let events = vec![
+        Event {
+            time_ns: i64::MAX - 1,
+            pid: u32::MAX,
+            tid: 7,
+            ppid: 6,
+            uid: 1000,
+            comm: "weird comm ü".into(),
+            exe: None,
+            op: Op::Rename,
+            path: Some(r"/tmp/bad\xff\xfename".into()),
+            path2: Some("/tmp/dest with space".into()),
+            access: all,
+            arg: u64::MAX,
+            file_type: 0o040_000,
+            outcome: Outcome::Denied(libc::EACCES),
+            net: None,
+            incomplete: true,
+        },
+        Event {
+            op: Op::Connect,
+            path: None,
+            net: Some(NetAddr { family: libc::AF_INET as u16, addr: Some(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))), port: 443 }),
+            outcome: Outcome::Error(libc::ECONNREFUSED),
+            ..event(1, Op::Connect, None)
+        },
+        Event {
+            op: Op::Bind,
+            net: Some(NetAddr { family: libc::AF_INET6 as u16, addr: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)), port: 8080 }),
+            ..event(2, Op::Bind, None)
+        },
+        Event {
+            net: Some(NetAddr { family: libc::AF_UNIX as u16, addr: None, port: 0 }),
+            ..event(3, Op::Connect, Some("/run/socket"))
+        },
+    ];
+    // Every op, too.
+    let mut all_ops = events.clone();
+    for (i, op) in Op::ALL.into_iter().enumerate() {
+        all_ops.push(event(10 + i as i64, op, Some("/same")));
+    }
+    let stats = write(&db, id, all_ops.clone());
+    assert_eq!(stats.events, all_ops.len() as u64);
+    assert_eq!(load(&store, id), all_ops);
+}
+
+#[test]
+fn writer_stores_many_batches_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let store = Store::open(&db, None).expect("open");
+    let id = store.begin_session(&new_session()).expect("begin");
+    let (tx, handle) = spawn_writer(&db, id).expect("writer");
+    let mut expected = Vec::new();
+    for b in 0..50u64 {
+        let batch: Vec<Event> = (b * 100..b * 100 + 100).map(synthetic_event).collect();
+        expected.extend(batch.iter().cloned());
+        tx.blocking_send(batch).expect("send");
+    }
+    drop(tx);
+    let stats = handle.join().expect("join");
+    assert_eq!(stats.events, 5000);
+    assert_eq!(stats.batches, 50);
+    assert!(stats.transactions >= 1 && stats.transactions <= 50);
+    assert_eq!(load(&store, id), expected);
+}
+
+#[test]
+fn writer_error_is_returned_not_panicked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    Store::open(&db, None).expect("open");
+    // Session 42 does not exist: the foreign key refuses every row.
+    let (tx, handle) = spawn_writer(&db, 42).expect("writer");
+    tx.blocking_send(vec![synthetic_event(0), synthetic_event(1)]).expect("send");
+    // Later sends either queue (and are counted) or fail because the writer stopped.
+    let mut refused = 0;
+    for i in 2..5 {
+        if tx.blocking_send(vec![synthetic_event(i)]).is_err() {
+            refused += 1;
+        }
+    }
+    drop(tx);
+    match handle.join() {
+        Err(StoreError::Writer { stored, unstored, .. }) => {
+            assert_eq!(stored, 0);
+            assert_eq!(unstored + refused, 5);
+        }
+        other => panic!("expected a writer error, got {other:?}"),
+    }
+}
+
+#[test]
+fn events_of_an_unknown_session_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let store = Store::open(&db, None).expect("open");
+    assert!(matches!(store.events(5, |_| Ok(())), Err(StoreError::UnknownSession(_))));
+}
+
+#[test]
+fn callback_error_stops_the_stream() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let store = Store::open(&db, None).expect("open");
+    let id = store.begin_session(&new_session()).expect("begin");
+    write(&db, id, (0..10).map(synthetic_event).collect());
+    let mut seen = 0;
+    let r = store.events(id, |_| {
+        seen += 1;
+        if seen == 3 { Err(StoreError::Callback("enough".into())) } else { Ok(()) }
+    });
+    assert!(matches!(r, Err(StoreError::Callback(_))));
+    assert_eq!(seen, 3);
+}
+
+#[test]
+fn reap_stale_marks_dead_recorders_incomplete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let store = Store::open(&db, None).expect("open");
+    let dead = store.begin_session(&new_session()).expect("begin");
+    let alive = store.begin_session(&new_session()).expect("begin");
+    let reused = store.begin_session(&new_session()).expect("begin");
+    write(&db, dead, (0..4).map(synthetic_event).collect());
+    // A child that has exited and been reaped: its pid is free.
+    let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+    let dead_pid = child.id();
+    child.wait().expect("wait");
+    // pid 1 is alive but is not this recorder (its start time differs).
+    store.conn().execute("UPDATE sessions SET recorder_pid = ?1 WHERE id = ?2", params![dead_pid, dead]).expect("set pid");
+    store.conn().execute("UPDATE sessions SET recorder_pid = 1 WHERE id = ?1", params![reused]).expect("set pid");
+    assert_eq!(store.reap_stale().expect("reap"), 2);
+    let s = store.session_by_id(dead).expect("dead");
+    assert_eq!(s.state, SessionState::Incomplete);
+    assert_eq!(s.note.as_deref(), Some("recorder died"));
+    assert_eq!(s.events, 4, "the events that reached the file are counted");
+    assert_eq!(store.session_by_id(reused).expect("reused").state, SessionState::Incomplete);
+    assert_eq!(store.session_by_id(alive).expect("alive").state, SessionState::Running);
+    assert_eq!(store.reap_stale().expect("reap again"), 0);
+}
+
+fn query_fixture() -> (tempfile::TempDir, Store, i64, i64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let store = Store::open(&db, None).expect("open");
+    let a = store.begin_session(&new_session()).expect("begin");
+    let b = store.begin_session(&new_session()).expect("begin");
+    let paths = [
+        "/home/u/.ssh/id_rsa",
+        "/home/u/.ssh/config",
+        "/home/u/p/src/main.rs",
+        "/home/u/p/src/deep/mod.rs",
+        "/home/u/p/README",
+        "/home/u/p/src[x]/f",
+        "/etc/passwd",
+    ];
+    let mut events: Vec<Event> = paths.iter().enumerate().map(|(i, p)| event(i as i64, Op::Open, Some(p))).collect();
+    events.push(Event { outcome: Outcome::Denied(libc::EACCES), ..event(20, Op::Unlink, Some("/etc/passwd")) });
+    events.push(Event { pid: 200, comm: "cargo".into(), ..event(21, Op::Exec, Some("/usr/bin/cargo")) });
+    events.push(Event { outcome: Outcome::Error(libc::ENOENT), ..event(22, Op::Open, Some("/home/u/p/missing")) });
+    write(&db, a, events);
+    write(&db, b, vec![event(100, Op::Open, Some("/home/u/.ssh/id_rsa"))]);
+    (dir, store, a, b)
+}
+
+fn paths(rows: &[EventRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.event.path.as_deref().unwrap_or("")).collect()
+}
+
+#[test]
+fn glob_semantics() {
+    let (_dir, store, a, _b) = query_fixture();
+    let q = |glob: &str| {
+        let rows = store.query(&Query { session: Some(a), path_glob: Some(glob.into()), ..Query::default() }).expect(glob);
+        paths(&rows).into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(q("/home/u/.ssh/*"), ["/home/u/.ssh/id_rsa", "/home/u/.ssh/config"]);
+    // `*` stays within a component, `**` crosses them.
+    assert_eq!(q("/home/u/p/*.rs"), Vec::<String>::new());
+    assert_eq!(q("/home/u/p/src/*.rs"), ["/home/u/p/src/main.rs"]);
+    assert_eq!(q("/home/u/p/**/*.rs"), ["/home/u/p/src/main.rs", "/home/u/p/src/deep/mod.rs"]);
+    assert_eq!(q("**/passwd"), ["/etc/passwd", "/etc/passwd"]);
+    assert_eq!(q("/home/u/p/READM?"), ["/home/u/p/README"]);
+    assert_eq!(q("/home/u/.ssh/[ic]*"), ["/home/u/.ssh/id_rsa", "/home/u/.ssh/config"]);
+    assert_eq!(q("/home/u/.ssh/[!i]*"), ["/home/u/.ssh/config"]);
+    // A literal path and an escaped metacharacter.
+    assert_eq!(q("/etc/passwd"), ["/etc/passwd", "/etc/passwd"]);
+    assert_eq!(q(r"/home/u/p/src\[x\]/f"), ["/home/u/p/src[x]/f"]);
+    assert_eq!(q("/nowhere/**"), Vec::<String>::new());
+    for bad in ["/home/[", "/a/{b", ""] {
+        let err = store.query(&Query { path_glob: Some(bad.into()), ..Query::default() }).expect_err(bad);
+        assert!(matches!(err, StoreError::BadGlob { .. }), "{bad}: {err}");
+        assert!(err.to_string().contains("bad path glob"), "{err}");
+    }
+}
+
+#[test]
+fn query_filters_combine() {
+    let (_dir, store, a, b) = query_fixture();
+    let all = store.query(&Query::default()).expect("all");
+    assert_eq!(all.len(), 11);
+    let ssh = store.query(&Query { path_glob: Some("/home/u/.ssh/id_rsa".into()), ..Query::default() }).expect("q");
+    assert_eq!(ssh.iter().map(|r| r.session).collect::<Vec<_>>(), [a, b]);
+    let q = |q: Query| store.query(&Query { session: Some(a), ..q }).expect("query");
+    assert_eq!(paths(&q(Query { op: Some(Op::Unlink), ..Query::default() })), ["/etc/passwd"]);
+    assert_eq!(paths(&q(Query { result: Some(ResultClass::Denied), ..Query::default() })), ["/etc/passwd"]);
+    assert_eq!(paths(&q(Query { result: Some(ResultClass::Error), ..Query::default() })), ["/home/u/p/missing"]);
+    assert_eq!(q(Query { result: Some(ResultClass::Ok), ..Query::default() }).len(), 8);
+    assert_eq!(paths(&q(Query { pid: Some(200), ..Query::default() })), ["/usr/bin/cargo"]);
+    assert_eq!(paths(&q(Query { comm: Some("cargo".into()), ..Query::default() })), ["/usr/bin/cargo"]);
+    assert!(q(Query { comm: Some("nobody".into()), ..Query::default() }).is_empty());
+    assert_eq!(q(Query { since_ns: Some(1_020), until_ns: Some(1_022), ..Query::default() }).len(), 2);
+    assert_eq!(q(Query { limit: Some(3), ..Query::default() }).len(), 3);
+    assert_eq!(
+        paths(&q(Query { path_glob: Some("/etc/*".into()), op: Some(Op::Open), ..Query::default() })),
+        ["/etc/passwd"]
+    );
+    assert!(matches!(store.query(&Query { session: Some(77), ..Query::default() }), Err(StoreError::UnknownSession(_))));
+}
+
+#[test]
+fn summary_counts() {
+    let (_dir, store, a, _b) = query_fixture();
+    let s = store.summary(a, 3).expect("summary");
+    assert_eq!((s.events, s.ok, s.denied, s.errors), (10, 8, 1, 1));
+    assert_eq!(s.ops[0], OpCount { op: Op::Open, count: 8 });
+    assert_eq!(s.top_paths[0], PathCount { path: "/etc/passwd".into(), count: 2 });
+    assert_eq!(s.top_paths.len(), 3);
+    assert_eq!(s.processes.len(), 2);
+    assert_eq!(s.top_errors.len(), 2);
+    assert!(s.top_errors.iter().any(|e| e.errno_name == "EACCES" && e.result == ResultClass::Denied));
+    assert!(s.top_errors.iter().any(|e| e.errno_name == "ENOENT" && e.path.as_deref() == Some("/home/u/p/missing")));
+}
+
+#[test]
+fn glob_query_uses_the_indexes() {
+    let (_dir, store, a, _b) = query_fixture();
+    // The plan must search the path index, not scan the events table.
+    let plan: Vec<String> = store
+        .conn()
+        .prepare(&format!("EXPLAIN QUERY PLAN {EVENT_SELECT} WHERE e.session_id = ?1 AND e.path_id IN (1,2,3) AND e.op = 1 ORDER BY +e.id"))
+        .expect("plan")
+        .query_map([a], |r| r.get::<_, String>(3))
+        .expect("plan rows")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    let text = plan.join("\n");
+    assert!(text.contains("USING INDEX events_path") || text.contains("USING COVERING INDEX events_path"), "{text}");
+    assert!(!text.contains("SCAN e"), "{text}");
+}
