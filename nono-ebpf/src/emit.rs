@@ -7,7 +7,7 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns},
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use nono_common::{EventBuf, EventHeader, Pending, RecorderConfig, flag, stat};
 
@@ -24,6 +24,40 @@ pub static TRACED: HashMap<u32, u32> = HashMap::with_max_entries(65536, 0);
 /// Syscall arguments between sys_enter and sys_exit, keyed by thread id.
 #[map]
 pub static PENDING: HashMap<u32, Pending> = HashMap::with_max_entries(65536, 0);
+
+/// Slot 0 holds `sys_exit_common`: every `sys_exit_*` program tail-calls
+/// it, so the path-walking code is verified once instead of once per
+/// syscall (load time drops from seconds to a fraction of one).
+#[map]
+pub static TAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// What a `sys_exit_*` program hands to `sys_exit_common` on this CPU. A
+/// tail call runs immediately on the same CPU, so a per-CPU slot is safe.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Handoff {
+    pub ret: i64,
+    pub arg: u64,
+    pub fd1: i64,
+    pub ptr1: u64,
+    pub fd2: i64,
+    pub ptr2: u64,
+    pub tgid: u32,
+    pub mode: u32,
+    /// Operand kinds (`sys::K_*`).
+    pub k1: u32,
+    pub k2: u32,
+    pub op: u16,
+    pub _pad: [u16; 3],
+}
+
+impl Handoff {
+    pub const EMPTY: Handoff =
+        Handoff { ret: 0, arg: 0, fd1: 0, ptr1: 0, fd2: 0, ptr2: 0, tgid: 0, mode: 0, k1: 0, k2: 0, op: 0, _pad: [0; 3] };
+}
+
+#[map]
+pub static HANDOFF: PerCpuArray<Handoff> = PerCpuArray::with_max_entries(1, 0);
 
 /// Two scratch records per CPU: a handler preempted mid-record keeps its
 /// slot busy and a second handler on the same CPU takes the other.

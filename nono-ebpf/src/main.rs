@@ -57,6 +57,12 @@ syscall_pair! {
     sys_enter_bind / sys_exit_bind => sys::nr::BIND;
 }
 
+/// Loaded but not attached: the tail-call target of every `sys_exit_*`.
+#[tracepoint]
+pub fn sys_exit_common(ctx: TracePointContext) -> u32 {
+    sys::exit_common(&ctx)
+}
+
 #[btf_tracepoint(function = "sched_process_fork")]
 pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
     proc::fork(&ctx)

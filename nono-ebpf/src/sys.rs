@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use nono_common::{FMODE_CREATED, Pending, flag, mode as rec_mode, op, stat};
 
-use crate::emit::{PENDING, Slot, bump, mode, traced_tgid};
+use crate::emit::{HANDOFF, Handoff, PENDING, Slot, TAIL, bump, mode, traced_tgid};
 use crate::kread::{self, Field, off};
 
 /// Internal syscall numbers (not the kernel's).
@@ -162,40 +162,96 @@ pub fn exit(ctx: &TracePointContext, sys: u32) -> u32 {
     if d.op == 0 {
         return 0;
     }
-    let Some(mut slot) = Slot::acquire() else { return 0 };
-    // SAFETY: returns the current task pointer; only read through probe helpers.
-    let task = unsafe { bpf_get_current_task() } as *const u8;
-    let h = slot.header(d.op, tgid);
-    h.result = if ret < 0 { ret as i32 } else { 0 };
+    // Everything that depends on which syscall this is is decided here,
+    // where `sys` is a constant, and handed over as plain integers: the
+    // common program then has one generic shape for the verifier.
+    let mut hand = Handoff { ret, tgid, op: d.op, ..Handoff::EMPTY };
     if let Some(i) = d.arg {
-        h.arg = p.args[i];
+        hand.arg = p.args[i];
     }
     match sys {
-        nr::CREAT => h.arg = O_CREAT_WRONLY_TRUNC,
+        nr::CREAT => hand.arg = O_CREAT_WRONLY_TRUNC,
         nr::OPENAT2 => {
             // struct open_how starts with `u64 flags`.
             // SAFETY: bpf_probe_read_user validates the user pointer.
-            h.arg = unsafe { bpf_probe_read_user(p.args[2] as *const u64) }.unwrap_or(0);
+            hand.arg = unsafe { bpf_probe_read_user(p.args[2] as *const u64) }.unwrap_or(0);
         }
-        nr::UNLINKAT if p.args[2] & AT_REMOVEDIR != 0 => h.op = op::RMDIR,
-        nr::MKDIR | nr::MKDIRAT | nr::MKNOD | nr::MKNODAT => h.mode = h.arg as u32,
+        nr::UNLINKAT if p.args[2] & AT_REMOVEDIR != 0 => hand.op = op::RMDIR,
+        nr::MKDIR | nr::MKDIRAT | nr::MKNOD | nr::MKNODAT => hand.mode = hand.arg as u32,
         _ => {}
     }
     if sys == nr::CONNECT || sys == nr::BIND {
-        let len = sockaddr(&mut slot, p.args[1] as *const u8);
+        hand.k1 = K_SOCKADDR;
+        hand.ptr1 = p.args[1];
+    } else if d.op == op::OPEN && ret >= 0 {
+        hand.k1 = K_OPENED;
+        hand.fd1 = ret;
+    } else {
+        (hand.k1, hand.fd1, hand.ptr1) = plan(d.p1, &p);
+    }
+    (hand.k2, hand.fd2, hand.ptr2) = plan(d.p2, &p);
+    let Some(slot) = HANDOFF.get_ptr_mut(0) else { return 0 };
+    // SAFETY: per-CPU slot, written here and consumed by the tail call on
+    // this same CPU before anything else can run here.
+    unsafe { *slot = hand };
+    // SAFETY: ctx is this program's context; TAIL is filled by userspace
+    // before any sys_exit program is attached.
+    unsafe { TAIL.tail_call(ctx, 0) };
+    // Only reached if the tail call failed: the record is lost, and counted.
+    bump(stat::PATH_FAILURES);
+    0
+}
+
+/// Operand kinds in a [`Handoff`].
+const K_NONE: u32 = 0;
+/// The file just opened (`fd1` = the returned descriptor).
+const K_OPENED: u32 = 1;
+/// An open descriptor.
+const K_FD: u32 = 2;
+/// A user string kept verbatim (a symlink's target).
+const K_RAW: u32 = 3;
+/// A user string relative to directory fd `fd` (or `AT_FDCWD`).
+const K_RELATIVE: u32 = 4;
+/// A user `struct sockaddr`.
+const K_SOCKADDR: u32 = 5;
+
+#[inline(always)]
+fn plan(which: P, p: &Pending) -> (u32, i64, u64) {
+    match which {
+        P::None => (K_NONE, 0, 0),
+        P::Fd(i) => (K_FD, i64::from(p.args[i] as i32), 0),
+        P::Raw(i) => (K_RAW, 0, p.args[i]),
+        P::Cwd(i) => (K_RELATIVE, i64::from(AT_FDCWD), p.args[i]),
+        P::At(dfd, i) => (K_RELATIVE, i64::from(p.args[dfd] as i32), p.args[i]),
+    }
+}
+
+/// `sys_exit_common`, tail-called by every `sys_exit_*`: resolves the
+/// operands and sends the record described by the per-CPU [`Handoff`].
+#[inline(always)]
+pub fn exit_common(ctx: &TracePointContext) -> u32 {
+    let _ = ctx;
+    let Some(hand) = HANDOFF.get(0).copied() else { return 0 };
+    let Some(mut slot) = Slot::acquire() else { return 0 };
+    // SAFETY: returns the current task pointer; only read through probe helpers.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let h = slot.header(hand.op, hand.tgid);
+    h.result = if hand.ret < 0 { hand.ret as i32 } else { 0 };
+    h.arg = hand.arg;
+    h.mode = hand.mode;
+    if hand.k1 == K_SOCKADDR {
+        let len = sockaddr(&mut slot, hand.ptr1 as *const u8);
         slot.send_paths(len, 0);
         return 0;
     }
-
-    let is_open = d.op == op::OPEN;
-    if is_open && ret >= 0 {
-        opened_file(&mut slot, kread::file_of_fd(task, ret));
+    if hand.k1 == K_OPENED {
+        opened_file(&mut slot, kread::file_of_fd(task, hand.fd1));
     } else {
-        operand(&mut slot, task, &p, d.p1, Field::First);
+        operand(&mut slot, task, hand.k1, hand.fd1, hand.ptr1, Field::First);
     }
     let len1 = kread::field_len(slot.buf);
     kread::begin(slot.buf, Field::Second);
-    operand(&mut slot, task, &p, d.p2, Field::Second);
+    operand(&mut slot, task, hand.k2, hand.fd2, hand.ptr2, Field::Second);
     let len2 = kread::field_len(slot.buf);
     slot.send_paths(len1, len2);
     0
@@ -222,19 +278,17 @@ fn opened_file(slot: &mut Slot, file: *const u8) {
 
 /// Writes one path operand as `field`.
 #[inline(always)]
-fn operand(slot: &mut Slot, task: *const u8, p: &Pending, which: P, field: Field) {
-    match which {
-        P::None => {}
-        P::Fd(i) => {
-            let file = kread::file_of_fd(task, i64::from(p.args[i] as i32));
-            let (mnt, dentry) = kread::file_path(file);
+fn operand(slot: &mut Slot, task: *const u8, kind: u32, fd: i64, ptr: u64, field: Field) {
+    match kind {
+        K_FD => {
+            let (mnt, dentry) = kread::file_path(kread::file_of_fd(task, fd));
             kread::walk_dentry(slot.buf, field, mnt, dentry);
         }
-        P::Raw(i) => {
-            kread::raw_user_path(slot.buf, field, p.args[i] as *const u8);
+        K_RAW => {
+            kread::raw_user_path(slot.buf, field, ptr as *const u8);
         }
-        P::Cwd(i) => relative(slot, task, field, AT_FDCWD, p.args[i]),
-        P::At(dfd, i) => relative(slot, task, field, p.args[dfd] as i32, p.args[i]),
+        K_RELATIVE => relative(slot, task, field, fd as i32, ptr),
+        _ => {}
     }
 }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::new().filter_or("NONO_LOG", "warn")).init();
     let args = nono::cli::Cli::parse();
     match nono::cli::run(args) {
         Ok(code) => code,

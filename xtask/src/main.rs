@@ -7,6 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod demo;
+mod setup;
+mod test;
 mod vm;
 
 #[derive(Debug, Parser)]
@@ -18,14 +22,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Install what this machine lacks (apt packages, bpf-linker, rust-src, kernel filesystems).
+    Setup(setup::SetupArgs),
+    /// Set up, build, and learn a profile for the built-in demo agent.
+    Demo(demo::DemoArgs),
+    /// Set up and run every test: host suite, VM suite, benchmark smoke run.
+    Test(test::TestArgs),
     /// Run the LSM-backend and ABI-matrix suite inside QEMU on Debian kernels.
     VmTest(vm::VmArgs),
+    /// Measure nono against native runs and strace, side by side.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
+        Task::Setup(args) => setup::run(&args),
+        Task::Demo(args) => demo::run(&args),
+        Task::Test(args) => test::run(&args),
         Task::VmTest(args) => vm::run(&args),
+        Task::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

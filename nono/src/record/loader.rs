@@ -3,7 +3,7 @@
 //! loaded and attached, and everything detaches when the [`Recorder`] is
 //! dropped (nothing is pinned, so a killed nono leaves nothing behind).
 
-use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{HashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::{BtfTracePoint, Lsm, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use nono_common::{KernelOffsets, RecorderConfig, mode, stat};
@@ -151,7 +151,9 @@ impl Loaded {
             .ok_or_else(|| RecordError::MissingProgram(name.to_owned()))?
             .try_into()
             .map_err(perr(name, backend))?;
+        let t = std::time::Instant::now();
         prog.load().map_err(perr(name, backend))?;
+        log::debug!("loaded {name} in {:?}", t.elapsed());
         prog.attach(category, name).map_err(err)?;
         Ok(())
     }
@@ -174,6 +176,7 @@ impl Loaded {
     }
 
     fn attach_syscalls(&mut self) -> Result<(), RecordError> {
+        self.install_exit_common()?;
         for &(sys, optional) in SYSCALLS {
             let exists = std::path::Path::new("/sys/kernel/tracing/events/syscalls")
                 .join(format!("sys_enter_{sys}"))
@@ -185,6 +188,31 @@ impl Loaded {
             self.tracepoint(&format!("sys_enter_{sys}"), "syscalls")?;
             self.tracepoint(&format!("sys_exit_{sys}"), "syscalls")?;
         }
+        Ok(())
+    }
+
+    /// Loads the one program that does the heavy lifting for every
+    /// `sys_exit_*` and puts it in the tail-call table, before any of them
+    /// is attached.
+    fn install_exit_common(&mut self) -> Result<(), RecordError> {
+        let name = "sys_exit_common";
+        let backend = self.backend;
+        let prog: &mut TracePoint = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| RecordError::MissingProgram(name.to_owned()))?
+            .try_into()
+            .map_err(perr(name, backend))?;
+        let t = std::time::Instant::now();
+        prog.load().map_err(perr(name, backend))?;
+        log::debug!("loaded {name} in {:?}", t.elapsed());
+        let fd = prog.fd().map_err(perr(name, backend))?.try_clone().map_err(|source| RecordError::Sys {
+            call: "dup of the sys_exit_common program fd",
+            source,
+        })?;
+        let map = self.ebpf.map_mut("TAIL").ok_or(RecordError::MissingMap("TAIL"))?;
+        let mut tail: ProgramArray<_> = ProgramArray::try_from(map).map_err(|source| RecordError::Map { name: "TAIL", source })?;
+        tail.set(0, &fd, 0).map_err(|source| RecordError::Map { name: "TAIL", source })?;
         Ok(())
     }
 

@@ -129,8 +129,20 @@ pub fn run(
     sink: Sender<Vec<Event>>,
     sigfd: SignalFd,
 ) -> Result<Outcome, RecordError> {
+    let gated = spawn::fork_gated(command)?;
+    run_gated(recorder, gated, progress, sink, sigfd)
+}
+
+/// [`run`] for a child forked earlier with [`spawn::fork_gated_with`]
+/// (still waiting at its gate).
+pub fn run_gated(
+    recorder: &mut dyn Recorder,
+    mut gated: spawn::Gated,
+    progress: Progress,
+    sink: Sender<Vec<Event>>,
+    sigfd: SignalFd,
+) -> Result<Outcome, RecordError> {
     let started = Instant::now();
-    let mut gated = spawn::fork_gated(command)?;
     let child = gated.pid;
     if let Err(e) = recorder.trace(child.as_raw() as u32) {
         drop(gated);

@@ -6,7 +6,9 @@
 //! The child runs as the invoking user (SUDO_UID/SUDO_GID, that user's
 //! supplementary groups, HOME/USER/LOGNAME), and dies if nono dies so it
 //! never continues unrecorded. Everything the child does after `fork` is
-//! async-signal-safe: all allocation happens before the fork.
+//! async-signal-safe, except an optional [`PreExec`] hook (the sandbox of
+//! `nono run --audit`); callers that pass one must fork while the process
+//! is still single-threaded, so no lock can be held in the child.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -143,7 +145,22 @@ fn cstring(bytes: &[u8], what: &'static str) -> Result<CString, SpawnError> {
 }
 
 /// Steps the child reports on the error pipe (index into this table).
-const STEPS: [&str; 8] = ["sigprocmask", "wait for the tracer", "setgroups", "setgid", "setuid", "prctl(PR_SET_PDEATHSIG)", "chdir", "execve"];
+const STEPS: [&str; 9] = [
+    "sigprocmask",
+    "wait for the tracer",
+    "setgroups",
+    "setgid",
+    "setuid",
+    "prctl(PR_SET_PDEATHSIG)",
+    "chdir",
+    "execve",
+    "applying the sandbox",
+];
+
+/// Runs in the child after the gate, the credential change and `chdir`,
+/// just before `execve` (e.g. Landlock's `restrict_self`). On failure it
+/// returns an errno, after printing its own explanation to stderr.
+pub type PreExec<'a> = &'a mut dyn FnMut() -> Result<(), i32>;
 
 /// Forks the child, which blocks until [`Gated::release`].
 ///
@@ -151,6 +168,12 @@ const STEPS: [&str; 8] = ["sigprocmask", "wait for the tracer", "setgroups", "se
 /// Call while no other thread of this process can hold a lock the child
 /// would need; the child only calls async-signal-safe functions anyway.
 pub fn fork_gated(cmd: &Command) -> Result<Gated, SpawnError> {
+    fork_gated_with(cmd, None)
+}
+
+/// [`fork_gated`] with a hook run in the child just before `execve`.
+/// Call it while this process is single-threaded.
+pub fn fork_gated_with(cmd: &Command, pre_exec: Option<PreExec<'_>>) -> Result<Gated, SpawnError> {
     let program = cmd.argv.first().ok_or(SpawnError::EmptyCommand)?;
     let exe = resolve(program, &cmd.env, &cmd.cwd)?;
     let exe_c = cstring(exe.as_os_str().as_bytes(), "the program path")?;
@@ -188,7 +211,7 @@ pub fn fork_gated(cmd: &Command) -> Result<Gated, SpawnError> {
             // child from ever seeing the tracer vanish.
             libc::close(gate_w.as_raw_fd());
             libc::close(err_r.as_raw_fd());
-            child_main(gate_r.as_raw_fd(), err_w.as_raw_fd(), &exe_c, &argv_p, &env_p, &cwd_c, &groups, ids)
+            child_main(gate_r.as_raw_fd(), err_w.as_raw_fd(), &exe_c, &argv_p, &env_p, &cwd_c, &groups, ids, pre_exec)
         }
     }
     drop(gate_r);
@@ -207,6 +230,7 @@ unsafe fn child_main(
     cwd: &CString,
     groups: &[libc::gid_t],
     ids: Option<(u32, u32)>,
+    pre_exec: Option<PreExec<'_>>,
 ) -> ! {
     // SAFETY (whole body): only async-signal-safe libc calls on memory that
     // was allocated before fork and is not shared with any other thread.
@@ -255,6 +279,12 @@ unsafe fn child_main(
         }
         if libc::chdir(cwd.as_ptr()) != 0 {
             fail(6);
+        }
+        if let Some(hook) = pre_exec {
+            if let Err(errno) = hook() {
+                *libc::__errno_location() = errno;
+                fail(8);
+            }
         }
         libc::execve(exe.as_ptr(), argv.as_ptr(), env.as_ptr());
         fail(7);

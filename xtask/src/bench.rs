@@ -1,0 +1,389 @@
+//! `cargo xtask bench`: side-by-side measurements, reported as ratios
+//! within one run (these machines are noisy; absolute figures drift).
+//!
+//! 1. recording overhead: native vs `nono learn` vs `strace -f`, on a
+//!    file-heavy, a process-heavy and a build workload (median of N runs;
+//!    the workload times itself, so nono's fixed program-load cost is
+//!    reported separately rather than hidden in the ratio);
+//! 2. event throughput and loss at increasing paced rates;
+//! 3. store ingest and query latency, 4. synthesis time (nono's
+//!    `bench_store` / `bench_synth` examples);
+//! 5. enforcement start-up (`nono run -- true` vs `true`, vs `bwrap`);
+//! 6. peak RSS of nono in each (from `wait4`'s rusage).
+//!
+//! `--quick` shrinks everything to a smoke run that asserts nothing but
+//! that the harness still works; CI runs it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::demo::workspace_root;
+use crate::setup::sh;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Tiny sizes, one run each: keeps the harness working, asserts nothing.
+    #[arg(long)]
+    pub quick: bool,
+    /// Runs per measurement (median reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Events in the store benchmark's database.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub store_events: u64,
+}
+
+struct Ctx {
+    nono: PathBuf,
+    dir: PathBuf,
+    runs: usize,
+    quick: bool,
+    report: String,
+}
+
+/// One timed run: wall time of the workload itself, and the peak RSS of
+/// the process we started (nono, strace or the workload).
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    workload: Duration,
+    total: Duration,
+    max_rss_kib: i64,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    sh(Command::new("cargo").args(["build", "--release", "--locked", "-p", "nono", "--examples"]).current_dir(&root))?;
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let mut ctx = Ctx {
+        nono: root.join("target/release/nono"),
+        dir,
+        runs: if args.quick { 1 } else { args.runs.max(1) },
+        quick: args.quick,
+        report: String::new(),
+    };
+    let machine = machine();
+    writeln!(ctx.report, "machine: {machine}")?;
+    writeln!(ctx.report, "command: cargo xtask bench{}\n", if args.quick { " --quick" } else { "" })?;
+    recording_overhead(&mut ctx)?;
+    throughput(&mut ctx)?;
+    store_and_synthesis(&mut ctx, &root, if args.quick { 20_000 } else { args.store_events })?;
+    startup(&mut ctx)?;
+    println!("{}", ctx.report);
+    let out = ctx.dir.join(if args.quick { "report-quick.md" } else { "report.md" });
+    std::fs::write(&out, &ctx.report)?;
+    eprintln!("bench: report written to {}", out.display());
+    Ok(())
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), kernel {}", kernel.trim())
+}
+
+/// Runs `cmd`, returning its wall time and peak RSS (KiB) via wait4.
+fn timed(cmd: &mut Command) -> anyhow::Result<(Duration, i64, i32)> {
+    let start = Instant::now();
+    let child = cmd.stdin(Stdio::null()).spawn().with_context(|| format!("starting {cmd:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our unwaited child; status and usage are valid out-pointers.
+    let r = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+    if r != pid {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    std::mem::forget(child);
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+    Ok((start.elapsed(), usage.ru_maxrss, code))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The workload script wrapped so it writes its own duration (ns) to `stamp`.
+fn self_timed(script: &str, stamp: &Path) -> String {
+    format!(
+        "s=$(date +%s%N)\n{script}\ne=$(date +%s%N)\necho $((e - s)) > '{}'",
+        stamp.display()
+    )
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Native,
+    Nono,
+    Strace,
+}
+
+fn run_mode(ctx: &Ctx, mode: Mode, script: &str, cwd: &Path) -> anyhow::Result<Sample> {
+    let stamp = ctx.dir.join("stamp");
+    let wrapped = self_timed(script, &stamp);
+    let mut cmd = match mode {
+        Mode::Native => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(&wrapped);
+            c
+        }
+        Mode::Nono => {
+            let mut c = Command::new(&ctx.nono);
+            c.arg("learn")
+                .arg("--no-progress")
+                .arg("--force")
+                .arg("--db")
+                .arg(ctx.dir.join("overhead.db"))
+                .arg("--output")
+                .arg(ctx.dir.join("overhead.json"))
+                .args(["--", "sh", "-c"])
+                .arg(&wrapped);
+            c
+        }
+        Mode::Strace => {
+            let mut c = Command::new("strace");
+            c.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=file,network,process", "sh", "-c"]).arg(&wrapped);
+            c
+        }
+    };
+    cmd.current_dir(cwd).stdout(Stdio::null()).stderr(Stdio::null());
+    let (total, rss, code) = timed(&mut cmd)?;
+    if code != 0 {
+        bail!("workload failed with {code}: {cmd:?}");
+    }
+    let ns: u64 = std::fs::read_to_string(&stamp)?.trim().parse().context("reading the workload's own time")?;
+    Ok(Sample { workload: Duration::from_nanos(ns), total, max_rss_kib: rss })
+}
+
+fn recording_overhead(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let (files, procs, cfiles) = if ctx.quick { (500, 50, 4) } else { (20_000, 2_000, 40) };
+    let tree = ctx.dir.join("tree");
+    if !tree.join(format!("d{}/f{}", (files - 1) / 100, files - 1)).exists() {
+        let _ = std::fs::remove_dir_all(&tree);
+        for i in 0..files {
+            let d = tree.join(format!("d{}", i / 100));
+            std::fs::create_dir_all(&d)?;
+            std::fs::write(d.join(format!("f{i}")), format!("file {i}\n"))?;
+        }
+    }
+    let proj = ctx.dir.join("cproj");
+    let _ = std::fs::remove_dir_all(&proj);
+    std::fs::create_dir_all(&proj)?;
+    let mut objs = String::new();
+    for i in 0..cfiles {
+        std::fs::write(proj.join(format!("m{i}.c")), format!("int f{i}(int x) {{ return x * {i} + 1; }}\n"))?;
+        write!(objs, " m{i}.o")?;
+    }
+    std::fs::write(proj.join("main.c"), "int main(void) { return 0; }\n")?;
+    std::fs::write(proj.join("Makefile"), format!("app: main.o{objs}\n\tcc -o app main.o{objs}\n%.o: %.c\n\tcc -O1 -c $< -o $@\n"))?;
+    let workloads = [
+        (format!("file-heavy: read {files} small files"), format!("find '{}' -type f -print0 | xargs -0 cat > /dev/null", tree.display()), ctx.dir.clone()),
+        (
+            format!("process-heavy: {procs} sh -c children"),
+            format!("i=0; while [ $i -lt {procs} ]; do sh -c true; i=$((i+1)); done"),
+            ctx.dir.clone(),
+        ),
+        (format!("build: make of {cfiles} C files"), "rm -f *.o app; make -s -j2".to_owned(), proj.clone()),
+    ];
+    let strace = Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success());
+    writeln!(ctx.report, "## 1. Recording overhead (median of {} runs; ratio = workload time / native)\n", ctx.runs)?;
+    writeln!(ctx.report, "| workload | native | nono learn | ratio | strace -f | ratio | nono fixed start+stop | nono peak RSS |")?;
+    writeln!(ctx.report, "|---|---|---|---|---|---|---|---|")?;
+    for (name, script, cwd) in &workloads {
+        eprintln!("bench: {name}");
+        // Warm the page cache once so the first mode measured is not penalised.
+        run_mode(ctx, Mode::Native, script, cwd)?;
+        let mut native = Vec::new();
+        let mut nono = Vec::new();
+        let mut nono_fixed = Vec::new();
+        let mut rss = 0;
+        let mut st = Vec::new();
+        // Interleave the modes so drift affects all of them alike.
+        for _ in 0..ctx.runs {
+            native.push(run_mode(ctx, Mode::Native, script, cwd)?.workload);
+            let s = run_mode(ctx, Mode::Nono, script, cwd)?;
+            nono.push(s.workload);
+            nono_fixed.push(s.total.saturating_sub(s.workload));
+            rss = rss.max(s.max_rss_kib);
+            if strace {
+                st.push(run_mode(ctx, Mode::Strace, script, cwd)?.workload);
+            }
+        }
+        let n = median(native);
+        let l = median(nono);
+        let ratio = |d: Duration| d.as_secs_f64() / n.as_secs_f64().max(1e-9);
+        let (sv, sr) = if strace {
+            let s = median(st);
+            (format!("{s:.2?}"), format!("{:.2}x", ratio(s)))
+        } else {
+            ("n/a".into(), "strace not installed".into())
+        };
+        writeln!(
+            ctx.report,
+            "| {name} | {n:.2?} | {l:.2?} | {:.2}x | {sv} | {sr} | {:.2?} | {} MiB |",
+            ratio(l),
+            median(nono_fixed),
+            rss / 1024
+        )?;
+    }
+    writeln!(ctx.report)?;
+    Ok(())
+}
+
+/// A paced event generator: `rate` opens per second for `secs` seconds.
+const GENERATOR: &str = r#"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    long rate = atol(argv[1]); double secs = atof(argv[2]);
+    struct timespec t0, now; clock_gettime(CLOCK_MONOTONIC, &t0);
+    long done = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double el = (now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9;
+        if (el >= secs) break;
+        long want = rate > 0 ? (long)(el * rate) : done + 1000;
+        while (done < want) { int fd = open("/etc/hostname", O_RDONLY); if (fd >= 0) close(fd); done++; }
+        if (rate > 0) { struct timespec ts = {0, 200000}; nanosleep(&ts, 0); }
+    }
+    return 0;
+}
+"#;
+
+fn throughput(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let src = ctx.dir.join("gen.c");
+    let bin = ctx.dir.join("gen");
+    std::fs::write(&src, GENERATOR)?;
+    sh(Command::new("cc").args(["-O2", "-o"]).arg(&bin).arg(&src))?;
+    let secs = if ctx.quick { "0.5" } else { "4" };
+    let rates: &[u64] = if ctx.quick { &[20_000] } else { &[50_000, 100_000, 200_000, 400_000, 800_000, 0] };
+    writeln!(ctx.report, "## 2. Event throughput and loss (paced open/close loop, {secs} s each, 0 = unpaced)\n")?;
+    writeln!(ctx.report, "| target rate | recorded events/s | lost | loss rate | nono peak RSS |")?;
+    writeln!(ctx.report, "|---|---|---|---|---|")?;
+    for &rate in rates {
+        let db = ctx.dir.join("throughput.db");
+        let _ = std::fs::remove_file(&db);
+        let mut c = Command::new(&ctx.nono);
+        c.args(["learn", "--no-progress", "--force", "--format", "json", "--db"])
+            .arg(&db)
+            .arg("--output")
+            .arg(ctx.dir.join("throughput.json"))
+            .arg("--")
+            .arg(&bin)
+            .arg(rate.to_string())
+            .arg(secs)
+            .stderr(Stdio::null());
+        let start = Instant::now();
+        let out = c.output()?;
+        let _ = start;
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).context("nono learn --format json summary")?;
+        let events = summary["events"].as_u64().unwrap_or(0);
+        let lost = summary["lost"].as_u64().unwrap_or(0);
+        let dur_ms = summary["duration_ms"].as_u64().unwrap_or(1).max(1);
+        let rss = rss_of_last_child();
+        writeln!(
+            ctx.report,
+            "| {} | {:.0} | {lost} | {:.3}% | {} MiB |",
+            if rate == 0 { "unpaced".to_owned() } else { rate.to_string() },
+            events as f64 / (dur_ms as f64 / 1000.0),
+            lost as f64 * 100.0 / (events + lost).max(1) as f64,
+            rss / 1024
+        )?;
+    }
+    writeln!(ctx.report)?;
+    Ok(())
+}
+
+/// Peak RSS of the largest waited-for child so far (KiB).
+fn rss_of_last_child() -> i64 {
+    // SAFETY: getrusage with a valid out-pointer.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage) };
+    usage.ru_maxrss
+}
+
+fn store_and_synthesis(ctx: &mut Ctx, root: &Path, events: u64) -> anyhow::Result<()> {
+    for (title, example, extra) in [
+        ("3. Store: ingest rate, query latency, size", "bench_store", vec![events.to_string()]),
+        ("4. Synthesis: events to profile", "bench_synth", vec![if ctx.quick { "20000".to_owned() } else { "1000000".to_owned() }]),
+    ] {
+        eprintln!("bench: {example}");
+        let bin = root.join("target/release/examples").join(example);
+        let mut c = Command::new(&bin);
+        c.arg(ctx.dir.join(format!("{example}.db"))).args(&extra).stderr(Stdio::inherit()).stdout(Stdio::piped());
+        let out = c.output().with_context(|| format!("running {}", bin.display()))?;
+        if !out.status.success() {
+            bail!("{example} failed: {}", out.status);
+        }
+        writeln!(ctx.report, "## {title}\n\n{}", String::from_utf8_lossy(&out.stdout))?;
+    }
+    Ok(())
+}
+
+fn startup(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let profile = ctx.dir.join("startup.json");
+    std::fs::write(
+        &profile,
+        r#"{"meta": {"name": "startup"}, "extends": "base", "filesystem": {"allow": ["$CWD"]}}"#,
+    )?;
+    let n = if ctx.quick { 5 } else { 200 };
+    let mut bare = Vec::new();
+    let mut under = Vec::new();
+    let mut bw = Vec::new();
+    let bwrap = Command::new("bwrap").arg("--version").output().is_ok_and(|o| o.status.success());
+    let mut rss = 0;
+    for _ in 0..n {
+        bare.push(timed(Command::new("true").stdout(Stdio::null()))?.0);
+        let (d, r, code) = timed(
+            Command::new(&ctx.nono).arg("run").arg("--profile").arg(&profile).args(["--", "true"]).current_dir(&ctx.dir).stdout(Stdio::null()),
+        )?;
+        if code != 0 {
+            bail!("nono run -- true failed with {code}");
+        }
+        rss = rss.max(r);
+        under.push(d);
+        if bwrap {
+            bw.push(
+                timed(
+                    Command::new("bwrap")
+                        .args(["--ro-bind", "/usr", "/usr", "--ro-bind", "/lib", "/lib", "--ro-bind", "/lib64", "/lib64"])
+                        .args(["--ro-bind", "/bin", "/bin", "--ro-bind", "/etc", "/etc", "--bind"])
+                        .arg(&ctx.dir)
+                        .arg(&ctx.dir)
+                        .args(["--", "true"])
+                        .stdout(Stdio::null()),
+                )?
+                .0,
+            );
+        }
+    }
+    let b = median(bare);
+    let u = median(under);
+    writeln!(ctx.report, "## 5. Enforcement start-up (median of {n})\n")?;
+    writeln!(ctx.report, "| command | median | extra vs bare `true` | peak RSS |")?;
+    writeln!(ctx.report, "|---|---|---|---|")?;
+    writeln!(ctx.report, "| true | {b:.2?} | - | - |")?;
+    writeln!(ctx.report, "| nono run --profile P -- true | {u:.2?} | {:.2?} | {} MiB |", u.saturating_sub(b), rss / 1024)?;
+    if bwrap {
+        let w = median(bw);
+        writeln!(ctx.report, "| bwrap (equivalent binds) -- true | {w:.2?} | {:.2?} | - |", w.saturating_sub(b))?;
+    } else {
+        writeln!(ctx.report, "| bwrap | not installed | - | - |")?;
+    }
+    writeln!(ctx.report)?;
+    Ok(())
+}

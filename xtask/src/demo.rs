@@ -1,0 +1,84 @@
+//! `cargo xtask demo`: the README's first command. Sets the machine up,
+//! builds nono, learns a profile for the built-in scripted agent
+//! (`xtask/demo/agent.sh`), then replays the agent under the learned
+//! profile and shows a prompt-injected step being denied.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context as _;
+
+use crate::setup::{self, sh};
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Where to put the demo's workdir, home, database and profile.
+    #[arg(long, default_value = "target/demo")]
+    pub dir: PathBuf,
+}
+
+pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    setup::run(&setup::SetupArgs { check: false })?;
+    let root = workspace_root()?;
+    sh(Command::new("cargo").args(["build", "--release", "--locked", "-p", "nono"]).current_dir(&root))?;
+    let nono = root.join("target/release/nono");
+    let dir = root.join(&args.dir);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    let work = dir.join("project");
+    let home = dir.join("home");
+    std::fs::create_dir_all(&work)?;
+    std::fs::create_dir_all(home.join(".ssh"))?;
+    std::fs::write(home.join(".ssh/id_rsa"), "-----BEGIN OPENSSH PRIVATE KEY----- (demo)\n")?;
+    let agent = root.join("xtask/demo/agent.sh");
+    let db = dir.join("audit.db");
+    let profile = dir.join("learned.json");
+    let nono_cmd = |sub: &[&str]| {
+        let mut c = Command::new(&nono);
+        c.args(sub).current_dir(&work).env("HOME", &home).env("TMPDIR", "/tmp");
+        c
+    };
+
+    banner("1. learn: record the agent's process tree and write a least-privilege profile");
+    sh(nono_cmd(&["learn", "--db"]).arg(&db).arg("--output").arg(&profile).arg("--").arg("sh").arg(&agent))?;
+
+    banner("2. audit: what did it touch?");
+    sh(nono_cmd(&["audit", "--db"]).arg(&db).args(["summary", "latest"]))?;
+
+    banner("3. run: the same agent under the learned profile (Landlock), expecting zero denials");
+    // A fresh workdir state, as on a second run of the agent.
+    std::fs::remove_dir_all(work.join("src")).ok();
+    std::fs::remove_dir_all(work.join("build")).ok();
+    sh(nono_cmd(&["run", "--profile"]).arg(&profile).arg("--").arg("sh").arg(&agent))?;
+
+    banner("4. run: a prompt-injected step under the same profile");
+    let status = nono_cmd(&["run", "--profile"])
+        .arg(&profile)
+        .arg("--")
+        .arg("cat")
+        .arg(home.join(".ssh/id_rsa"))
+        .status()?;
+    if status.success() {
+        anyhow::bail!("the learned profile let the agent read ~/.ssh/id_rsa");
+    }
+    eprintln!("demo: reading ~/.ssh/id_rsa was denied, as it should be");
+    banner(&format!("profile: {}", display(&profile)));
+    Ok(())
+}
+
+fn banner(text: &str) {
+    eprintln!("\n=== {text}");
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+pub fn workspace_root() -> anyhow::Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
+}

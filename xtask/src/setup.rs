@@ -1,0 +1,180 @@
+//! `cargo xtask setup`: installs what a fresh machine of this kind lacks,
+//! idempotently. Every step first checks whether its work is already done,
+//! so a second run only checks (seconds). A failing step names itself and
+//! the command to run by hand.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+/// Debian packages: LLVM 22 to build bpf-linker; QEMU, busybox and cpio for
+/// the VM suite; strace, hyperfine and the build tools the end-to-end
+/// workloads and benchmarks run (git, make, cc, python3).
+pub const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    "strace",
+    "hyperfine",
+    "git",
+    "make",
+    "gcc",
+    "python3",
+    "iproute2",
+];
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+#[derive(Debug, clap::Args)]
+pub struct SetupArgs {
+    /// Only report what is missing; change nothing.
+    #[arg(long)]
+    pub check: bool,
+}
+
+struct Step {
+    name: &'static str,
+    done: fn() -> anyhow::Result<bool>,
+    apply: fn() -> anyhow::Result<()>,
+    by_hand: &'static str,
+}
+
+const STEPS: &[Step] = &[
+    Step {
+        name: "apt packages",
+        done: apt_done,
+        apply: apt_apply,
+        by_hand: "apt-get update && apt-get install -y <packages listed above>",
+    },
+    Step {
+        name: "nightly rust-src (eBPF build-std)",
+        done: rust_src_done,
+        apply: rust_src_apply,
+        by_hand: "rustup component add rust-src --toolchain nightly",
+    },
+    Step {
+        name: "bpf-linker",
+        done: bpf_linker_done,
+        apply: bpf_linker_apply,
+        by_hand: "LLVM_PREFIX=/usr/lib/llvm-22 cargo install bpf-linker@0.13.0 --locked --no-default-features --features llvm-22",
+    },
+    Step {
+        name: "securityfs at /sys/kernel/security",
+        done: || Ok(mounted(Path::new("/sys/kernel/security/lsm"))),
+        apply: || mount("securityfs", "/sys/kernel/security"),
+        by_hand: "mount -t securityfs securityfs /sys/kernel/security",
+    },
+    Step {
+        name: "tracefs at /sys/kernel/tracing",
+        done: || Ok(mounted(Path::new("/sys/kernel/tracing/events"))),
+        apply: || mount("tracefs", "/sys/kernel/tracing"),
+        by_hand: "mount -t tracefs tracefs /sys/kernel/tracing",
+    },
+];
+
+pub fn run(args: &SetupArgs) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for step in STEPS {
+        let done = (step.done)().with_context(|| format!("setup step `{}`: checking", step.name))?;
+        if done {
+            eprintln!("setup: {:<38} ok", step.name);
+            continue;
+        }
+        if args.check {
+            eprintln!("setup: {:<38} MISSING", step.name);
+            missing.push(step.name);
+            continue;
+        }
+        eprintln!("setup: {:<38} installing...", step.name);
+        (step.apply)().with_context(|| {
+            format!("setup step `{}` failed; to do it by hand, run: {}", step.name, step.by_hand)
+        })?;
+        if !(step.done)()? {
+            bail!(
+                "setup step `{}` ran but its check still fails; to do it by hand, run: {}",
+                step.name,
+                step.by_hand
+            );
+        }
+        eprintln!("setup: {:<38} done", step.name);
+    }
+    if !missing.is_empty() {
+        bail!("missing: {}; run `cargo xtask setup`", missing.join(", "));
+    }
+    Ok(())
+}
+
+/// Runs a command, inheriting stdio; fails with the command line on error.
+pub fn sh(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn missing_packages() -> Vec<&'static str> {
+    APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_none_or(|s| !s.contains("install ok installed"))
+        })
+        .collect()
+}
+
+fn apt_done() -> anyhow::Result<bool> {
+    Ok(missing_packages().is_empty())
+}
+
+fn apt_apply() -> anyhow::Result<()> {
+    let missing = missing_packages();
+    eprintln!("setup: apt-get install {}", missing.join(" "));
+    sh(Command::new("apt-get").arg("update").arg("-q"))?;
+    sh(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn rust_src_done() -> anyhow::Result<bool> {
+    Ok(output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"]))
+        .is_some_and(|s| s.lines().any(|l| l.starts_with("rust-src"))))
+}
+
+fn rust_src_apply() -> anyhow::Result<()> {
+    if output(Command::new("rustup").args(["toolchain", "list"])).is_none_or(|s| !s.contains("nightly")) {
+        sh(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+    }
+    sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+fn bpf_linker_done() -> anyhow::Result<bool> {
+    Ok(output(Command::new("bpf-linker").arg("--version")).is_some_and(|v| v.contains(BPF_LINKER_VERSION)))
+}
+
+fn bpf_linker_apply() -> anyhow::Result<()> {
+    sh(Command::new("cargo")
+        .args(["install", &format!("bpf-linker@{BPF_LINKER_VERSION}"), "--locked", "--no-default-features"])
+        .args(["--features", "llvm-22"])
+        .env("LLVM_PREFIX", "/usr/lib/llvm-22"))
+}
+
+fn mounted(probe: &Path) -> bool {
+    probe.exists()
+}
+
+fn mount(fstype: &str, target: &str) -> anyhow::Result<()> {
+    sh(Command::new("mount").args(["-t", fstype, fstype, target]))
+}
