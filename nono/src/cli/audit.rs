@@ -1,12 +1,668 @@
-//! `nono audit`: query the audit store.
+//! `nono audit`: list sessions, show one, query events, summarise a session.
+//!
+//! Arguments are validated by clap without touching the system; the
+//! resolve step (database path, times relative to now) happens in [`run`].
+//! Every subcommand takes `--db` and `--format table|json|csv`. JSON output
+//! is one document with stable field names.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::event::{Event, Op};
+use crate::record::spawn::Identity;
+use crate::store::{EventRow, Query, ResultClass, Session, SessionState, Store, Summary, errno_name};
+
+/// Output format for people (`table`) or tools (`json`, `csv`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+    Csv,
+}
+
+/// Options every audit subcommand takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// Audit database (default: $XDG_STATE_HOME/nono/audit.db, else ~/.local/state/nono/audit.db;
+    /// under sudo, the invoking user's).
+    #[arg(long, env = "NONO_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, default_value = "table")]
+    pub format: Format,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// List sessions.
-    Sessions,
+    /// List recorded sessions.
+    Sessions {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show one session's metadata and loss counters.
+    Show {
+        /// Session id, or `last`.
+        session: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Find events.
+    Query(QueryArgs),
+    /// Summarise a session: operations, top paths, processes, errors.
+    Summary {
+        /// Session id, or `last`.
+        session: String,
+        /// How many top paths and errors to list.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
-pub fn run(_cmd: AuditCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+/// `nono audit query` filters; all given filters must hold.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// Only this session (an id, or `last`).
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Path glob: `*` and `?` within a component, `**` across, `[...]` classes.
+    #[arg(long, value_name = "GLOB")]
+    pub path: Option<String>,
+    /// Operation (open, exec, unlink, rmdir, mkdir, rename, link, symlink,
+    /// truncate, mknod, connect, bind, fork, exit, ioctl, create).
+    #[arg(long)]
+    pub op: Option<Op>,
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Process name (comm), exactly.
+    #[arg(long)]
+    pub comm: Option<String>,
+    /// ok, denied or error.
+    #[arg(long)]
+    pub result: Option<ResultClass>,
+    /// Events at or after T: RFC 3339 (2026-11-23T08:00:00Z) or a duration ago (30s, 10m, 2h, 3d, 1w).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Events before T (same forms as --since).
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// At most N events.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCommand::Sessions { common } => {
+            let store = open(&common)?;
+            print_sessions(&store.sessions()?, common.format)?;
+        }
+        AuditCommand::Show { session, common } => {
+            let store = open(&common)?;
+            print_show(&store.session(&session)?, common.format)?;
+        }
+        AuditCommand::Query(args) => {
+            let store = open(&args.common)?;
+            let now = jiff::Timestamp::now();
+            let session = match &args.session {
+                Some(s) => Some(store.session(s)?.id),
+                None => None,
+            };
+            let q = Query {
+                session,
+                path_glob: args.path.clone(),
+                op: args.op,
+                pid: args.pid,
+                comm: args.comm.clone(),
+                result: args.result,
+                since_ns: args.since.as_deref().map(|t| parse_time(t, now)).transpose()?,
+                until_ns: args.until.as_deref().map(|t| parse_time(t, now)).transpose()?,
+                limit: args.limit,
+            };
+            print_events(&store.query(&q)?, args.common.format)?;
+        }
+        AuditCommand::Summary { session, top, common } => {
+            let store = open(&common)?;
+            let session = store.session(&session)?;
+            let summary = store.summary(session.id, top)?;
+            print_summary(&session, &summary, common.format)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the database for reading and settles sessions whose recorder died.
+fn open(common: &Common) -> anyhow::Result<Store> {
+    let path = db_path(common.db.as_deref())?;
+    let store = Store::open_existing(&path)?;
+    if let Err(e) = store.reap_stale() {
+        // A read-only copy is still worth reading; say why states may be stale.
+        log::warn!("could not mark sessions of dead recorders as incomplete: {e}");
+    }
+    Ok(store)
+}
+
+/// `--db`/`NONO_DB`, else `$XDG_STATE_HOME/nono/audit.db`, else
+/// `~/.local/state/nono/audit.db`; under sudo, the invoking user's home.
+fn db_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(id) = Identity::from_sudo()? {
+        return Ok(id.home.join(".local/state/nono/audit.db"));
+    }
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        return Ok(state.join("nono/audit.db"));
+    }
+    match std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        Some(home) => Ok(home.join(".local/state/nono/audit.db")),
+        None => bail!("cannot place the audit database: neither XDG_STATE_HOME nor HOME is set; pass --db PATH"),
+    }
+}
+
+/// RFC 3339, or a duration before `now`: `<N><unit>` with unit s, m, h, d
+/// or w (an optional trailing " ago" is accepted).
+fn parse_time(s: &str, now: jiff::Timestamp) -> anyhow::Result<i64> {
+    let bad = || {
+        format!("bad time {s:?}: expected RFC 3339 (like 2026-11-23T08:00:00Z) or a duration ago (like 30s, 10m, 2h, 3d, 1w)")
+    };
+    let t = s.trim();
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_nanosecond() as i64);
+    }
+    let rel = t.strip_suffix("ago").map_or(t, str::trim_end);
+    let split = rel.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| anyhow::anyhow!(bad()))?;
+    let (num, unit) = rel.split_at(split);
+    let n: i64 = num.parse().map_err(|_| anyhow::anyhow!(bad()))?;
+    let secs = match unit {
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 604_800,
+        _ => bail!(bad()),
+    };
+    let back = n.checked_mul(secs).and_then(|s| s.checked_mul(1_000_000_000)).ok_or_else(|| anyhow::anyhow!(bad()))?;
+    Ok((now.as_nanosecond() as i64).saturating_sub(back))
+}
+
+/// Local wall-clock time, to the second.
+fn local_time(ns: i64) -> String {
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(ts) => ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        Err(_) => ns.to_string(),
+    }
+}
+
+/// RFC 3339 in UTC with nanoseconds (JSON and CSV).
+fn rfc3339(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns)).map_or_else(|_| ns.to_string(), |t| t.to_string())
+}
+
+fn human_duration(ns: i64) -> String {
+    let ms = ns / 1_000_000;
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}
+
+fn exit_text(s: &Session) -> String {
+    match (s.exit_code, s.signal) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(sig)) => format!("signal {sig}"),
+        (None, None) => "-".to_owned(),
+    }
+}
+
+/// Quotes a CSV field when needed (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+}
+
+fn csv_line(fields: &[String]) -> String {
+    fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",")
+}
+
+/// Prints rows as aligned columns; the last column is not padded.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, f) in widths.iter_mut().zip(r) {
+            *w = (*w).max(f.chars().count());
+        }
+    }
+    let line = |fields: Vec<&str>| {
+        let mut out = String::new();
+        let last = fields.len().saturating_sub(1);
+        for (i, f) in fields.iter().enumerate() {
+            if i == last {
+                out.push_str(f);
+            } else {
+                let _ = write!(out, "{f:<w$}  ", w = widths[i]);
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value).context("encoding JSON")?);
+    Ok(())
+}
+
+fn session_json(s: &Session) -> serde_json::Value {
+    json!({
+        "id": s.id,
+        "state": s.state,
+        "command": s.command,
+        "cwd": s.cwd,
+        "uid": s.uid,
+        "user": s.user,
+        "backend": s.backend,
+        "kernel": s.kernel,
+        "nono_version": s.nono_version,
+        "recorder_pid": s.recorder_pid,
+        "started": rfc3339(s.started_ns),
+        "started_ns": s.started_ns,
+        "ended": s.ended_ns.map(rfc3339),
+        "ended_ns": s.ended_ns,
+        "duration_ms": s.ended_ns.map(|e| (e - s.started_ns) / 1_000_000),
+        "exit_code": s.exit_code,
+        "signal": s.signal,
+        "events": s.events,
+        "lost": s.lost(),
+        "complete": s.state == SessionState::Complete,
+        "counters": s.counters,
+        "profile_path": s.profile_path,
+        "note": s.note,
+    })
+}
+
+const SESSION_HEADER: [&str; 9] = ["ID", "STATE", "START", "DURATION", "BACKEND", "EVENTS", "LOST", "EXIT", "COMMAND"];
+
+fn print_sessions(sessions: &[Session], format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => print_json(&sessions.iter().map(session_json).collect::<Vec<_>>()),
+        Format::Csv => {
+            println!("id,state,started,duration_ms,backend,events,lost,exit_code,signal,command");
+            for s in sessions {
+                println!(
+                    "{}",
+                    csv_line(&[
+                        s.id.to_string(),
+                        s.state.as_str().to_owned(),
+                        rfc3339(s.started_ns),
+                        s.ended_ns.map(|e| ((e - s.started_ns) / 1_000_000).to_string()).unwrap_or_default(),
+                        s.backend.clone(),
+                        s.events.to_string(),
+                        s.lost().to_string(),
+                        s.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+                        s.signal.map(|c| c.to_string()).unwrap_or_default(),
+                        shell_words(&s.command),
+                    ])
+                );
+            }
+            Ok(())
+        }
+        Format::Table => {
+            if sessions.is_empty() {
+                eprintln!("nono: no sessions recorded yet; record one with `nono learn`");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = sessions
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.id.to_string(),
+                        s.state.as_str().to_owned(),
+                        local_time(s.started_ns),
+                        s.ended_ns.map_or_else(|| "-".to_owned(), |e| human_duration(e - s.started_ns)),
+                        s.backend.clone(),
+                        s.events.to_string(),
+                        s.lost().to_string(),
+                        exit_text(s),
+                        shell_words(&s.command),
+                    ]
+                })
+                .collect();
+            print_table(&SESSION_HEADER, &rows);
+            Ok(())
+        }
+    }
+}
+
+fn print_show(s: &Session, format: Format) -> anyhow::Result<()> {
+    let c = &s.counters;
+    let pairs: Vec<(&str, String)> = vec![
+        ("id", s.id.to_string()),
+        ("state", s.state.as_str().to_owned()),
+        ("command", shell_words(&s.command)),
+        ("cwd", s.cwd.clone()),
+        ("user", format!("{} (uid {})", s.user, s.uid)),
+        ("backend", s.backend.clone()),
+        ("kernel", s.kernel.clone()),
+        ("nono_version", s.nono_version.clone()),
+        ("recorder_pid", s.recorder_pid.to_string()),
+        ("started", local_time(s.started_ns)),
+        ("ended", s.ended_ns.map_or_else(|| "-".to_owned(), local_time)),
+        ("duration", s.ended_ns.map_or_else(|| "-".to_owned(), |e| human_duration(e - s.started_ns))),
+        ("exit", exit_text(s)),
+        ("events", s.events.to_string()),
+        ("lost", s.lost().to_string()),
+        ("ringbuf_drops", c.ringbuf_drops.to_string()),
+        ("pending_full", c.pending_full.to_string()),
+        ("traced_full", c.traced_full.to_string()),
+        ("scratch_busy", c.scratch_busy.to_string()),
+        ("decode_errors", c.decode_errors.to_string()),
+        ("unstored", c.unstored.to_string()),
+        ("path_failures", c.path_failures.to_string()),
+        ("path_truncations", c.path_truncations.to_string()),
+        ("profile", s.profile_path.clone().unwrap_or_else(|| "-".to_owned())),
+        ("note", s.note.clone().unwrap_or_else(|| "-".to_owned())),
+    ];
+    match format {
+        Format::Json => print_json(&session_json(s)),
+        Format::Csv => {
+            println!("field,value");
+            for (k, v) in &pairs {
+                println!("{}", csv_line(&[(*k).to_owned(), v.clone()]));
+            }
+            Ok(())
+        }
+        Format::Table => {
+            for (k, v) in &pairs {
+                println!("{:<17} {v}", format!("{k}:"));
+            }
+            match s.state {
+                SessionState::Complete => {}
+                SessionState::Running => println!("RUNNING: the recorder (pid {}) is still writing this session", s.recorder_pid),
+                SessionState::Incomplete => println!(
+                    "INCOMPLETE: {} events lost{}",
+                    s.lost(),
+                    s.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+                ),
+            }
+            if c.path_failures + c.path_truncations > 0 {
+                println!(
+                    "NOTE: {} events have an unreadable or truncated path (stored, marked incomplete)",
+                    c.path_failures + c.path_truncations
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn event_json(r: &EventRow) -> serde_json::Value {
+    let e = &r.event;
+    json!({
+        "id": r.id,
+        "session": r.session,
+        "time": rfc3339(e.time_ns),
+        "time_ns": e.time_ns,
+        "pid": e.pid,
+        "tid": e.tid,
+        "ppid": e.ppid,
+        "uid": e.uid,
+        "comm": e.comm,
+        "exe": e.exe,
+        "op": e.op.name(),
+        "path": e.path,
+        "path2": e.path2,
+        "access": e.access.label(),
+        "arg": e.arg,
+        "file_type": e.file_type,
+        "result": e.outcome.class(),
+        "errno": e.outcome.errno(),
+        "errno_name": errno_text(e),
+        "net": e.net.as_ref().map(|n| json!({"family": n.family, "addr": n.addr.map(|a| a.to_string()), "port": n.port})),
+        "incomplete": e.incomplete,
+    })
+}
+
+fn errno_text(e: &Event) -> Option<String> {
+    match e.outcome.errno() {
+        0 => None,
+        n => Some(errno_name(n)),
+    }
+}
+
+fn target_text(e: &Event) -> String {
+    let mut t = e.path.clone().unwrap_or_default();
+    if let Some(p2) = &e.path2 {
+        let _ = write!(t, " -> {p2}");
+    }
+    if let Some(n) = &e.net {
+        let endpoint = match n.addr {
+            Some(std::net::IpAddr::V6(a)) => format!("[{a}]:{}", n.port),
+            Some(a) => format!("{a}:{}", n.port),
+            None => format!("family {}", n.family),
+        };
+        if t.is_empty() {
+            t = endpoint;
+        } else if n.addr.is_some() {
+            let _ = write!(t, " ({endpoint})");
+        }
+    }
+    if e.incomplete {
+        t.push_str(" [incomplete]");
+    }
+    t
+}
+
+fn print_events(rows: &[EventRow], format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => print_json(&rows.iter().map(event_json).collect::<Vec<_>>()),
+        Format::Csv => {
+            println!(
+                "id,session,time,pid,tid,ppid,uid,comm,exe,op,path,path2,access,arg,file_type,result,errno,errno_name,net_family,net_addr,net_port,incomplete"
+            );
+            for r in rows {
+                let e = &r.event;
+                println!(
+                    "{}",
+                    csv_line(&[
+                        r.id.to_string(),
+                        r.session.to_string(),
+                        rfc3339(e.time_ns),
+                        e.pid.to_string(),
+                        e.tid.to_string(),
+                        e.ppid.to_string(),
+                        e.uid.to_string(),
+                        e.comm.clone(),
+                        e.exe.clone().unwrap_or_default(),
+                        e.op.name().to_owned(),
+                        e.path.clone().unwrap_or_default(),
+                        e.path2.clone().unwrap_or_default(),
+                        e.access.label(),
+                        e.arg.to_string(),
+                        e.file_type.to_string(),
+                        e.outcome.class().to_owned(),
+                        e.outcome.errno().to_string(),
+                        errno_text(e).unwrap_or_default(),
+                        e.net.as_ref().map(|n| n.family.to_string()).unwrap_or_default(),
+                        e.net.as_ref().and_then(|n| n.addr).map(|a| a.to_string()).unwrap_or_default(),
+                        e.net.as_ref().map(|n| n.port.to_string()).unwrap_or_default(),
+                        e.incomplete.to_string(),
+                    ])
+                );
+            }
+            Ok(())
+        }
+        Format::Table => {
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let e = &r.event;
+                    let result = match errno_text(e) {
+                        Some(name) => format!("{} {name}", e.outcome.class()),
+                        None => e.outcome.class().to_owned(),
+                    };
+                    vec![
+                        r.session.to_string(),
+                        local_time(e.time_ns),
+                        e.pid.to_string(),
+                        e.comm.clone(),
+                        e.op.name().to_owned(),
+                        e.access.label(),
+                        result,
+                        target_text(e),
+                    ]
+                })
+                .collect();
+            print_table(&["SESSION", "TIME", "PID", "COMM", "OP", "ACCESS", "RESULT", "PATH"], &table);
+            eprintln!("nono: {} event(s)", rows.len());
+            Ok(())
+        }
+    }
+}
+
+fn print_summary(session: &Session, s: &Summary, format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => print_json(&json!({
+            "session": session_json(session),
+            "events": s.events,
+            "ok": s.ok,
+            "denied": s.denied,
+            "errors": s.errors,
+            "ops": s.ops,
+            "top_paths": s.top_paths,
+            "processes": s.processes,
+            "top_errors": s.top_errors,
+        })),
+        Format::Csv => {
+            println!("section,name,detail,count");
+            for (name, n) in [("ok", s.ok), ("denied", s.denied), ("error", s.errors)] {
+                println!("{}", csv_line(&["result".into(), name.into(), String::new(), n.to_string()]));
+            }
+            for o in &s.ops {
+                println!("{}", csv_line(&["op".into(), o.op.name().into(), String::new(), o.count.to_string()]));
+            }
+            for p in &s.top_paths {
+                println!("{}", csv_line(&["path".into(), p.path.clone(), String::new(), p.count.to_string()]));
+            }
+            for p in &s.processes {
+                println!(
+                    "{}",
+                    csv_line(&["process".into(), p.pid.to_string(), format!("{} {}", p.comm, p.exe.as_deref().unwrap_or("")).trim_end().to_owned(), p.events.to_string()])
+                );
+            }
+            for e in &s.top_errors {
+                println!(
+                    "{}",
+                    csv_line(&[
+                        "error".into(),
+                        e.path.clone().unwrap_or_default(),
+                        format!("{} {} {}", e.op.name(), e.result_text(), e.errno_name),
+                        e.count.to_string(),
+                    ])
+                );
+            }
+            Ok(())
+        }
+        Format::Table => {
+            println!(
+                "session {}: {} events ({} ok, {} denied, {} errors), state {}{}",
+                session.id,
+                s.events,
+                s.ok,
+                s.denied,
+                s.errors,
+                session.state.as_str(),
+                if session.lost() > 0 { format!(", INCOMPLETE: {} events lost", session.lost()) } else { String::new() }
+            );
+            println!("\nOPERATIONS");
+            print_table(&["OP", "COUNT"], &s.ops.iter().map(|o| vec![o.op.name().to_owned(), o.count.to_string()]).collect::<Vec<_>>());
+            println!("\nTOP PATHS");
+            print_table(&["COUNT", "PATH"], &s.top_paths.iter().map(|p| vec![p.count.to_string(), p.path.clone()]).collect::<Vec<_>>());
+            println!("\nPROCESSES");
+            print_table(
+                &["PID", "PPID", "COMM", "EVENTS", "EXE"],
+                &s.processes
+                    .iter()
+                    .map(|p| vec![p.pid.to_string(), p.ppid.to_string(), p.comm.clone(), p.events.to_string(), p.exe.clone().unwrap_or_default()])
+                    .collect::<Vec<_>>(),
+            );
+            println!("\nERRORS");
+            if s.top_errors.is_empty() {
+                println!("(none)");
+            } else {
+                print_table(
+                    &["COUNT", "OP", "RESULT", "ERRNO", "PATH"],
+                    &s.top_errors
+                        .iter()
+                        .map(|e| {
+                            vec![
+                                e.count.to_string(),
+                                e.op.name().to_owned(),
+                                e.result_text().to_owned(),
+                                e.errno_name.clone(),
+                                e.path.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The command line as a shell would need it typed.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|s| {
+            if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c)) {
+                s.clone()
+            } else {
+                format!("'{}'", s.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_absolute_and_relative() {
+        let now: jiff::Timestamp = "2026-11-23T08:00:00Z".parse().expect("now");
+        let at = |s: &str| parse_time(s, now).expect(s);
+        assert_eq!(at("2026-11-23T07:00:00Z"), at("1h"));
+        assert_eq!(at("10m"), now.as_nanosecond() as i64 - 600_000_000_000);
+        assert_eq!(at("2d ago"), at("48h"));
+        assert_eq!(at("2026-11-23T09:00:00+01:00"), at("0s"));
+        for bad in ["yesterday", "10", "5y", "", "m", "2026-13-01"] {
+            let err = parse_time(bad, now).expect_err(bad).to_string();
+            assert!(err.contains("bad time"), "{err}");
+        }
+    }
+
+    #[test]
+    fn csv_quotes_only_when_needed() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
 }

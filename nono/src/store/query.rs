@@ -112,6 +112,18 @@ pub struct ErrorCount {
     pub count: u64,
 }
 
+impl ErrorCount {
+    /// `denied` or `error`.
+    #[must_use]
+    pub fn result_text(&self) -> &'static str {
+        match self.result {
+            ResultClass::Ok => "ok",
+            ResultClass::Denied => "denied",
+            ResultClass::Error => "error",
+        }
+    }
+}
+
 /// Overview of one session.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {

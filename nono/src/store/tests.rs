@@ -222,9 +222,15 @@ fn writer_stores_many_batches_in_order() {
 fn writer_error_is_returned_not_panicked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("audit.db");
-    Store::open(&db, None).expect("open");
-    // Session 42 does not exist: the foreign key refuses every row.
-    let (tx, handle) = spawn_writer(&db, 42).expect("writer");
+    let store = Store::open(&db, None).expect("open");
+    assert!(matches!(spawn_writer(&db, 42), Err(StoreError::UnknownSession(_))));
+    let id = store.begin_session(&new_session()).expect("begin");
+    // A real SQLite failure on every insert.
+    store
+        .conn()
+        .execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+        .expect("trigger");
+    let (tx, handle) = spawn_writer(&db, id).expect("writer");
     tx.blocking_send(vec![synthetic_event(0), synthetic_event(1)]).expect("send");
     // Later sends either queue (and are counted) or fail because the writer stopped.
     let mut refused = 0;
@@ -235,7 +241,9 @@ fn writer_error_is_returned_not_panicked() {
     }
     drop(tx);
     match handle.join() {
-        Err(StoreError::Writer { stored, unstored, .. }) => {
+        Err(e @ StoreError::Writer { .. }) => {
+            let StoreError::Writer { stored, unstored, ref source } = e else { unreachable!() };
+            assert!(format!("{:?}", source).contains("disk says no"), "{source:?}");
             assert_eq!(stored, 0);
             assert_eq!(unstored + refused, 5);
         }
