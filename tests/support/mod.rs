@@ -148,14 +148,10 @@ impl Sandbox {
         learned
     }
 
-    /// Runs `nono ARGS` (with `--db` for audit commands) and returns stdout; panics on failure.
+    /// Runs `nono ARGS` (the database comes from `NONO_DB`) and returns stdout; panics on failure.
     pub fn nono(&self, args: &[&str]) -> String {
         let mut c = self.cmd();
-        if args.first() == Some(&"audit") {
-            c.arg("audit").arg("--db").arg(self.db()).args(&args[1..]);
-        } else {
-            c.args(args);
-        }
+        c.args(args);
         let out = c.output().expect("run nono");
         assert!(
             out.status.success(),

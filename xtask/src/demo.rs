@@ -44,7 +44,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     sh(nono_cmd(&["learn", "--db"]).arg(&db).arg("--output").arg(&profile).arg("--").arg("sh").arg(&agent))?;
 
     banner("2. audit: what did it touch?");
-    sh(nono_cmd(&["audit", "--db"]).arg(&db).args(["summary", "latest"]))?;
+    sh(nono_cmd(&["audit", "summary", "latest", "--db"]).arg(&db))?;
 
     banner("3. run: the same agent under the learned profile (Landlock), expecting zero denials");
     // A fresh workdir state, as on a second run of the agent.

@@ -55,6 +55,7 @@
 //! Landlock filesystem rights, so connects are listed as warnings, not
 //! rules; binding one creates a socket file (`make_sock` on its parent).
 
+mod check;
 mod generalise;
 mod merge;
 mod paths;
@@ -72,6 +73,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, Op};
 use crate::profile::rights::{FsRight, FsRule};
 
+pub use check::{Denial, Grant, Grants, check};
 pub use merge::merge;
 pub use rights::rights_for_event;
 pub use sensitive::sensitive_paths;
