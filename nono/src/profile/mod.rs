@@ -1,4 +1,273 @@
-//! Profiles: the JSON format, built-ins, validation and merging.
-//! `rights` is the shared vocabulary of Landlock filesystem rights.
+//! Profiles: the JSON format, built-ins, `extends` resolution, path
+//! variables and validation. `rights` is the shared vocabulary of Landlock
+//! filesystem rights.
+//!
+//! Fail closed: unknown keys, malformed JSON, unknown variables, relative
+//! or `..` paths, unknown rights and `extends` cycles are errors that name
+//! the file (and line and column where serde can tell), never a silent
+//! widening. A profile never grants more than it lists.
 
 pub mod rights;
+
+mod builtin;
+mod resolve;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use rights::{FsRight, FsRule};
+
+pub use builtin::{BUILTINS, builtin};
+pub use resolve::{Grant, Resolved, Vars, load, load_str, resolve};
+
+/// Largest profile file accepted (a learned profile is a few KiB).
+pub const MAX_PROFILE_BYTES: u64 = 4 << 20;
+/// Longest `extends` chain.
+pub const MAX_EXTENDS_DEPTH: usize = 8;
+
+/// Why a profile could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("reading profile {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("profile {path} is {size} bytes; the limit is {MAX_PROFILE_BYTES}")]
+    TooLarge { path: String, size: u64 },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse { path: String, line: usize, column: usize, message: String },
+    #[error("unknown built-in profile {name:?}; built-ins: {available} (or give a path to a .json file)")]
+    UnknownBuiltin { name: String, available: String },
+    #[error("`extends` cycle: {0}")]
+    Cycle(String),
+    #[error("`extends` chain deeper than {MAX_EXTENDS_DEPTH}: {0}")]
+    TooDeep(String),
+    #[error("{profile}: bad path {path:?}: {why}")]
+    BadPath { profile: String, path: String, why: String },
+    #[error("{profile}: {message}")]
+    Invalid { profile: String, message: String },
+}
+
+/// A profile as written (before `extends` and variables are resolved).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(default)]
+    pub meta: Meta,
+    #[serde(default, skip_serializing_if = "Extends::is_empty")]
+    pub extends: Extends,
+    #[serde(default)]
+    pub filesystem: Filesystem,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default, skip_serializing_if = "Security::is_default")]
+    pub security: Security,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Where a learned profile came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+/// Provenance of a learned profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub sessions: Vec<i64>,
+    pub nono_version: String,
+    pub backend: String,
+    pub lost_events: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub learned_at: String,
+}
+
+/// `extends`: one name/path or several.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Extends {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Extends {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Extends::None => true,
+            Extends::One(_) => false,
+            Extends::Many(v) => v.is_empty(),
+        }
+    }
+
+    #[must_use]
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Extends::None => Vec::new(),
+            Extends::One(s) => vec![s.clone()],
+            Extends::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// Filesystem grants. `allow` = read + write, `read` = read-only, `write`
+/// = write-only, on directory trees; the `_file` forms grant one file.
+/// `rules` is nono's fine-grained extension (learned profiles use it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filesystem {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_file: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_file: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write_file: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<FsRule>,
+}
+
+/// Network policy. A port list that is present (even empty) restricts TCP
+/// connect (`open_port`) or bind (`listen_port`) to those ports; absent
+/// leaves it unrestricted. `block` denies all network but Unix sockets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub block: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_port: Option<BTreeSet<u16>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<BTreeSet<u16>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    #[serde(default)]
+    pub wsl2_proxy_policy: Wsl2ProxyPolicy,
+}
+
+impl Security {
+    fn is_default(&self) -> bool {
+        *self == Security::default()
+    }
+}
+
+/// What to do on WSL2 with a proxy-only network policy, which WSL2 cannot
+/// enforce (its init claims seccomp user notification).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wsl2ProxyPolicy {
+    #[default]
+    Error,
+    InsecureProxy,
+}
+
+impl Profile {
+    /// Parses profile JSON; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
+        let p: Profile = serde_json::from_str(text).map_err(|e| ProfileError::Parse {
+            path: origin.to_owned(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+        })?;
+        Ok(p)
+    }
+
+    /// The profile a learning session produced.
+    #[must_use]
+    pub fn from_learned(learned: &crate::learn::Learned, name: &str, provenance: Provenance) -> Profile {
+        let sessions = provenance.sessions.clone();
+        Profile {
+            meta: Meta {
+                name: Some(name.to_owned()),
+                version: Some("1".to_owned()),
+                description: Some(format!(
+                    "Learned by nono {} from session(s) {sessions:?} ({} backend, {} lost events)",
+                    provenance.nono_version, provenance.backend, provenance.lost_events
+                )),
+                provenance: Some(provenance),
+            },
+            extends: Extends::None,
+            filesystem: Filesystem { rules: learned.rules.clone(), ..Filesystem::default() },
+            network: Network {
+                block: false,
+                open_port: Some(learned.connect_ports.clone()),
+                listen_port: Some(learned.bind_ports.clone()),
+            },
+            security: Security::default(),
+        }
+    }
+
+    pub fn to_json_pretty(&self) -> Result<String, serde_json::Error> {
+        let mut s = serde_json::to_string_pretty(self)?;
+        s.push('\n');
+        Ok(s)
+    }
+
+    /// Every filesystem grant of this profile (not of its parents) as
+    /// `(path, rights, file)`, paths still spelled with variables.
+    #[must_use]
+    pub fn fs_grants(&self) -> Vec<(String, BTreeSet<FsRight>, bool)> {
+        let fs = &self.filesystem;
+        let file_only = |set: BTreeSet<FsRight>| -> BTreeSet<FsRight> { set.into_iter().filter(|r| r.applies_to_file()).collect() };
+        let all: BTreeSet<FsRight> = FsRight::ALL.into_iter().collect();
+        let mut out = Vec::new();
+        for p in &fs.allow {
+            out.push((p.clone(), all.clone(), false));
+        }
+        for p in &fs.read {
+            out.push((p.clone(), FsRight::read_set(), false));
+        }
+        for p in &fs.write {
+            out.push((p.clone(), FsRight::write_set(), false));
+        }
+        for p in &fs.allow_file {
+            out.push((p.clone(), file_only(all.clone()), true));
+        }
+        for p in &fs.read_file {
+            out.push((p.clone(), file_only(FsRight::read_set()), true));
+        }
+        for p in &fs.write_file {
+            out.push((p.clone(), file_only(FsRight::write_set()), true));
+        }
+        for r in &fs.rules {
+            out.push((r.path.clone(), r.access.clone(), r.file));
+        }
+        out
+    }
+
+    #[must_use]
+    pub fn display_name(&self) -> &str {
+        self.meta.name.as_deref().unwrap_or("(unnamed)")
+    }
+}
+
+/// Directory of a profile path, for resolving relative `extends` entries.
+pub(crate) fn dir_of(path: &std::path::Path) -> PathBuf {
+    path.parent().map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests;
