@@ -16,6 +16,7 @@ use anyhow::{Context as _, bail};
 use crate::cli::common::{self, Format};
 use crate::event::Event;
 use crate::learn::{LearnContext, Learned, Synthesiser};
+use crate::profile::{Profile, Provenance};
 use crate::record::{self, Backend, BackendChoice, Recorder, session, spawn};
 use crate::store::{self, NewSession, SessionEnd, SessionState, Store};
 
@@ -150,7 +151,7 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         learned_at: jiff::Timestamp::now().to_string(),
     };
     let name = args.name.clone().unwrap_or_else(|| default_name(&args.command));
-    let profile = profile_json(&learned, &name, &provenance)?;
+    let profile = Profile::from_learned(&learned, &name, provenance).to_json_pretty()?;
     write_profile(&args.output, &profile)?;
     let output = args.output.canonicalize().unwrap_or_else(|_| args.output.clone());
     store.set_profile_path(session_id, &output.to_string_lossy())?;
@@ -191,7 +192,7 @@ fn from_sessions(args: &LearnArgs, db_path: &Path, ctx: &LearnContext) -> anyhow
         lost_events: lost,
         learned_at: jiff::Timestamp::now().to_string(),
     };
-    let profile = profile_json(&learned, args.name.as_deref().unwrap_or("learned"), &provenance)?;
+    let profile = Profile::from_learned(&learned, args.name.as_deref().unwrap_or("learned"), provenance).to_json_pretty()?;
     write_profile(&args.output, &profile)?;
     eprintln!("nono: profile from {} session(s) written to {}", runs.len(), args.output.display());
     report_learned(&learned, args.explain);
@@ -201,7 +202,7 @@ fn from_sessions(args: &LearnArgs, db_path: &Path, ctx: &LearnContext) -> anyhow
 /// Loads the requested backend; `auto` tries BPF LSM (a real load is the
 /// only reliable probe: some kernels list `bpf` among the LSMs and still
 /// refuse the programs) and falls back to tracepoints, saying why.
-fn load_recorder(
+pub(crate) fn load_recorder(
     choice: BackendChoice,
     offsets: &nono_common::KernelOffsets,
     ring_bytes: u32,
@@ -246,35 +247,6 @@ fn write_profile(output: &Path, json: &str) -> anyhow::Result<()> {
     std::fs::write(&tmp, json.as_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, output).with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
     Ok(())
-}
-
-/// Where a learned profile came from (`meta.provenance`).
-#[derive(Debug, serde::Serialize)]
-struct Provenance {
-    sessions: Vec<i64>,
-    nono_version: String,
-    backend: String,
-    lost_events: u64,
-    learned_at: String,
-}
-
-fn profile_json(learned: &Learned, name: &str, provenance: &Provenance) -> anyhow::Result<String> {
-    let profile = serde_json::json!({
-        "meta": {
-            "name": name,
-            "version": "1",
-            "description": format!("learned by nono {} from session(s) {:?}", provenance.nono_version, provenance.sessions),
-            "provenance": provenance,
-        },
-        "filesystem": { "rules": learned.rules },
-        "network": {
-            "open_port": learned.connect_ports,
-            "listen_port": learned.bind_ports,
-        },
-    });
-    let mut text = serde_json::to_string_pretty(&profile)?;
-    text.push('\n');
-    Ok(text)
 }
 
 fn learn_context(cwd: &Path, identity: Option<&spawn::Identity>, allow_sensitive: &[PathBuf]) -> LearnContext {

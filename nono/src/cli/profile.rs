@@ -1,12 +1,146 @@
-//! `nono profile`: inspect and compare profiles.
+//! `nono profile`: list, show, validate and compare profiles.
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::cli::common::Format;
+use crate::profile::rights::FsRight;
+use crate::profile::{self, BUILTINS, Resolved, Vars};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ProfileCommand {
-    /// Show what changes between two profiles.
-    Diff { a: std::path::PathBuf, b: std::path::PathBuf },
+    /// List the built-in profiles.
+    List,
+    /// Show a profile resolved: extends folded in, variables expanded.
+    Show {
+        /// Built-in name or JSON file.
+        profile: String,
+        #[arg(long, default_value = "table")]
+        format: Format,
+    },
+    /// Check a profile: parse, resolve extends, expand variables.
+    Validate {
+        /// Built-in names or JSON files.
+        #[arg(required = true)]
+        profiles: Vec<String>,
+    },
+    /// What B grants that A does not, and what it takes away (for review).
+    Diff {
+        a: String,
+        b: String,
+        #[arg(long, default_value = "table")]
+        format: Format,
+    },
 }
 
-pub fn run(_cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+pub fn run(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
+    let vars = Vars::from_env(std::env::current_dir().context("reading the current directory")?);
+    match cmd {
+        ProfileCommand::List => {
+            for (name, text) in BUILTINS {
+                let p = profile::Profile::parse(text, name)?;
+                println!("{name:<16} {}", p.meta.description.unwrap_or_default());
+            }
+        }
+        ProfileCommand::Validate { profiles } => {
+            let mut bad = 0;
+            for spec in &profiles {
+                match profile::load(spec, &vars) {
+                    Ok(r) => println!("{spec}: ok ({} grants, chain: {})", r.grants.len(), r.chain.join(" -> ")),
+                    Err(e) => {
+                        bad += 1;
+                        eprintln!("{spec}: {e}");
+                    }
+                }
+            }
+            return Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        }
+        ProfileCommand::Show { profile: spec, format } => {
+            let r = profile::load(&spec, &vars)?;
+            let table = grant_table(&r);
+            if format == Format::Json {
+                let rows: Vec<_> = table
+                    .iter()
+                    .map(|((path, file), rights)| serde_json::json!({"path": path, "file": file, "access": rights}))
+                    .collect();
+                let doc = serde_json::json!({"chain": r.chain, "filesystem": rows, "network": r.network});
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                println!("profile {} (chain: {})", r.profile.display_name(), r.chain.join(" -> "));
+                for ((path, file), rights) in &table {
+                    println!("  {}{path}  {}", if *file { "file " } else { "" }, names(rights));
+                }
+                println!("  network: {}", describe_net(&r));
+            }
+        }
+        ProfileCommand::Diff { a, b, format } => {
+            let ra = profile::load(&a, &vars)?;
+            let rb = profile::load(&b, &vars)?;
+            let (ta, tb) = (grant_table(&ra), grant_table(&rb));
+            let keys: BTreeSet<_> = ta.keys().chain(tb.keys()).cloned().collect();
+            let mut rows = Vec::new();
+            for k in keys {
+                let empty = BTreeSet::new();
+                let (x, y) = (ta.get(&k).unwrap_or(&empty), tb.get(&k).unwrap_or(&empty));
+                let added: BTreeSet<FsRight> = y.difference(x).copied().collect();
+                let removed: BTreeSet<FsRight> = x.difference(y).copied().collect();
+                if !added.is_empty() || !removed.is_empty() {
+                    rows.push((k, added, removed));
+                }
+            }
+            let net_a = describe_net(&ra);
+            let net_b = describe_net(&rb);
+            if format == Format::Json {
+                let doc = serde_json::json!({
+                    "filesystem": rows.iter().map(|((p, f), add, rem)| serde_json::json!({"path": p, "file": f, "granted": add, "removed": rem})).collect::<Vec<_>>(),
+                    "network": {"a": net_a, "b": net_b},
+                });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                if rows.is_empty() && net_a == net_b {
+                    println!("no difference");
+                }
+                for ((path, file), add, rem) in &rows {
+                    let kind = if *file { " (file)" } else { "" };
+                    if !add.is_empty() {
+                        println!("+ {path}{kind}: {}", names(add));
+                    }
+                    if !rem.is_empty() {
+                        println!("- {path}{kind}: {}", names(rem));
+                    }
+                }
+                if net_a != net_b {
+                    println!("~ network: {net_a}  ->  {net_b}");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `(path, file) -> rights`, over the whole chain.
+fn grant_table(r: &Resolved) -> BTreeMap<(String, bool), BTreeSet<FsRight>> {
+    let mut t: BTreeMap<(String, bool), BTreeSet<FsRight>> = BTreeMap::new();
+    for g in &r.grants {
+        t.entry((g.path.display().to_string(), g.file)).or_default().extend(g.rights.iter().copied());
+    }
+    t
+}
+
+fn names(rights: &BTreeSet<FsRight>) -> String {
+    rights.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")
+}
+
+fn describe_net(r: &Resolved) -> String {
+    if r.network.block {
+        return "blocked".to_owned();
+    }
+    let ports = |p: &Option<BTreeSet<u16>>| match p {
+        None => "any".to_owned(),
+        Some(s) if s.is_empty() => "none".to_owned(),
+        Some(s) => s.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
+    };
+    format!("tcp connect {}, tcp bind {}", ports(&r.network.open_port), ports(&r.network.listen_port))
 }

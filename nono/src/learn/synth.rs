@@ -174,6 +174,12 @@ impl Synthesiser {
                 }
             });
         });
+        // A file this run created with O_TRUNC exists on the next run, when
+        // the same open truncates it: grant that now, or the profile would
+        // only work once.
+        if e.op == Op::Open && e.access.create && e.access.truncate && !e.access.directory {
+            with_entry(paths, layout, path, |agg| agg.file = agg.file.union(Mask::of(crate::profile::rights::FsRight::Truncate)));
+        }
         if let Some(b) = born_path(e) {
             with_entry(paths, layout, b, |agg| agg.born = true);
         }

@@ -310,3 +310,44 @@ impl Loop {
         }
     }
 }
+
+/// Supervises a gated child without recording (`nono run`): releases it,
+/// forwards signals sent to nono, and returns how it ended.
+pub fn supervise(mut gated: spawn::Gated, sigfd: SignalFd) -> Result<ChildStatus, RecordError> {
+    use std::os::fd::AsFd as _;
+    let child = gated.pid;
+    if let Err(e) = gated.release() {
+        let _ = nix::sys::wait::waitpid(child, None);
+        return Err(e.into());
+    }
+    let pidfd = pidfd(child)?;
+    loop {
+        let mut fds = [
+            nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN),
+            nix::poll::PollFd::new(sigfd.as_fd(), nix::poll::PollFlags::POLLIN),
+        ];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(RecordError::Sys { call: "poll", source: e.into() }),
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        while let Ok(Some(info)) = sigfd.read_signal() {
+            // As in `run`: terminal signals already reached the command.
+            if info.ssi_code != libc::SI_KERNEL {
+                if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                    let _ = nix::sys::signal::kill(child, sig);
+                }
+            }
+        }
+    }
+    loop {
+        match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return Ok(ChildStatus::Exited(code)),
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => return Ok(ChildStatus::Signaled(sig as i32)),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(RecordError::Sys { call: "waitpid", source: e.into() }),
+        }
+    }
+}
