@@ -1,4 +1,4 @@
-//! The audit store: recorded sessions and their events in one SQLite file.
+//! The audit store: recorded sessions and their events in one `SQLite` file.
 //!
 //! This module owns the database: opening it (file modes, ownership under
 //! sudo, per-connection PRAGMAs), the numbered migrations, the session
@@ -67,7 +67,7 @@ pub enum StoreError {
         #[source]
         source: rusqlite_migration::Error,
     },
-    /// Any other SQLite failure.
+    /// Any other `SQLite` failure.
     #[error("audit database error while {what}")]
     Sql {
         what: &'static str,
@@ -105,7 +105,7 @@ impl StoreError {
     }
 }
 
-/// Maps SQLITE_BUSY/LOCKED to [`StoreError::Busy`], anything else to `other`.
+/// Maps `SQLITE_BUSY`/`SQLITE_LOCKED` to [`StoreError::Busy`], anything else to `other`.
 fn busy_or(path: &Path, e: rusqlite::Error, other: impl FnOnce(rusqlite::Error) -> StoreError) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e
         && matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
@@ -417,7 +417,7 @@ impl Store {
     ///
     /// Missing parent directories are created 0700 and a new database file
     /// 0600. With `owner`, the directories created here, the database and
-    /// its `-wal`/`-shm` files are given to that uid/gid (SQLite itself
+    /// its `-wal`/`-shm` files are given to that uid/gid (`SQLite` itself
     /// gives later `-wal`/`-shm` files the database's owner when run as root).
     pub fn open(path: &Path, owner: Option<(u32, u32)>) -> Result<Store, StoreError> {
         let created_dirs = match path.parent() {

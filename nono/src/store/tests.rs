@@ -1,8 +1,8 @@
-//! Store specification tests: every test uses a real SQLite file in a
+//! Store specification tests: every test uses a real `SQLite` file in a
 //! fresh temporary directory.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 
 use super::*;
 use crate::event::{Access, Event, NetAddr, Op, Outcome};
@@ -90,7 +90,6 @@ fn open_gives_files_to_the_owner() {
     let store = Store::open(&db, Some((4321, 4322))).expect("open");
     let id = store.begin_session(&new_session()).expect("begin");
     write(&db, id, vec![event(0, Op::Open, Some("/x"))]);
-    use std::os::unix::fs::MetadataExt as _;
     for p in [dir.path().join("state"), dir.path().join("state/nono"), db.clone(), db.with_extension("db-wal")] {
         let m = std::fs::metadata(&p).expect("stat");
         assert_eq!((m.uid(), m.gid()), (4321, 4322), "{}", p.display());
@@ -243,7 +242,7 @@ fn writer_error_is_returned_not_panicked() {
     match handle.join() {
         Err(e @ StoreError::Writer { .. }) => {
             let StoreError::Writer { stored, unstored, ref source } = e else { unreachable!() };
-            assert!(format!("{:?}", source).contains("disk says no"), "{source:?}");
+            assert!(format!("{source:?}").contains("disk says no"), "{source:?}");
             assert_eq!(stored, 0);
             assert_eq!(unstored + refused, 5);
         }
@@ -409,4 +408,20 @@ fn glob_query_uses_the_indexes() {
     let text = plan.join("\n");
     assert!(text.contains("USING INDEX events_path") || text.contains("USING COVERING INDEX events_path"), "{text}");
     assert!(!text.contains("SCAN e"), "{text}");
+}
+
+#[test]
+fn a_held_write_lock_is_reported_as_busy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let store = Store::open(&db, None).expect("open");
+    let other = Connection::open(&db).expect("second connection");
+    other.execute_batch("BEGIN IMMEDIATE").expect("hold the write lock");
+    // Readers are not blocked in WAL mode.
+    assert!(store.sessions().expect("read while locked").is_empty());
+    let err = store.begin_session(&new_session()).expect_err("busy");
+    assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
+    assert!(err.to_string().contains("locked by another nono process"), "{err}");
+    other.execute_batch("ROLLBACK").expect("release");
+    store.begin_session(&new_session()).expect("free again");
 }

@@ -130,7 +130,7 @@ struct Interner {
 
 /// A fast non-cryptographic hasher (the Fx multiply-rotate scheme, eight
 /// bytes at a time). The keys are recorded paths; collisions only cost time,
-/// and SipHash's flood resistance buys nothing for a per-session cache.
+/// and `SipHash`'s flood resistance buys nothing for a per-session cache.
 #[derive(Default)]
 struct FxHasher {
     hash: u64,
@@ -190,12 +190,11 @@ impl Interner {
                 None => None,
             }
         };
-        let id = match found {
-            Some(id) => id,
-            None => {
-                tx.prepare_cached("INSERT INTO strings (value) VALUES (?1)")?.execute([s])?;
-                tx.last_insert_rowid()
-            }
+        let id = if let Some(id) = found {
+            id
+        } else {
+            tx.prepare_cached("INSERT INTO strings (value) VALUES (?1)")?.execute([s])?;
+            tx.last_insert_rowid()
         };
         if self.ids.len() >= MAX_CACHED_STRINGS {
             self.ids.clear();
@@ -211,7 +210,7 @@ impl Interner {
 
 /// Rows per multi-row INSERT: one statement step per `ROWS` events cuts the
 /// per-statement overhead (bind/step/reset, cursor setup) that dominated a
-/// row-at-a-time insert. 20 columns x 64 rows stays far below SQLite's
+/// row-at-a-time insert. 20 columns x 64 rows stays far below `SQLite`'s
 /// 32766 parameter limit.
 const ROWS: usize = 64;
 const COLUMNS: usize = 20;
@@ -306,6 +305,7 @@ fn bind_event(
 /// if needed), streams `n_events` synthetic events of a realistic shape
 /// (a few thousand distinct paths, a few processes) through
 /// [`spawn_writer`] in batches of 4096, and returns events per second.
+#[expect(clippy::cast_precision_loss, reason = "a rate for people to read")]
 pub fn bench_ingest(path: &Path, n_events: u64) -> Result<f64, StoreError> {
     let store = super::Store::open(path, None)?;
     let session = store.begin_session(&super::NewSession {
@@ -367,10 +367,10 @@ pub fn synthetic_event(i: u64) -> Event {
         op,
         path: Some(format!("/home/user/project/src/dir{}/file{}.c", (i / 13) % 50, i % 4099)),
         path2: None,
-        access: Access { read: true, write: i % 5 == 0, ..Access::default() },
+        access: Access { read: true, write: i.is_multiple_of(5), ..Access::default() },
         arg: i,
         file_type: 0o100_000,
-        outcome: if i % 11 == 0 { Outcome::Error(2) } else { Outcome::Ok },
+        outcome: if i.is_multiple_of(11) { Outcome::Error(2) } else { Outcome::Ok },
         net: None,
         incomplete: false,
     }
