@@ -554,8 +554,9 @@ impl Store {
                 .conn
                 .execute(
                     "UPDATE sessions SET state = 'incomplete', note = 'recorder died', \
-                     events = (SELECT count(*) FROM events WHERE session_id = ?1), \
-                     ended_ns = coalesce(ended_ns, (SELECT max(time_ns) FROM events WHERE session_id = ?1)) \
+                     events = (SELECT count(*) FROM events WHERE session_id = ?1 AND id BETWEEN first_event AND last_event), \
+                     ended_ns = coalesce(ended_ns, (SELECT max(time_ns) FROM events \
+                         WHERE session_id = ?1 AND id BETWEEN first_event AND last_event)) \
                      WHERE id = ?1 AND state = 'running'",
                     params![id],
                 )
@@ -610,7 +611,11 @@ impl Store {
         self.session_by_id(session)?;
         let mut stmt = self
             .conn
-            .prepare_cached(&format!("{EVENT_SELECT} WHERE e.session_id = ?1 ORDER BY e.id"))
+            .prepare_cached(&format!(
+                "{EVENT_SELECT} WHERE e.session_id = ?1 AND e.id BETWEEN \
+                 (SELECT first_event FROM sessions WHERE id = ?1) AND (SELECT last_event FROM sessions WHERE id = ?1) \
+                 ORDER BY e.id"
+            ))
             .map_err(StoreError::sql("reading events"))?;
         let mut rows = stmt.query([session]).map_err(StoreError::sql("reading events"))?;
         let mut n = 0;

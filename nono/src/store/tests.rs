@@ -425,3 +425,36 @@ fn a_held_write_lock_is_reported_as_busy() {
     other.execute_batch("ROLLBACK").expect("release");
     store.begin_session(&new_session()).expect("free again");
 }
+
+#[test]
+fn session_queries_walk_the_rowid_range_in_order() {
+    let (_dir, store, a, _b) = query_fixture();
+    let sql = format!(
+        "EXPLAIN QUERY PLAN {EVENT_SELECT} WHERE e.session_id = ?1 AND e.id BETWEEN \
+         (SELECT first_event FROM sessions WHERE id = ?1) AND (SELECT last_event FROM sessions WHERE id = ?1) \
+         AND e.pid = 5 ORDER BY e.id LIMIT 10"
+    );
+    let plan: Vec<String> = store
+        .conn()
+        .prepare(&sql)
+        .expect("plan")
+        .query_map([a], |r| r.get::<_, String>(3))
+        .expect("plan rows")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    let text = plan.join("\n");
+    assert!(text.contains("SEARCH e USING INTEGER PRIMARY KEY"), "{text}");
+    assert!(!text.contains("TEMP B-TREE"), "{text}");
+    // Interleaved writers: each session sees only its own events.
+    let db = store.path().to_path_buf();
+    let c = store.begin_session(&new_session()).expect("begin");
+    let d = store.begin_session(&new_session()).expect("begin");
+    for i in 0..3 {
+        write(&db, c, vec![event(i, Op::Open, Some("/c"))]);
+        write(&db, d, vec![event(i, Op::Open, Some("/d"))]);
+    }
+    assert_eq!(load(&store, c).len(), 3);
+    assert!(load(&store, d).iter().all(|e| e.path.as_deref() == Some("/d")));
+    assert_eq!(store.query(&Query { session: Some(c), ..Query::default() }).expect("q").len(), 3);
+    assert_eq!(store.summary(d, 5).expect("summary").events, 3);
+}

@@ -234,6 +234,8 @@ fn insert_batches(conn: &mut Connection, session: i64, batches: &[Vec<Event>], i
     // IMMEDIATE: take the write lock now (waiting up to the busy timeout)
     // rather than failing to upgrade a read lock halfway through.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Under the write lock, new rows get ids from max(id) + 1 upwards.
+    let first: i64 = tx.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM events")?.query_row([], |r| r.get(0))?;
     {
         let many = insert_sql(ROWS);
         let one = insert_sql(1);
@@ -257,6 +259,11 @@ fn insert_batches(conn: &mut Connection, session: i64, batches: &[Vec<Event>], i
             }
         }
     }
+    let last = tx.last_insert_rowid();
+    tx.prepare_cached(
+        "UPDATE sessions SET first_event = coalesce(first_event, ?2), last_event = max(coalesce(last_event, 0), ?3) WHERE id = ?1",
+    )?
+    .execute(rusqlite::params![session, first, last])?;
     tx.commit()
 }
 
