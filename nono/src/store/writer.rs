@@ -126,6 +126,9 @@ fn write_loop(
 #[derive(Default)]
 struct Interner {
     ids: HashMap<String, i64, BuildHasherDefault<FxHasher>>,
+    /// The previous event's comm and exe: consecutive events mostly share
+    /// them, and a compare is cheaper than a hash lookup.
+    recent: [Option<(String, i64)>; 2],
 }
 
 /// A fast non-cryptographic hasher (the Fx multiply-rotate scheme, eight
@@ -176,6 +179,27 @@ impl std::hash::Hasher for FxHasher {
 impl Interner {
     fn clear(&mut self) {
         self.ids.clear();
+        self.recent = [None, None];
+    }
+
+    /// [`Self::id`] with a one-entry memo per `slot`.
+    fn recent_id(&mut self, tx: &Transaction<'_>, slot: usize, s: &str) -> rusqlite::Result<i64> {
+        if let Some((last, id)) = &self.recent[slot]
+            && last == s
+        {
+            return Ok(*id);
+        }
+        let id = self.id(tx, s)?;
+        match &mut self.recent[slot] {
+            // Reuse the buffer: no allocation per miss.
+            Some((last, last_id)) => {
+                last.clear();
+                last.push_str(s);
+                *last_id = id;
+            }
+            empty @ None => *empty = Some((s.to_owned(), id)),
+        }
+        Ok(id)
     }
 
     fn id(&mut self, tx: &Transaction<'_>, s: &str) -> rusqlite::Result<i64> {
@@ -276,8 +300,8 @@ fn bind_event(
     e: &Event,
     interner: &mut Interner,
 ) -> rusqlite::Result<()> {
-    let comm = interner.id(tx, &e.comm)?;
-    let exe = interner.opt(tx, e.exe.as_deref())?;
+    let comm = interner.recent_id(tx, 0, &e.comm)?;
+    let exe = e.exe.as_deref().map(|x| interner.recent_id(tx, 1, x)).transpose()?;
     let path = interner.opt(tx, e.path.as_deref())?;
     let path2 = interner.opt(tx, e.path2.as_deref())?;
     let (class, errno) = outcome_columns(e.outcome);
