@@ -33,7 +33,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The schema, one numbered file per step. Append only: never edit a
 /// migration that has shipped.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_init.sql")),
+        M::up(include_str!("migrations/0002_session_ranges.sql")),
+    ])
 }
 
 /// Everything that can go wrong in the store.

@@ -458,3 +458,24 @@ fn session_queries_walk_the_rowid_range_in_order() {
     assert_eq!(store.query(&Query { session: Some(c), ..Query::default() }).expect("q").len(), 3);
     assert_eq!(store.summary(d, 5).expect("summary").events, 3);
 }
+
+#[test]
+fn schema_1_databases_migrate_with_their_session_ranges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    {
+        let mut conn = Connection::open(&db).expect("open");
+        migrations().to_version(&mut conn, 1).expect("schema 1");
+        conn.execute_batch(
+            "INSERT INTO sessions (id, command, cwd, uid, user, backend, kernel, nono_version, recorder_pid, started_ns, state) \
+             VALUES (1, '[\"a\"]', '/', 0, 'root', 'tp', 'k', 'v', 1, 0, 'complete'); \
+             INSERT INTO strings (id, value) VALUES (1, 'sh'), (2, '/p'); \
+             INSERT INTO events (session_id, time_ns, pid, tid, ppid, uid, comm_id, op, path_id, access, arg, file_type, result, errno, incomplete) \
+             VALUES (1, 5, 1, 1, 0, 0, 1, 1, 2, 1, 0, 0, 0, 0, 0), (1, 6, 1, 1, 0, 0, 1, 1, 2, 1, 0, 0, 0, 0, 0);",
+        )
+        .expect("schema 1 rows");
+    }
+    let store = Store::open_existing(&db).expect("migrate to the latest schema");
+    assert_eq!(load(&store, 1).len(), 2);
+    assert_eq!(store.query(&Query { session: Some(1), path_glob: Some("/p".into()), ..Query::default() }).expect("q").len(), 2);
+}

@@ -32,13 +32,7 @@ CREATE TABLE sessions (
     decode_errors    INTEGER NOT NULL DEFAULT 0,
     unstored         INTEGER NOT NULL DEFAULT 0,
     profile_path     TEXT,
-    note             TEXT,
-    -- Bounds of the session's event ids, kept by the writer in the same
-    -- transaction as the events. A session's events are (nearly) one
-    -- contiguous rowid range, so this replaces a per-session index: cheaper
-    -- ingest, and session scans come out in recording order with no sort.
-    first_event      INTEGER,
-    last_event       INTEGER
+    note             TEXT
 ) STRICT;
 
 CREATE TABLE strings (
@@ -70,8 +64,9 @@ CREATE TABLE events (
     incomplete  INTEGER NOT NULL
 ) STRICT;
 
--- One index only (each one costs ingest time): a path's events by session.
--- Session filters use the rowid range in sessions.first_event/last_event.
+-- Two indexes only (each one costs ingest time):
+-- a session's events by operation, and a path's events by session.
+CREATE INDEX events_session_op ON events (session_id, op);
 CREATE INDEX events_path ON events (path_id, session_id, op) WHERE path_id IS NOT NULL;
 
 -- For people using the sqlite3 shell.
