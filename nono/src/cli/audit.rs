@@ -82,6 +82,7 @@ pub struct QueryArgs {
     /// truncate, mknod, connect, bind, fork, exit, ioctl, create).
     #[arg(long)]
     pub op: Option<Op>,
+    /// Process id.
     #[arg(long)]
     pub pid: Option<u32>,
     /// Process name (comm), exactly.
