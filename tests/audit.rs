@@ -16,7 +16,7 @@ fn nono(db: &Path, args: &[&str]) -> Output {
     c.output().expect("run nono")
 }
 
-/// No sudo identity or NONO_DB from the environment running the tests.
+/// No sudo identity or `NONO_DB` from the environment running the tests.
 fn clean_env(c: &mut Command) {
     for var in ["SUDO_UID", "SUDO_GID", "SUDO_USER", "NONO_DB", "XDG_STATE_HOME"] {
         c.env_remove(var);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use nono::event::Op;
 use nono::store::{self, Query, Store};
 
+#[expect(clippy::cast_precision_loss, reason = "rates and sizes for people to read")]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let db = PathBuf::from(args.next().ok_or("usage: bench_store <db-path> <events>")?);
@@ -66,6 +67,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for r in rows {
         println!("{r}");
     }
-    println!("| database size | {:.1} MiB ({:.0} bytes/event) |", size as f64 / 1048576.0, size as f64 / n.max(1) as f64);
+    println!("| database size | {:.1} MiB ({:.0} bytes/event) |", size as f64 / 1_048_576.0, size as f64 / n.max(1) as f64);
     Ok(())
 }

@@ -29,9 +29,12 @@ pub enum Format {
 /// Options every audit subcommand takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// Audit database (default: $XDG_STATE_HOME/nono/audit.db, else ~/.local/state/nono/audit.db;
-    /// under sudo, the invoking user's).
-    #[arg(long, env = "NONO_DB", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "NONO_DB",
+        value_name = "PATH",
+        help = "Audit database (default: $XDG_STATE_HOME/nono/audit.db, else ~/.local/state/nono/audit.db; under sudo, the invoking user's)"
+    )]
     pub db: Option<PathBuf>,
     /// Output format.
     #[arg(long, default_value = "table")]
@@ -79,6 +82,7 @@ pub struct QueryArgs {
     /// truncate, mknod, connect, bind, fork, exit, ioctl, create).
     #[arg(long)]
     pub op: Option<Op>,
+    /// Process id.
     #[arg(long)]
     pub pid: Option<u32>,
     /// Process name (comm), exactly.
@@ -208,6 +212,7 @@ fn rfc3339(ns: i64) -> String {
     jiff::Timestamp::from_nanosecond(i128::from(ns)).map_or_else(|_| ns.to_string(), |t| t.to_string())
 }
 
+#[expect(clippy::cast_precision_loss, reason = "a duration for people to read")]
 fn human_duration(ns: i64) -> String {
     let ms = ns / 1_000_000;
     if ms < 1_000 {

@@ -1,4 +1,4 @@
-//! The audit store: recorded sessions and their events in one SQLite file.
+//! The audit store: recorded sessions and their events in one `SQLite` file.
 //!
 //! This module owns the database: opening it (file modes, ownership under
 //! sudo, per-connection PRAGMAs), the numbered migrations, the session
@@ -33,7 +33,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The schema, one numbered file per step. Append only: never edit a
 /// migration that has shipped.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_init.sql")),
+        M::up(include_str!("migrations/0002_session_ranges.sql")),
+    ])
 }
 
 /// Everything that can go wrong in the store.
@@ -67,7 +70,7 @@ pub enum StoreError {
         #[source]
         source: rusqlite_migration::Error,
     },
-    /// Any other SQLite failure.
+    /// Any other `SQLite` failure.
     #[error("audit database error while {what}")]
     Sql {
         what: &'static str,
@@ -105,7 +108,7 @@ impl StoreError {
     }
 }
 
-/// Maps SQLITE_BUSY/LOCKED to [`StoreError::Busy`], anything else to `other`.
+/// Maps `SQLITE_BUSY`/`SQLITE_LOCKED` to [`StoreError::Busy`], anything else to `other`.
 fn busy_or(path: &Path, e: rusqlite::Error, other: impl FnOnce(rusqlite::Error) -> StoreError) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e
         && matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
@@ -417,7 +420,7 @@ impl Store {
     ///
     /// Missing parent directories are created 0700 and a new database file
     /// 0600. With `owner`, the directories created here, the database and
-    /// its `-wal`/`-shm` files are given to that uid/gid (SQLite itself
+    /// its `-wal`/`-shm` files are given to that uid/gid (`SQLite` itself
     /// gives later `-wal`/`-shm` files the database's owner when run as root).
     pub fn open(path: &Path, owner: Option<(u32, u32)>) -> Result<Store, StoreError> {
         let created_dirs = match path.parent() {
@@ -554,8 +557,9 @@ impl Store {
                 .conn
                 .execute(
                     "UPDATE sessions SET state = 'incomplete', note = 'recorder died', \
-                     events = (SELECT count(*) FROM events WHERE session_id = ?1), \
-                     ended_ns = coalesce(ended_ns, (SELECT max(time_ns) FROM events WHERE session_id = ?1)) \
+                     events = (SELECT count(*) FROM events WHERE session_id = ?1 AND id BETWEEN first_event AND last_event), \
+                     ended_ns = coalesce(ended_ns, (SELECT max(time_ns) FROM events \
+                         WHERE session_id = ?1 AND id BETWEEN first_event AND last_event)) \
                      WHERE id = ?1 AND state = 'running'",
                     params![id],
                 )
@@ -610,7 +614,11 @@ impl Store {
         self.session_by_id(session)?;
         let mut stmt = self
             .conn
-            .prepare_cached(&format!("{EVENT_SELECT} WHERE e.session_id = ?1 ORDER BY e.id"))
+            .prepare_cached(&format!(
+                "{EVENT_SELECT} WHERE e.session_id = ?1 AND e.id BETWEEN \
+                 (SELECT first_event FROM sessions WHERE id = ?1) AND (SELECT last_event FROM sessions WHERE id = ?1) \
+                 ORDER BY e.id"
+            ))
             .map_err(StoreError::sql("reading events"))?;
         let mut rows = stmt.query([session]).map_err(StoreError::sql("reading events"))?;
         let mut n = 0;

@@ -208,7 +208,15 @@ impl Store {
         if let Some(session) = q.session {
             self.session_by_id(session)?;
             args.push(Value::Integer(session));
-            clauses.push(format!("e.session_id = ?{}", args.len()));
+            let n = args.len();
+            // With a path glob the path index is the way in (`+` keeps the
+            // planner off the rowid range); without one, the session's rowid
+            // range is, and it comes out in order, so a LIMIT stops early.
+            let plus = if q.path_glob.is_some() { "+" } else { "" };
+            clauses.push(format!(
+                "e.session_id = ?{n} AND {plus}e.id BETWEEN (SELECT first_event FROM sessions WHERE id = ?{n}) \
+                 AND (SELECT last_event FROM sessions WHERE id = ?{n})"
+            ));
         }
         if let Some(glob) = &q.path_glob {
             let glob = PathGlob::new(glob)?;
@@ -257,7 +265,7 @@ impl Store {
         }
         // `+e.id`: sort the (few) matches rather than let a LIMIT tempt the
         // planner into walking the whole table in rowid order.
-        sql.push_str(" ORDER BY +e.id");
+        sql.push_str(if q.path_glob.is_some() { " ORDER BY +e.id" } else { " ORDER BY e.id" });
         if let Some(limit) = q.limit {
             let _ = write!(sql, " LIMIT {limit}");
         }
@@ -279,7 +287,8 @@ impl Store {
 
         let mut ops = Vec::new();
         let mut stmt = conn
-            .prepare("SELECT op, count(*) FROM events WHERE session_id = ?1 GROUP BY op ORDER BY count(*) DESC, op")
+            .prepare("SELECT op, count(*) FROM events WHERE session_id = ?1 AND id BETWEEN (SELECT first_event FROM sessions WHERE id = ?1) \
+                 AND (SELECT last_event FROM sessions WHERE id = ?1) GROUP BY op ORDER BY count(*) DESC, op")
             .map_err(StoreError::sql(what))?;
         let mut rows = stmt.query([session]).map_err(StoreError::sql(what))?;
         while let Some(r) = rows.next().map_err(StoreError::sql(what))? {
@@ -294,7 +303,8 @@ impl Store {
         let (events, ok, denied, errors): (i64, i64, i64, i64) = conn
             .query_row(
                 "SELECT count(*), coalesce(sum(result = 0), 0), coalesce(sum(result = 1), 0), coalesce(sum(result = 2), 0) \
-                 FROM events WHERE session_id = ?1",
+                 FROM events WHERE session_id = ?1 AND id BETWEEN (SELECT first_event FROM sessions WHERE id = ?1) \
+                 AND (SELECT last_event FROM sessions WHERE id = ?1)",
                 [session],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
@@ -303,7 +313,8 @@ impl Store {
         let mut top_paths = Vec::new();
         let mut stmt = conn
             .prepare(
-                "SELECT s.value, t.n FROM (SELECT path_id, count(*) AS n FROM events WHERE session_id = ?1 \
+                "SELECT s.value, t.n FROM (SELECT path_id, count(*) AS n FROM events WHERE session_id = ?1 AND id BETWEEN (SELECT first_event FROM sessions WHERE id = ?1) \
+                 AND (SELECT last_event FROM sessions WHERE id = ?1) \
                  AND path_id IS NOT NULL GROUP BY path_id ORDER BY n DESC LIMIT ?2) t JOIN strings s ON s.id = t.path_id \
                  ORDER BY t.n DESC, s.value",
             )
@@ -317,7 +328,8 @@ impl Store {
         let mut stmt = conn
             .prepare(
                 "SELECT t.pid, t.ppid, c.value, x.value, t.n FROM (SELECT pid, max(ppid) AS ppid, comm_id, exe_id, count(*) AS n \
-                 FROM events WHERE session_id = ?1 GROUP BY pid, comm_id, exe_id) t \
+                 FROM events WHERE session_id = ?1 AND id BETWEEN (SELECT first_event FROM sessions WHERE id = ?1) \
+                 AND (SELECT last_event FROM sessions WHERE id = ?1) GROUP BY pid, comm_id, exe_id) t \
                  JOIN strings c ON c.id = t.comm_id LEFT JOIN strings x ON x.id = t.exe_id ORDER BY t.pid, t.n DESC",
             )
             .map_err(StoreError::sql(what))?;
@@ -336,7 +348,8 @@ impl Store {
         let mut stmt = conn
             .prepare(
                 "SELECT t.op, s.value, t.result, t.errno, t.n FROM (SELECT op, path_id, result, errno, count(*) AS n \
-                 FROM events WHERE session_id = ?1 AND result <> 0 GROUP BY op, path_id, result, errno \
+                 FROM events WHERE session_id = ?1 AND id BETWEEN (SELECT first_event FROM sessions WHERE id = ?1) \
+                 AND (SELECT last_event FROM sessions WHERE id = ?1) AND result <> 0 GROUP BY op, path_id, result, errno \
                  ORDER BY n DESC LIMIT ?2) t LEFT JOIN strings s ON s.id = t.path_id ORDER BY t.n DESC, s.value",
             )
             .map_err(StoreError::sql(what))?;

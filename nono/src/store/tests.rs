@@ -1,8 +1,8 @@
-//! Store specification tests: every test uses a real SQLite file in a
+//! Store specification tests: every test uses a real `SQLite` file in a
 //! fresh temporary directory.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 
 use super::*;
 use crate::event::{Access, Event, NetAddr, Op, Outcome};
@@ -90,7 +90,6 @@ fn open_gives_files_to_the_owner() {
     let store = Store::open(&db, Some((4321, 4322))).expect("open");
     let id = store.begin_session(&new_session()).expect("begin");
     write(&db, id, vec![event(0, Op::Open, Some("/x"))]);
-    use std::os::unix::fs::MetadataExt as _;
     for p in [dir.path().join("state"), dir.path().join("state/nono"), db.clone(), db.with_extension("db-wal")] {
         let m = std::fs::metadata(&p).expect("stat");
         assert_eq!((m.uid(), m.gid()), (4321, 4322), "{}", p.display());
@@ -243,7 +242,7 @@ fn writer_error_is_returned_not_panicked() {
     match handle.join() {
         Err(e @ StoreError::Writer { .. }) => {
             let StoreError::Writer { stored, unstored, ref source } = e else { unreachable!() };
-            assert!(format!("{:?}", source).contains("disk says no"), "{source:?}");
+            assert!(format!("{source:?}").contains("disk says no"), "{source:?}");
             assert_eq!(stored, 0);
             assert_eq!(unstored + refused, 5);
         }
@@ -409,4 +408,74 @@ fn glob_query_uses_the_indexes() {
     let text = plan.join("\n");
     assert!(text.contains("USING INDEX events_path") || text.contains("USING COVERING INDEX events_path"), "{text}");
     assert!(!text.contains("SCAN e"), "{text}");
+}
+
+#[test]
+fn a_held_write_lock_is_reported_as_busy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let store = Store::open(&db, None).expect("open");
+    let other = Connection::open(&db).expect("second connection");
+    other.execute_batch("BEGIN IMMEDIATE").expect("hold the write lock");
+    // Readers are not blocked in WAL mode.
+    assert!(store.sessions().expect("read while locked").is_empty());
+    let err = store.begin_session(&new_session()).expect_err("busy");
+    assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
+    assert!(err.to_string().contains("locked by another nono process"), "{err}");
+    other.execute_batch("ROLLBACK").expect("release");
+    store.begin_session(&new_session()).expect("free again");
+}
+
+#[test]
+fn session_queries_walk_the_rowid_range_in_order() {
+    let (_dir, store, a, _b) = query_fixture();
+    let sql = format!(
+        "EXPLAIN QUERY PLAN {EVENT_SELECT} WHERE e.session_id = ?1 AND e.id BETWEEN \
+         (SELECT first_event FROM sessions WHERE id = ?1) AND (SELECT last_event FROM sessions WHERE id = ?1) \
+         AND e.pid = 5 ORDER BY e.id LIMIT 10"
+    );
+    let plan: Vec<String> = store
+        .conn()
+        .prepare(&sql)
+        .expect("plan")
+        .query_map([a], |r| r.get::<_, String>(3))
+        .expect("plan rows")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    let text = plan.join("\n");
+    assert!(text.contains("SEARCH e USING INTEGER PRIMARY KEY"), "{text}");
+    assert!(!text.contains("TEMP B-TREE"), "{text}");
+    // Interleaved writers: each session sees only its own events.
+    let db = store.path().to_path_buf();
+    let c = store.begin_session(&new_session()).expect("begin");
+    let d = store.begin_session(&new_session()).expect("begin");
+    for i in 0..3 {
+        write(&db, c, vec![event(i, Op::Open, Some("/c"))]);
+        write(&db, d, vec![event(i, Op::Open, Some("/d"))]);
+    }
+    assert_eq!(load(&store, c).len(), 3);
+    assert!(load(&store, d).iter().all(|e| e.path.as_deref() == Some("/d")));
+    assert_eq!(store.query(&Query { session: Some(c), ..Query::default() }).expect("q").len(), 3);
+    assert_eq!(store.summary(d, 5).expect("summary").events, 3);
+}
+
+#[test]
+fn schema_1_databases_migrate_with_their_session_ranges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    {
+        let mut conn = Connection::open(&db).expect("open");
+        migrations().to_version(&mut conn, 1).expect("schema 1");
+        conn.execute_batch(
+            "INSERT INTO sessions (id, command, cwd, uid, user, backend, kernel, nono_version, recorder_pid, started_ns, state) \
+             VALUES (1, '[\"a\"]', '/', 0, 'root', 'tp', 'k', 'v', 1, 0, 'complete'); \
+             INSERT INTO strings (id, value) VALUES (1, 'sh'), (2, '/p'); \
+             INSERT INTO events (session_id, time_ns, pid, tid, ppid, uid, comm_id, op, path_id, access, arg, file_type, result, errno, incomplete) \
+             VALUES (1, 5, 1, 1, 0, 0, 1, 1, 2, 1, 0, 0, 0, 0, 0), (1, 6, 1, 1, 0, 0, 1, 1, 2, 1, 0, 0, 0, 0, 0);",
+        )
+        .expect("schema 1 rows");
+    }
+    let store = Store::open_existing(&db).expect("migrate to the latest schema");
+    assert_eq!(load(&store, 1).len(), 2);
+    assert_eq!(store.query(&Query { session: Some(1), path_glob: Some("/p".into()), ..Query::default() }).expect("q").len(), 2);
 }
