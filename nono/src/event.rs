@@ -241,7 +241,8 @@ pub struct Event {
     pub op: Op,
     /// Absolute, normalised path. Invalid UTF-8 bytes appear as `\xNN`.
     pub path: Option<String>,
-    /// Second path: rename/link destination, symlink's link name.
+    /// Second path: rename/link destination; for a symlink (whose `path` is
+    /// the new link) the target exactly as written.
     pub path2: Option<String>,
     pub access: Access,
     /// Raw operation argument (open flags, mode, child pid, exit code).

@@ -23,7 +23,7 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     // exactly as a developer would type them.
     let me = std::env::current_exe()?;
     eprintln!("xtask test: host suite (cargo test)");
-    sh(Command::new("cargo").args(["test", "--locked"]))?;
+    sh(Command::new("cargo").args(["test", "--release", "--locked"]))?;
     if args.no_vm {
         eprintln!("xtask test: VM suite skipped (--no-vm)");
     } else {

@@ -196,10 +196,8 @@ pub(crate) fn visit_needs(e: &Event, mut need: impl FnMut(&str, Mask, Kind)) {
             on_parent(path, Mask::of(make_right(mode)));
         }
         // `path` is the link's target text; the new name is `path2`.
-        Op::Symlink => on_parent(
-            e.path2.as_deref().unwrap_or(path),
-            Mask::of(FsRight::MakeSym),
-        ),
+        // `path` is the new link; `path2` its target, verbatim and unchecked.
+        Op::Symlink => on_parent(path, Mask::of(FsRight::MakeSym)),
         Op::Truncate => need(path, Mask::of(FsRight::Truncate), Kind::File),
         Op::Ioctl => {
             // Landlock restricts ioctl only on devices; an unknown type is

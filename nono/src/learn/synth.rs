@@ -388,8 +388,9 @@ fn born_path(e: &Event) -> Option<&str> {
         Op::Open if e.access.create => e.path.as_deref(),
         Op::Create | Op::Mkdir | Op::Mknod => e.path.as_deref(),
         Op::Bind if is_unix(e) => e.path.as_deref(),
-        // The new name of a symlink, link or rename.
-        Op::Symlink | Op::Link | Op::Rename => e.path2.as_deref(),
+        // The new name of a link or rename; a symlink's `path` is the link.
+        Op::Symlink => e.path.as_deref(),
+        Op::Link | Op::Rename => e.path2.as_deref(),
         _ => None,
     }
 }

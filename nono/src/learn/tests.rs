@@ -258,7 +258,8 @@ fn mknod_needs_the_make_right_of_its_file_type() {
 
 #[test]
 fn symlink_needs_make_sym_on_the_link_parent() {
-    let e = ev(Op::Symlink, "../target").to("/a/link");
+    // Recorded as path = the link, path2 = the target, verbatim.
+    let e = ev(Op::Symlink, "/a/link").to("../target");
     assert_eq!(e.rights(), vec![need("/a", &[MakeSym], false)]);
 }
 
