@@ -80,7 +80,6 @@ fn prepare(sb: &Sandbox) {
     std::fs::write(sb.root().join("data/ref.txt"), "reference data\n").expect("ref");
     std::fs::create_dir_all(sb.home().join(".ssh")).expect("ssh");
     std::fs::write(sb.home().join(".ssh/id_rsa"), "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n").expect("key");
-    std::fs::create_dir_all(sb.root().join("tmp")).expect("tmp");
 }
 
 fn reset_workdir(sb: &Sandbox, seed: fn(&Path)) {

@@ -95,6 +95,7 @@ impl Sandbox {
         let dir = tempfile::Builder::new().prefix("nono-test-").tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("work")).expect("work");
         std::fs::create_dir(dir.path().join("home")).expect("home");
+        std::fs::create_dir(dir.path().join("tmp")).expect("tmp");
         Sandbox { dir }
     }
 
@@ -123,7 +124,15 @@ impl Sandbox {
     /// A `nono` command with this sandbox's workdir, home and database.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(NONO);
-        c.current_dir(self.work()).env("HOME", self.home()).env("NONO_DB", self.db()).env_remove("XDG_STATE_HOME");
+        // A private $TMPDIR: profiles grant $TMPDIR, and the sandbox itself
+        // lives under the system temp dir.
+        c.current_dir(self.work())
+            .env("HOME", self.home())
+            .env("TMPDIR", self.dir.path().join("tmp"))
+            .env("NONO_DB", self.db())
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_CACHE_HOME");
         c
     }
 
