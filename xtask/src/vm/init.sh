@@ -1,0 +1,58 @@
+#!/bin/busybox sh
+# Guest /init for `cargo xtask vm-test`. Runs as PID 1 in a busybox-only
+# initramfs. The host fills in /nono-vm/config (shell variables) and
+# /nono-vm/cmd.sh (the command to run inside the host root).
+/bin/busybox --install -s /bin
+export PATH=/bin
+. /nono-vm/config
+echo "NONO-VM-BOOTED-${NONCE}"
+
+fail() {
+    echo "nono-vm: $*"
+    echo "NONO-VM-EXIT-${NONCE}=125"
+    poweroff -f
+    sleep 10
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+# Modules (virtiofs on kernels that build it as a module), in dependency order.
+for ko in $MODULES; do
+    insmod "/nono-vm/modules/$ko" || fail "insmod $ko failed"
+done
+
+mount -t virtiofs -o ro hostroot /newroot || fail "mounting the host root over virtiofs failed"
+
+R=/newroot
+mount -t proc proc $R/proc || fail "proc"
+mount -t sysfs sysfs $R/sys || fail "sysfs"
+mount -t devtmpfs devtmpfs $R/dev || fail "devtmpfs"
+mkdir -p $R/dev/pts $R/dev/shm
+mount -t devpts devpts $R/dev/pts 2>/dev/null
+mount -t tmpfs tmpfs $R/dev/shm 2>/dev/null
+mount -t securityfs securityfs $R/sys/kernel/security || fail "securityfs"
+mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null
+mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
+mount -t bpf bpf $R/sys/fs/bpf || fail "bpffs"
+mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
+for d in /tmp /root /run /var/tmp $WRITABLE; do
+    [ -d "$R$d" ] && { mount -t tmpfs -o mode=1777 tmpfs "$R$d" || fail "tmpfs on $d"; }
+done
+chmod 700 $R/root
+
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
+
+mkdir -p $R/run/nono-vm
+cp /nono-vm/cmd.sh $R/run/nono-vm/cmd.sh
+echo "nono-vm: kernel $(uname -r), lsm=$(cat $R/sys/kernel/security/lsm)"
+
+chroot $R /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+    PATH="$GUEST_PATH" /bin/sh /run/nono-vm/cmd.sh
+status=$?
+echo
+echo "NONO-VM-EXIT-${NONCE}=${status}"
+sync
+poweroff -f
+sleep 10
