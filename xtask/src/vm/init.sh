@@ -23,7 +23,16 @@ for ko in $MODULES; do
     insmod "/nono-vm/modules/$ko" || fail "insmod $ko failed"
 done
 
-mount -t virtiofs -o ro hostroot /newroot || fail "mounting the host root over virtiofs failed"
+# A freshly loaded virtiofs module may not have probed the device yet.
+tries=0
+until mount -t virtiofs -o ro hostroot /newroot; do
+    tries=$((tries + 1))
+    if [ $tries -ge 10 ]; then
+        dmesg | tail -20
+        fail "mounting the host root over virtiofs failed"
+    fi
+    sleep 0.5
+done
 
 R=/newroot
 mount -t proc proc $R/proc || fail "proc"
@@ -33,8 +42,8 @@ mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts 2>/dev/null
 mount -t tmpfs tmpfs $R/dev/shm 2>/dev/null
 mount -t securityfs securityfs $R/sys/kernel/security || fail "securityfs"
-mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null
-mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs $R/sys/kernel/tracing || echo "nono-vm: no tracefs"
+mount -t debugfs debugfs $R/sys/kernel/debug || echo "nono-vm: no debugfs"
 mount -t bpf bpf $R/sys/fs/bpf || fail "bpffs"
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
 for d in /tmp /root /run /var/tmp $WRITABLE; do

@@ -118,12 +118,18 @@ fn newest_package(spec: KernelSpec) -> Result<String> {
     }
 }
 
-/// The `.ko` files (uncompressed) needed to mount virtiofs, in load order.
-/// Empty when the kernel has virtiofs built in.
+/// Drivers the guest needs to mount the host root: the PCI transport and
+/// the filesystem. Whichever the kernel builds as modules get loaded.
+const VIRTIOFS_MODULES: &[&str] = &["virtio_pci", "virtiofs"];
+
+/// The `.ko` files (uncompressed) needed to mount virtiofs, with their
+/// dependencies, in load order. Empty when everything is built in.
 pub fn virtiofs_modules(kernel: &Kernel) -> Result<Vec<(String, Vec<u8>)>> {
     let mut loaded = Vec::new();
-    if find_module(&kernel.modules_dir, "virtiofs").is_some() {
-        add_module(&kernel.modules_dir, "virtiofs", &mut loaded, 0)?;
+    for name in VIRTIOFS_MODULES {
+        if find_module(&kernel.modules_dir, name).is_some() {
+            add_module(&kernel.modules_dir, name, &mut loaded, 0)?;
+        }
     }
     Ok(loaded)
 }

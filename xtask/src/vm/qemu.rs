@@ -88,11 +88,15 @@ impl Drop for Reaped {
 fn boot_once(b: &Boot<'_>, accel: &str) -> Result<Outcome> {
     let socket = b.work_dir.join(format!("virtiofs-{}.sock", b.nonce));
     let _ = std::fs::remove_file(&socket);
+    // virtiofsd is chatty about harmless vhost-user events; keep it off the console.
+    let log_path = b.work_dir.join("virtiofsd.log");
+    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
     let virtiofsd = Command::new(virtiofsd_path()?)
         .arg(format!("--socket-path={}", socket.display()))
         .args(["-o", "source=/", "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "log_level=warn"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(log)
         .spawn()
         .context("starting virtiofsd")?;
     let _virtiofsd = Reaped(virtiofsd);
