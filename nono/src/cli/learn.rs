@@ -1,50 +1,425 @@
-//! `nono learn`: record a command and write a profile.
-//! (Temporary debug implementation: prints decoded events as JSON lines.)
+//! `nono learn`: record a command's process tree into the audit store,
+//! then synthesise and write a least-privilege profile.
+//!
+//! Order matters for "no data is ever lost": everything that can fail
+//! without running the command (output path, database, backend, offsets,
+//! loading the programs) is checked first; once the command has run, its
+//! events are in the database before synthesis starts, and a failure to
+//! write the profile leaves the session in the store (`--from` rebuilds it).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::record::{self, Backend, session, spawn};
+use anyhow::{Context as _, bail};
+
+use crate::cli::common::{self, Format};
+use crate::event::Event;
+use crate::learn::{LearnContext, Learned, Synthesiser};
+use crate::record::{self, Backend, BackendChoice, Recorder, session, spawn};
+use crate::store::{self, NewSession, SessionEnd, SessionState, Store};
+
+/// Ring buffer size by default: 4 MiB (fits the 8 MiB memlock limit some
+/// hosts cannot raise, with room for the other maps).
+const DEFAULT_RING_BYTES: u32 = 4 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct LearnArgs {
-    #[arg(long, default_value = "tracepoint")]
-    pub backend: String,
+    /// Where to write the learned profile.
+    #[arg(long, short, default_value = "learned.json")]
+    pub output: PathBuf,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Recording backend: auto picks lsm where BPF LSM programs load, else tracepoint.
+    #[arg(long, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// Audit database (default: $XDG_STATE_HOME/nono/audit.db).
+    #[arg(long, env = "NONO_DB")]
+    pub db: Option<PathBuf>,
+    /// Print what was generalised and why.
+    #[arg(long)]
+    pub explain: bool,
+    /// Grant this sensitive path (and what is beneath it) if the command used it.
+    #[arg(long = "allow-sensitive", value_name = "PATH")]
+    pub allow_sensitive: Vec<PathBuf>,
+    /// Don't record: build the profile from these stored sessions (merged).
+    #[arg(long = "from", value_name = "SESSION", num_args = 1.., conflicts_with = "command")]
+    pub from: Vec<String>,
+    /// Profile name written into `meta.name`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Summary format.
+    #[arg(long, default_value = "table")]
+    pub format: Format,
+    /// Ring buffer size in bytes (a power of two, at least 4096).
+    #[arg(long, default_value_t = DEFAULT_RING_BYTES, hide = true, value_parser = parse_ring_bytes)]
+    pub ring_bytes: u32,
+    /// No live progress line.
+    #[arg(long)]
+    pub no_progress: bool,
     /// The command to run.
-    #[arg(trailing_var_arg = true, required = true)]
-    pub command: Vec<std::ffi::OsString>,
+    #[arg(trailing_var_arg = true, required_unless_present = "from", value_name = "CMD")]
+    pub command: Vec<OsString>,
 }
 
-fn dev_offsets() -> anyhow::Result<nono_common::KernelOffsets> {
-    let text = std::fs::read_to_string(std::env::var("NONO_DEV_OFFSETS")?)?;
-    let v: std::collections::HashMap<String, u32> = serde_json::from_str(&text)?;
-    let g = |k: &str| v.get(k).copied().unwrap_or(0);
-    Ok(nono_common::KernelOffsets {
-        task_real_parent: g("task_real_parent"), task_tgid: g("task_tgid"), task_pid: g("task_pid"), task_fs: g("task_fs"),
-        task_files: g("task_files"), task_mm: g("task_mm"), fs_pwd: g("fs_pwd"), fs_root: g("fs_root"), path_mnt: g("path_mnt"),
-        path_dentry: g("path_dentry"), dentry_parent: g("dentry_parent"), dentry_name: g("dentry_name"), dentry_inode: g("dentry_inode"),
-        qstr_name: g("qstr_name"), qstr_len: g("qstr_len"), mount_parent: g("mount_parent"), mount_mountpoint: g("mount_mountpoint"),
-        mount_mnt: g("mount_mnt"), vfsmount_root: g("vfsmount_root"), files_fdt: g("files_fdt"), fdt_fd: g("fdt_fd"),
-        fdt_max_fds: g("fdt_max_fds"), file_path: g("file_path"), file_mode: g("file_mode"), file_inode: g("file_inode"),
-        inode_mode: g("inode_mode"), mm_exe_file: g("mm_exe_file"), sock_family: g("sock_family"), valid: g("valid"),
-    })
+fn parse_ring_bytes(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if n < 4096 || !n.is_power_of_two() {
+        return Err(format!("{n} is not a power of two of at least 4096"));
+    }
+    Ok(n)
 }
 
 pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
+    // Before any thread exists: signals nono forwards are read from a signalfd.
     let sigfd = session::block_signals()?;
-    let backend: Backend = args.backend.parse().map_err(anyhow::Error::msg)?;
-    let offsets = dev_offsets()?;
-    let mut rec = record::load(backend, &offsets, 4 << 20)?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<crate::event::Event>>(16);
-    let printer = std::thread::spawn(move || {
-        while let Some(batch) = rx.blocking_recv() {
-            for e in batch {
-                eprintln!("{}", serde_json::to_string(&e).unwrap_or_default());
+    let identity = spawn::Identity::from_sudo()?;
+    let owner = identity.as_ref().map(|i| (i.uid, i.gid));
+    let db_path = common::db_path(args.db.as_deref(), identity.as_ref())?;
+    check_output(&args.output, args.force)?;
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let ctx = learn_context(&cwd, identity.as_ref(), &args.allow_sensitive);
+
+    if !args.from.is_empty() {
+        drop(sigfd);
+        return from_sessions(&args, &db_path, &ctx);
+    }
+    let cmd = spawn::Command::new(args.command.clone(), cwd.clone(), identity.clone());
+    if let Err(e) = cmd.program() {
+        // The shell's convention for "command not found".
+        eprintln!("nono: error: {e}");
+        return Ok(ExitCode::from(127));
+    }
+
+    let offsets = record::btf::running_kernel_offsets().context("reading kernel struct offsets from BTF")?;
+    let (mut recorder, why) = load_recorder(args.backend, &offsets, args.ring_bytes)?;
+    let backend = recorder.backend();
+    let store = Store::open(&db_path, owner).with_context(|| format!("opening the audit database {}", db_path.display()))?;
+    let session_id = store.begin_session(&NewSession {
+        command: args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        cwd: cwd.to_string_lossy().into_owned(),
+        uid: identity.as_ref().map_or_else(|| nix::unistd::getuid().as_raw(), |i| i.uid),
+        user: identity.as_ref().map_or_else(current_user_name, |i| i.name.clone()),
+        backend: backend.as_str().to_owned(),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
+        nono_version: env!("CARGO_PKG_VERSION").to_owned(),
+    })?;
+    if let Some(why) = &why {
+        eprintln!("nono: recording with the {backend} backend ({why})");
+    }
+    let (tx, writer) = store::spawn_writer(&db_path, session_id)?;
+    let progress = if args.no_progress { session::Progress::Off } else { session::Progress::Auto };
+    let outcome = session::run(recorder.as_mut(), &cmd, progress, tx, sigfd);
+    // Detach every program before anything else can fail.
+    drop(recorder);
+    let writer_result = writer.join();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = store.finish_session(session_id, &SessionEnd::failed(&e.to_string()));
+            return Err(e).context("recording");
+        }
+    };
+    let stored = match &writer_result {
+        Ok(stats) => stats.events,
+        Err(_) => 0,
+    };
+    let unstored = outcome.events.saturating_sub(stored) + outcome.unstored;
+    let lost = outcome.counters.lost() + outcome.decode_errors + unstored;
+    let mut end = SessionEnd::from_outcome(&outcome, stored, unstored);
+    end.state = if lost == 0 && writer_result.is_ok() { SessionState::Complete } else { SessionState::Incomplete };
+    store.finish_session(session_id, &end)?;
+    if let Err(e) = &writer_result {
+        eprintln!("nono: error: the audit store failed while recording: {e}; {unstored} events were not stored");
+    }
+
+    // Synthesis reads the stored trail back: the profile is exactly what
+    // the audit log shows.
+    let mut synth = Synthesiser::new(&ctx);
+    store.events(session_id, |e: Event| {
+        synth.add(&e);
+        Ok(())
+    })?;
+    let learned = synth.finish();
+    let provenance = Provenance {
+        sessions: vec![session_id],
+        nono_version: env!("CARGO_PKG_VERSION").to_owned(),
+        backend: backend.as_str().to_owned(),
+        lost_events: lost,
+        learned_at: jiff::Timestamp::now().to_string(),
+    };
+    let name = args.name.clone().unwrap_or_else(|| default_name(&args.command));
+    let profile = profile_json(&learned, &name, &provenance)?;
+    write_profile(&args.output, &profile)?;
+    let output = args.output.canonicalize().unwrap_or_else(|_| args.output.clone());
+    store.set_profile_path(session_id, &output.to_string_lossy())?;
+    if let Some((uid, gid)) = owner {
+        let _ = std::os::unix::fs::chown(&output, Some(uid), Some(gid));
+    }
+    print_summary(&args, session_id, &outcome, stored, lost, &learned, &output, backend);
+    Ok(ExitCode::from(outcome.status.exit_code()))
+}
+
+/// `--from`: re-synthesise (and merge) stored sessions without recording.
+fn from_sessions(args: &LearnArgs, db_path: &Path, ctx: &LearnContext) -> anyhow::Result<ExitCode> {
+    let store = Store::open_existing(db_path)?;
+    store.reap_stale()?;
+    let mut runs = Vec::new();
+    let mut ids = Vec::new();
+    let mut lost = 0;
+    let mut backends = Vec::new();
+    for s in &args.from {
+        let session = store.session(s)?;
+        let mut synth = Synthesiser::new(ctx);
+        store.events(session.id, |e: Event| {
+            synth.add(&e);
+            Ok(())
+        })?;
+        lost += session.lost();
+        ids.push(session.id);
+        if !backends.contains(&session.backend) {
+            backends.push(session.backend.clone());
+        }
+        runs.push(synth.finish());
+    }
+    let learned = crate::learn::merge(&runs);
+    let provenance = Provenance {
+        sessions: ids,
+        nono_version: env!("CARGO_PKG_VERSION").to_owned(),
+        backend: backends.join(","),
+        lost_events: lost,
+        learned_at: jiff::Timestamp::now().to_string(),
+    };
+    let profile = profile_json(&learned, args.name.as_deref().unwrap_or("learned"), &provenance)?;
+    write_profile(&args.output, &profile)?;
+    eprintln!("nono: profile from {} session(s) written to {}", runs.len(), args.output.display());
+    report_learned(&learned, args.explain);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the requested backend; `auto` tries BPF LSM (a real load is the
+/// only reliable probe: some kernels list `bpf` among the LSMs and still
+/// refuse the programs) and falls back to tracepoints, saying why.
+fn load_recorder(
+    choice: BackendChoice,
+    offsets: &nono_common::KernelOffsets,
+    ring_bytes: u32,
+) -> anyhow::Result<(Box<dyn Recorder>, Option<String>)> {
+    let load = |b: Backend| record::load(b, offsets, ring_bytes).with_context(|| format!("loading the {b} recorder"));
+    match choice {
+        BackendChoice::Lsm => Ok((load(Backend::Lsm)?, None)),
+        BackendChoice::Tracepoint => Ok((load(Backend::Tracepoint)?, None)),
+        BackendChoice::Auto => {
+            let lsm_listed = std::fs::read_to_string("/sys/kernel/security/lsm")
+                .is_ok_and(|l| l.trim().split(',').any(|m| m == "bpf"));
+            if !lsm_listed {
+                let why = "BPF LSM is not active (no `bpf` in /sys/kernel/security/lsm)".to_owned();
+                return Ok((load(Backend::Tracepoint)?, Some(why)));
+            }
+            match record::load(Backend::Lsm, offsets, ring_bytes) {
+                Ok(r) => Ok((r, None)),
+                Err(e) => {
+                    let why = format!("BPF LSM programs are refused here: {}", anyhow::Error::from(e).chain().last().map(ToString::to_string).unwrap_or_default());
+                    Ok((load(Backend::Tracepoint)?, Some(why)))
+                }
             }
         }
+    }
+}
+
+fn check_output(output: &Path, force: bool) -> anyhow::Result<()> {
+    if output.exists() && !force {
+        bail!("{} already exists; pass --force to overwrite it or --output to choose another file", output.display());
+    }
+    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        bail!("cannot write the profile to {}: {} is not a directory", output.display(), parent.display());
+    }
+    Ok(())
+}
+
+/// Atomic write: a temp file in the same directory, then rename.
+fn write_profile(output: &Path, json: &str) -> anyhow::Result<()> {
+    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = parent.join(format!(".{}.nono-tmp", output.file_name().map_or("profile".into(), |n| n.to_string_lossy())));
+    std::fs::write(&tmp, json.as_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, output).with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
+    Ok(())
+}
+
+/// Where a learned profile came from (`meta.provenance`).
+#[derive(Debug, serde::Serialize)]
+struct Provenance {
+    sessions: Vec<i64>,
+    nono_version: String,
+    backend: String,
+    lost_events: u64,
+    learned_at: String,
+}
+
+fn profile_json(learned: &Learned, name: &str, provenance: &Provenance) -> anyhow::Result<String> {
+    let profile = serde_json::json!({
+        "meta": {
+            "name": name,
+            "version": "1",
+            "description": format!("learned by nono {} from session(s) {:?}", provenance.nono_version, provenance.sessions),
+            "provenance": provenance,
+        },
+        "filesystem": { "rules": learned.rules },
+        "network": {
+            "open_port": learned.connect_ports,
+            "listen_port": learned.bind_ports,
+        },
     });
-    let cmd = spawn::Command::new(args.command, std::env::current_dir()?, spawn::Identity::from_sudo()?);
-    let out = session::run(rec.as_mut(), &cmd, session::Progress::Auto, tx, sigfd)?;
-    drop(rec);
-    let _ = printer.join();
-    eprintln!("{out:?}");
-    Ok(ExitCode::from(out.status.exit_code()))
+    let mut text = serde_json::to_string_pretty(&profile)?;
+    text.push('\n');
+    Ok(text)
+}
+
+fn learn_context(cwd: &Path, identity: Option<&spawn::Identity>, allow_sensitive: &[PathBuf]) -> LearnContext {
+    let home = identity
+        .map(|i| i.home.clone())
+        .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/root"));
+    let env_dir = |var: &str, default: PathBuf| {
+        // Under sudo, nono's own XDG variables are root's: use the user's defaults.
+        if identity.is_some() {
+            return default;
+        }
+        std::env::var_os(var).map(PathBuf::from).filter(|p| p.is_absolute()).unwrap_or(default)
+    };
+    LearnContext {
+        cwd: cwd.to_path_buf(),
+        tmpdir: std::env::var_os("TMPDIR").map(PathBuf::from).filter(|p| p.is_absolute()).unwrap_or_else(|| PathBuf::from("/tmp")),
+        xdg_config_home: env_dir("XDG_CONFIG_HOME", home.join(".config")),
+        xdg_cache_home: env_dir("XDG_CACHE_HOME", home.join(".cache")),
+        allow_sensitive: allow_sensitive
+            .iter()
+            .map(|p| if p.is_absolute() { p.clone() } else { cwd.join(p) })
+            .collect(),
+        home,
+    }
+}
+
+fn current_user_name() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| nix::unistd::getuid().to_string(), |u| u.name)
+}
+
+fn default_name(command: &[OsString]) -> String {
+    command
+        .first()
+        .and_then(|c| Path::new(c).file_name())
+        .map_or_else(|| "learned".to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
+#[expect(clippy::too_many_arguments, reason = "one summary of one session")]
+fn print_summary(
+    args: &LearnArgs,
+    session_id: i64,
+    outcome: &session::Outcome,
+    stored: u64,
+    lost: u64,
+    learned: &Learned,
+    output: &Path,
+    backend: Backend,
+) {
+    if args.format == Format::Json {
+        let summary = serde_json::json!({
+            "session": session_id,
+            "backend": backend.as_str(),
+            "exit_code": outcome.status.exit_code(),
+            "duration_ms": outcome.duration.as_millis() as u64,
+            "events": stored,
+            "lost": lost,
+            "complete": lost == 0,
+            "counters": outcome.counters,
+            "rules": learned.rules.len(),
+            "connect_ports": learned.connect_ports,
+            "bind_ports": learned.bind_ports,
+            "sensitive": learned.sensitive,
+            "warnings": learned.warnings,
+            "profile": output,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+        return;
+    }
+    eprintln!(
+        "nono: session {session_id} ({backend}): {} after {:.1?}, {stored} events recorded",
+        describe_status(outcome.status),
+        outcome.duration
+    );
+    if lost > 0 {
+        eprintln!(
+            "nono: WARNING: {lost} events were lost ({} ring-buffer drops, {} unreadable paths, {} truncated paths, {} pending-table overflows, {} tree-table overflows, {} undecodable, {} unstored).",
+            outcome.counters.ringbuf_drops,
+            outcome.counters.path_failures,
+            outcome.counters.path_truncations,
+            outcome.counters.pending_full,
+            outcome.counters.traced_full,
+            outcome.decode_errors,
+            lost.saturating_sub(outcome.counters.lost() + outcome.decode_errors),
+        );
+        eprintln!("nono: WARNING: the profile may be incomplete; re-run `nono learn`, or merge sessions with --from.");
+    }
+    if outcome.still_running > 0 {
+        eprintln!(
+            "nono: note: {} process(es) of the tree were still running when the command exited; their later actions were not recorded.",
+            outcome.still_running
+        );
+    }
+    report_learned(learned, args.explain);
+    eprintln!(
+        "nono: profile: {} rules, {} connect port(s), {} listen port(s) -> {}",
+        learned.rules.len(),
+        learned.connect_ports.len(),
+        learned.bind_ports.len(),
+        output.display()
+    );
+    eprintln!("nono: enforce it with: nono run --profile {} -- {}", output.display(), shell_words(&args.command));
+}
+
+fn report_learned(learned: &Learned, explain: bool) {
+    for hit in &learned.sensitive {
+        eprintln!(
+            "nono: SENSITIVE: {} ({}) was used by {} and NOT granted: {}. Grant it with --allow-sensitive {}",
+            hit.path,
+            hit.matched,
+            hit.comms.join(","),
+            hit.why,
+            hit.path
+        );
+    }
+    for w in &learned.warnings {
+        eprintln!("nono: warning: {w}");
+    }
+    if explain {
+        for x in &learned.explanations {
+            eprintln!("nono: explain: {} <- {} path(s) ({}): {}", x.rule_path, x.paths, x.reason, x.from.join(", "));
+        }
+    }
+}
+
+fn describe_status(status: session::ChildStatus) -> String {
+    match status {
+        session::ChildStatus::Exited(c) => format!("exited with {c}"),
+        session::ChildStatus::Signaled(s) => format!("killed by signal {s}"),
+    }
+}
+
+fn shell_words(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|a| {
+            let s = a.to_string_lossy();
+            if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@".contains(c)) && !s.is_empty() {
+                s.into_owned()
+            } else {
+                format!("'{}'", s.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

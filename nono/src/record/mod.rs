@@ -10,6 +10,7 @@
 //! buffer, the loss counters and the decoder. This module must not know
 //! about SQL, profiles or Landlock.
 
+pub mod btf;
 pub mod decode;
 pub mod loader;
 pub mod session;
@@ -55,6 +56,16 @@ impl FromStr for Backend {
             other => Err(format!("unknown backend {other:?}; expected lsm or tracepoint")),
         }
     }
+}
+
+/// The `--backend` choice: a backend, or `auto` (BPF LSM where its
+/// programs load, else tracepoints).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Lsm,
+    Tracepoint,
 }
 
 /// Everything that can go wrong while recording.

@@ -109,6 +109,13 @@ impl Command {
         }
         Command { argv, cwd, env, identity }
     }
+
+    /// The program `execve` will run, resolved through the child's PATH:
+    /// lets callers fail before loading anything if it does not exist.
+    pub fn program(&self) -> Result<PathBuf, SpawnError> {
+        let program = self.argv.first().ok_or(SpawnError::EmptyCommand)?;
+        resolve(program, &self.env, &self.cwd)
+    }
 }
 
 /// A forked child waiting at the gate.

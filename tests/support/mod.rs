@@ -1,0 +1,176 @@
+//! Shared harness for the end-to-end tests: a fresh temp dir per test with
+//! a workdir, a home and an audit database; the real `nono` binary; and the
+//! kernel-capability gate (skip with a reason, or fail under CI).
+
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nono::event::Event;
+
+pub const NONO: &str = env!("CARGO_BIN_EXE_nono");
+
+/// Whether a missing kernel capability must fail the test instead of
+/// skipping it.
+pub fn kernel_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("NONO_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
+}
+
+/// Skips (returns false) with a printed reason, or panics when the kernel
+/// is required.
+pub fn skip(test: &str, why: &str) -> bool {
+    assert!(!kernel_required(), "{test}: {why} (CI=true / NONO_REQUIRE_KERNEL=1: not skipping)");
+    eprintln!("SKIP {test}: {why}");
+    false
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The recorder backend to test (`NONO_TEST_BACKEND`, default `auto`), or
+/// `None` after printing why the test is skipped.
+pub fn require_recorder(test: &str) -> Option<String> {
+    if !is_root() {
+        skip(test, "recording needs root (CAP_BPF, CAP_PERFMON)");
+        return None;
+    }
+    Some(std::env::var("NONO_TEST_BACKEND").unwrap_or_else(|_| "auto".to_owned()))
+}
+
+/// A fresh directory tree for one test.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+/// The result of one `nono learn` run, read back from its database.
+#[derive(Debug)]
+pub struct Learned {
+    pub code: Option<i32>,
+    pub stderr: String,
+    pub events: Vec<Event>,
+    pub session_id: i64,
+    pub session_state: String,
+    pub session_lost: u64,
+}
+
+impl Learned {
+    /// Reads the latest session of `db`.
+    pub fn read(db: &Path) -> Result<Learned, String> {
+        let store = nono::store::Store::open_existing(db).map_err(|e| e.to_string())?;
+        store.reap_stale().map_err(|e| e.to_string())?;
+        let session = store.session("latest").map_err(|e| e.to_string())?;
+        let mut events = Vec::new();
+        store
+            .events(session.id, |e| {
+                events.push(e);
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        events.sort_by_key(|e| e.time_ns);
+        Ok(Learned {
+            code: None,
+            stderr: String::new(),
+            events,
+            session_id: session.id,
+            session_state: session.state.as_str().to_owned(),
+            session_lost: session.lost(),
+        })
+    }
+
+    /// The pid of the command itself (its first exec).
+    pub fn root_pid(&self) -> u32 {
+        self.events
+            .iter()
+            .find(|e| e.op == nono::event::Op::Exec)
+            .map_or(0, |e| e.pid)
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new().prefix("nono-test-").tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("work")).expect("work");
+        std::fs::create_dir(dir.path().join("home")).expect("home");
+        Sandbox { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The workdir (the command's cwd, `$CWD` in profiles). Canonical, so
+    /// recorded paths compare equal.
+    pub fn work(&self) -> PathBuf {
+        self.dir.path().join("work").canonicalize().expect("canonical workdir")
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home").canonicalize().expect("canonical home")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("audit.db")
+    }
+
+    pub fn profile(&self) -> PathBuf {
+        self.dir.path().join("learned.json")
+    }
+
+    /// A `nono` command with this sandbox's workdir, home and database.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(NONO);
+        c.current_dir(self.work()).env("HOME", self.home()).env("NONO_DB", self.db()).env_remove("XDG_STATE_HOME");
+        c
+    }
+
+    /// `nono learn --backend B [extra] --output PROFILE -- argv`.
+    pub fn learn_command(&self, backend: &str, extra: &[&str], argv: &[&str]) -> Command {
+        let mut c = self.cmd();
+        c.arg("learn").args(["--backend", backend, "--db"]).arg(self.db()).arg("--output").arg(self.profile());
+        c.arg("--force").args(extra).arg("--").args(argv);
+        c
+    }
+
+    pub fn learn(&self, backend: &str, argv: &[&str]) -> Learned {
+        self.learn_with(backend, &[], argv)
+    }
+
+    pub fn learn_with(&self, backend: &str, extra: &[&str], argv: &[&str]) -> Learned {
+        let out = self.learn_command(backend, extra, argv).output().expect("run nono learn");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let mut learned = Learned::read(&self.db()).unwrap_or_else(|e| panic!("reading the audit db: {e}\nnono stderr:\n{stderr}"));
+        learned.code = out.status.code();
+        learned.stderr = stderr;
+        learned
+    }
+
+    /// Runs `nono ARGS` (with `--db` for audit commands) and returns stdout; panics on failure.
+    pub fn nono(&self, args: &[&str]) -> String {
+        let mut c = self.cmd();
+        if args.first() == Some(&"audit") {
+            c.arg("audit").arg("--db").arg(self.db()).args(&args[1..]);
+        } else {
+            c.args(args);
+        }
+        let out = c.output().expect("run nono");
+        assert!(
+            out.status.success(),
+            "nono {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn wait_for(&self, path: &Path, timeout: Duration) {
+        let start = Instant::now();
+        while !path.exists() {
+            assert!(start.elapsed() < timeout, "{} did not appear within {timeout:?}", path.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
