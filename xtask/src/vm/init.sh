@@ -1,7 +1,22 @@
 #!/bin/busybox sh
-# Guest /init for `cargo xtask vm-test`. Runs as PID 1 in a busybox-only
-# initramfs. The host fills in /nono-vm/config (shell variables) and
-# /nono-vm/cmd.sh (the command to run inside the host root).
+# Guest /init for `cargo xtask vm-test`. Stage 1 runs as PID 1 in the
+# busybox-only initramfs, mounts the host root and switch_roots into it;
+# stage 2 (this script again, copied to /run/nono-vm) runs the command.
+# The host fills in /nono-vm/config (shell variables) and /nono-vm/cmd.sh.
+if [ "$1" = stage2 ]; then
+    # PID 1 inside the host root; only /run/nono-vm/busybox is ours.
+    bb=/run/nono-vm/busybox
+    . /run/nono-vm/config
+    /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 PATH="$GUEST_PATH" \
+        /bin/sh /run/nono-vm/cmd.sh
+    status=$?
+    echo
+    echo "NONO-VM-EXIT-${NONCE}=${status}"
+    $bb sync
+    $bb poweroff -f
+    $bb sleep 10
+fi
+
 /bin/busybox --install -s /bin
 export PATH=/bin
 . /nono-vm/config
@@ -54,14 +69,10 @@ chmod 700 $R/root
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 
 mkdir -p $R/run/nono-vm
-cp /nono-vm/cmd.sh $R/run/nono-vm/cmd.sh
+cp /nono-vm/cmd.sh /nono-vm/config /init /bin/busybox $R/run/nono-vm/
 echo "nono-vm: kernel $(uname -r), lsm=$(cat $R/sys/kernel/security/lsm)"
 
-chroot $R /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
-    PATH="$GUEST_PATH" /bin/sh /run/nono-vm/cmd.sh
-status=$?
-echo
-echo "NONO-VM-EXIT-${NONCE}=${status}"
-sync
-poweroff -f
-sleep 10
+# switch_root, not chroot: the host root must be the namespace's real root,
+# or kernel-side path walks (BPF d_path-style) see the /newroot prefix.
+exec switch_root $R /run/nono-vm/busybox sh /run/nono-vm/init stage2
+fail "switch_root failed"
