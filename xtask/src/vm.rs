@@ -211,7 +211,7 @@ fn suite_script(suite: &Suite, kernel: &str) -> String {
         let dir = Path::new(exe.as_ref()).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
         let _ = writeln!(
             s,
-            "echo '== test {name}'\ncd {dir} && {exe} --test-threads=1\nrc=$?\necho \"== test {name}: exit $rc\"\n[ $rc -eq 0 ] || failed=$((failed + 1))",
+            "echo '== test {name}'\ncd {dir} && {exe}\nrc=$?\necho \"== test {name}: exit $rc\"\n[ $rc -eq 0 ] || failed=$((failed + 1))",
             dir = quote(&dir),
             exe = quote(&exe),
         );
