@@ -102,7 +102,52 @@ pub fn path_mknod(ctx: &LsmContext) -> i32 {
 pub fn path_symlink(ctx: &LsmContext) -> i32 {
     let dir: *const u8 = ctx.arg(0);
     let dentry: *const u8 = ctx.arg(1);
-    record(op::SYMLINK, 0, (mnt_of(dir), dentry), None, 0)
+    let old_name: *const u8 = ctx.arg(2);
+    let Some(tgid) = traced_tgid() else { return 0 };
+    if !kread::offsets_valid() {
+        return 0;
+    }
+    let Some(mut slot) = Slot::acquire() else { return 0 };
+    slot.header(op::SYMLINK, tgid).arg = 0;
+    kread::walk_dentry(slot.buf, Field::First, mnt_of(dir), dentry);
+    let len1 = kread::field_len(slot.buf);
+    kread::begin(slot.buf, Field::Second);
+    raw_kernel_str(slot.buf, old_name);
+    let len2 = kread::field_len(slot.buf);
+    // SAFETY: the slot is owned by this handler.
+    let h = unsafe { &mut (*slot.buf).hdr };
+    h.flags |= flag::FROM_LSM;
+    h.mode = kread::dentry_mode(dentry);
+    slot.send_paths(len1, len2);
+    0
+}
+
+/// Writes the symlink's target (a kernel copy of the user's string, kept
+/// verbatim like the tracepoint backend's raw field) into the second field,
+/// tagged with `RAW_TAG` so user space does not treat it as components.
+#[inline(always)]
+fn raw_kernel_str(buf: *mut nono_common::EventBuf, kstr: *const u8) {
+    use nono_common::{PATH_MAX, path::RAW_TAG};
+    if kstr.is_null() {
+        kread::add_flags(buf, u32::from(flag::PATH2_FAILED));
+        return;
+    }
+    // SAFETY: the second field starts at PATH_MAX and the window is
+    // PATH_MAX/2 + 1 long; the data area is 2*PATH_MAX + NAME_MAX long.
+    let area = unsafe { core::slice::from_raw_parts_mut((*buf).data.as_mut_ptr().add(PATH_MAX), PATH_MAX / 2 + 1) };
+    area[0] = RAW_TAG;
+    // SAFETY: the helper validates `kstr` and NUL-terminates within the slice.
+    match unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes(kstr, &mut area[1..]) } {
+        Ok(bytes) => {
+            let n = bytes.len();
+            if n >= PATH_MAX / 2 - 1 {
+                kread::add_flags(buf, u32::from(flag::PATH2_TRUNCATED));
+            }
+            // SAFETY: buf is the handler's scratch slot.
+            unsafe { core::ptr::write_volatile(&raw mut (*buf).walk_pos, (n + 2) as u32) };
+        }
+        Err(_) => kread::add_flags(buf, u32::from(flag::PATH2_FAILED)),
+    }
 }
 
 pub fn path_link(ctx: &LsmContext) -> i32 {
