@@ -247,7 +247,13 @@ fn sigkill_mid_run_leaves_a_consistent_database() {
         .spawn()
         .expect("nono learn");
     sb.wait_for(&sb.work().join("started"), Duration::from_secs(60));
-    std::thread::sleep(Duration::from_millis(700));
+    // Kill only once events are in the database (slow TCG guests need
+    // seconds, not milliseconds, to get there).
+    let start = Instant::now();
+    while !Learned::read(&sb.db()).is_ok_and(|l| l.events.iter().any(|e| e.path.as_deref() == Some("/etc/hostname"))) {
+        assert!(start.elapsed() < Duration::from_secs(120), "no event reached the database");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     let conn = rusqlite::Connection::open(sb.db()).expect("open db");

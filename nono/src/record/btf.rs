@@ -34,6 +34,7 @@ pub enum BtfError {
 
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
+const KIND_FUNC: u32 = 12;
 const MODIFIERS: [u32; 5] = [8, 9, 10, 11, 18]; // typedef, volatile, const, restrict, type_tag
 
 #[derive(Debug)]
@@ -59,6 +60,7 @@ pub struct Btf {
     types: Vec<Type>,
     strings: Vec<u8>,
     structs: HashMap<String, u32>,
+    funcs: HashMap<String, u32>,
 }
 
 impl Btf {
@@ -114,11 +116,12 @@ impl Btf {
             o += extra;
             types.push(Type { name, kind, size_type, members });
         }
-        let mut btf = Btf { types, strings: strings.to_vec(), structs: HashMap::new() };
+        let mut btf = Btf { types, strings: strings.to_vec(), structs: HashMap::new(), funcs: HashMap::new() };
         for (id, t) in btf.types.iter().enumerate() {
-            if t.kind == KIND_STRUCT && t.name != 0 {
+            if (t.kind == KIND_STRUCT || t.kind == KIND_FUNC) && t.name != 0 {
                 let name = btf.string(t.name).to_owned();
-                btf.structs.entry(name).or_insert(id as u32);
+                let map = if t.kind == KIND_STRUCT { &mut btf.structs } else { &mut btf.funcs };
+                map.entry(name).or_insert(id as u32);
             }
         }
         Ok(btf)
@@ -161,6 +164,12 @@ impl Btf {
             }
         }
         Ok(None)
+    }
+
+    /// The type id of kernel function `name` (an LSM program's attach point).
+    #[must_use]
+    pub fn func_id(&self, name: &str) -> Option<u32> {
+        self.funcs.get(name).copied()
     }
 
     /// Byte offset of `path` (`a.b.c`) in struct `strukt`.
