@@ -1,16 +1,76 @@
-//! `nono setup`: print the kernel feature matrix.
+//! `nono setup`: mount the kernel filesystems nono needs (unless
+//! `--check-only`), then print the kernel feature matrix and the recording
+//! backend `nono learn` will use.
+
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use crate::kernel::{self, KernelFs, Probes, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct SetupArgs {
-    /// Only report; change nothing.
+    /// Only report; change nothing (no mounts).
     #[arg(long)]
     pub check_only: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Read kernel files under this root instead of `/` (fixture trees);
+    /// live probes are then skipped unless --assume-probes gives them.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Probe results to assume with --root (JSON), for fixture tests.
+    #[arg(long, hide = true, value_name = "FILE", requires = "root")]
+    pub assume_probes: Option<PathBuf>,
 }
 
-pub fn run(_args: &SetupArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: &SetupArgs) -> anyhow::Result<ExitCode> {
+    let report = match &args.root {
+        Some(root) => {
+            let probes = match &args.assume_probes {
+                Some(f) => kernel::load_probes(f)?,
+                None => Probes::default(),
+            };
+            kernel::report(&KernelFs::new(root).facts(), &probes)
+        }
+        None => {
+            if !args.check_only {
+                mount_if_missing("securityfs", "/sys/kernel/security", "/sys/kernel/security/lsm");
+                mount_if_missing("tracefs", "/sys/kernel/tracing", "/sys/kernel/tracing/events");
+            }
+            kernel::running()
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("nono setup: kernel feature matrix");
+        for c in &report.checks {
+            println!("  {:<22} {:<12} {}", c.name, c.status.as_str(), c.detail);
+        }
+        for n in &report.notes {
+            println!("  note: {n}");
+        }
+        match report.backend {
+            Some(b) => println!("recording backend: {b} ({})", report.backend_reason),
+            None => println!("recording backend: none ({})", report.backend_reason),
+        }
+        let enforce = report.checks.iter().find(|c| c.name == "landlock").map_or(Status::Unavailable, |c| c.status);
+        println!("enforcement (nono run): {}", match enforce {
+            Status::Available => "Landlock, fully",
+            Status::Degraded => "Landlock, degraded (see above)",
+            Status::Unavailable => "unavailable (no Landlock)",
+        });
+    }
+    Ok(if report.backend.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn mount_if_missing(fstype: &str, target: &str, probe: &str) {
+    if std::path::Path::new(probe).exists() {
+        return;
+    }
+    match nix::mount::mount(Some(fstype), target, Some(fstype), nix::mount::MsFlags::empty(), None::<&str>) {
+        Ok(()) => eprintln!("nono setup: mounted {fstype} at {target}"),
+        Err(e) => eprintln!("nono setup: could not mount {fstype} at {target}: {e} (run as root: mount -t {fstype} {fstype} {target})"),
+    }
 }
