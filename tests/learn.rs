@@ -324,3 +324,22 @@ fn bad_invocations_fail_early_with_a_clear_error() {
     assert_eq!(out.status.code(), Some(127), "{err}");
     assert!(err.contains("command not found"), "{err}");
 }
+
+/// The replay check: the learned profile allows its own session, a
+/// tighter one lists exactly what it would deny and the rule needed.
+#[test]
+fn audit_check_replays_a_session_against_a_profile() {
+    let Some(backend) = require_recorder("audit_check_replays_a_session_against_a_profile") else { return };
+    let sb = Sandbox::new();
+    let run = sb.learn(&backend, &["sh", "-c", "echo x > out.txt; cat out.txt > /dev/null"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let profile = sb.profile();
+    let out = sb.cmd().args(["audit", "check", "--session", "latest", "--profile"]).arg(&profile).output().expect("check");
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = sb.cmd().args(["audit", "check", "--session", "latest", "--profile", "base", "--format", "json"]).output().expect("check");
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let text = j["denials"].to_string();
+    let work = sb.work();
+    assert!(text.contains(work.to_str().expect("utf8")) && text.contains("make_reg"), "{text}");
+}

@@ -17,14 +17,7 @@ use crate::event::{Event, Op};
 use crate::record::spawn::Identity;
 use crate::store::{EventRow, Query, ResultClass, Session, SessionState, Store, Summary, errno_name};
 
-/// Output format for people (`table`) or tools (`json`, `csv`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    #[default]
-    Table,
-    Json,
-    Csv,
-}
+pub use crate::cli::common::Format;
 
 /// Options every audit subcommand takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -64,6 +57,18 @@ pub enum AuditCommand {
         /// How many top paths and errors to list.
         #[arg(long, default_value_t = 20)]
         top: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Replay a session against a profile: every recorded access the
+    /// profile would deny, with the rule that would be needed.
+    Check {
+        /// Profile: a built-in name or a JSON file.
+        #[arg(long)]
+        profile: String,
+        /// Session id, or `last`.
+        #[arg(long)]
+        session: String,
         #[command(flatten)]
         common: Common,
     },
@@ -139,6 +144,11 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             let session = store.session(&session)?;
             let summary = store.summary(session.id, top)?;
             print_summary(&session, &summary, common.format)?;
+        }
+        AuditCommand::Check { profile, session, common } => {
+            let store = open(&common)?;
+            let session = store.session(&session)?;
+            return super::audit_check::run(&store, &session, &profile, common.format);
         }
     }
     Ok(ExitCode::SUCCESS)

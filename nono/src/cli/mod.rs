@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod audit;
+mod audit_check;
 pub mod common;
 pub mod learn;
 pub mod profile;
