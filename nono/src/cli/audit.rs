@@ -6,7 +6,7 @@
 //! is one document with stable field names.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -156,7 +156,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
 
 /// Opens the database for reading and settles sessions whose recorder died.
 fn open(common: &Common) -> anyhow::Result<Store> {
-    let path = db_path(common.db.as_deref())?;
+    let path = crate::cli::common::db_path(common.db.as_deref(), Identity::from_sudo()?.as_ref())?;
     let store = Store::open_existing(&path)?;
     if let Err(e) = store.reap_stale() {
         // A read-only copy is still worth reading; say why states may be stale.
@@ -165,23 +165,6 @@ fn open(common: &Common) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// `--db`/`NONO_DB`, else `$XDG_STATE_HOME/nono/audit.db`, else
-/// `~/.local/state/nono/audit.db`; under sudo, the invoking user's home.
-fn db_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
-    }
-    if let Some(id) = Identity::from_sudo()? {
-        return Ok(id.home.join(".local/state/nono/audit.db"));
-    }
-    if let Some(state) = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
-        return Ok(state.join("nono/audit.db"));
-    }
-    match std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
-        Some(home) => Ok(home.join(".local/state/nono/audit.db")),
-        None => bail!("cannot place the audit database: neither XDG_STATE_HOME nor HOME is set; pass --db PATH"),
-    }
-}
 
 /// RFC 3339, or a duration before `now`: `<N><unit>` with unit s, m, h, d
 /// or w (an optional trailing " ago" is accepted).

@@ -163,21 +163,25 @@ fn perr(name: &str, backend: Backend) -> impl FnOnce(aya::programs::ProgramError
     move |source| RecordError::Program { name, backend, source }
 }
 
-impl Loaded {
+/// Looks up program `name` as type `T` in `ebpf`.
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str, backend: Backend) -> Result<&'a mut T, RecordError>
+where
+    &'a mut aya::programs::Program: TryInto<&'a mut T, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| RecordError::MissingProgram(name.to_owned()))?
+        .try_into()
+        .map_err(perr(name, backend))
+}
 
+impl Loaded {
     fn tracepoint(&mut self, name: &str, category: &str) -> Result<(), RecordError> {
         let backend = self.backend;
-        let err = perr(name, backend);
-        let prog: &mut TracePoint = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| RecordError::MissingProgram(name.to_owned()))?
-            .try_into()
-            .map_err(perr(name, backend))?;
+        let prog: &mut TracePoint = program(&mut self.ebpf, name, backend)?;
         let t = std::time::Instant::now();
         prog.load().map_err(perr(name, backend))?;
         log::debug!("loaded {name} in {:?}", t.elapsed());
-        let id = prog.attach(category, name).map_err(err)?;
+        let id = prog.attach(category, name).map_err(perr(name, backend))?;
         let link = prog.take_link(id).map_err(perr(name, backend))?;
         self.links.push(Box::new(link));
         Ok(())
@@ -186,15 +190,9 @@ impl Loaded {
     fn attach_process_tracking(&mut self, btf: &Btf) -> Result<(), RecordError> {
         let name = "sched_process_fork";
         let backend = self.backend;
-        let err = perr(name, backend);
-        let prog: &mut BtfTracePoint = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| RecordError::MissingProgram(name.to_owned()))?
-            .try_into()
-            .map_err(perr(name, backend))?;
+        let prog: &mut BtfTracePoint = program(&mut self.ebpf, name, backend)?;
         prog.load(name, btf).map_err(perr(name, backend))?;
-        let id = prog.attach().map_err(err)?;
+        let id = prog.attach().map_err(perr(name, backend))?;
         let link = prog.take_link(id).map_err(perr(name, backend))?;
         self.links.push(Box::new(link));
         self.tracepoint("sched_process_exec", "sched")?;
@@ -224,12 +222,7 @@ impl Loaded {
     fn install_exit_common(&mut self) -> Result<(), RecordError> {
         let name = "sys_exit_common";
         let backend = self.backend;
-        let prog: &mut TracePoint = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| RecordError::MissingProgram(name.to_owned()))?
-            .try_into()
-            .map_err(perr(name, backend))?;
+        let prog: &mut TracePoint = program(&mut self.ebpf, name, backend)?;
         let t = std::time::Instant::now();
         prog.load().map_err(perr(name, backend))?;
         log::debug!("loaded {name} in {:?}", t.elapsed());
@@ -244,17 +237,11 @@ impl Loaded {
     }
 
     fn attach_lsm(&mut self, btf: &Btf) -> Result<(), RecordError> {
+        let backend = self.backend;
         for &(name, hook) in LSM_HOOKS {
-            let backend = self.backend;
-        let err = perr(name, backend);
-            let prog: &mut Lsm = self
-                .ebpf
-                .program_mut(name)
-                .ok_or_else(|| RecordError::MissingProgram(name.to_owned()))?
-                .try_into()
-                .map_err(perr(name, backend))?;
+            let prog: &mut Lsm = program(&mut self.ebpf, name, backend)?;
             prog.load(hook, btf).map_err(perr(name, backend))?;
-            let id = prog.attach().map_err(err)?;
+            let id = prog.attach().map_err(perr(name, backend))?;
             let link = prog.take_link(id).map_err(perr(name, backend))?;
             self.links.push(Box::new(link));
         }
