@@ -343,3 +343,33 @@ fn audit_check_replays_a_session_against_a_profile() {
     let work = sb.work();
     assert!(text.contains(work.to_str().expect("utf8")) && text.contains("make_reg"), "{text}");
 }
+
+/// `--merge` keeps the rules of both runs and marks the ones seen once;
+/// `--from` re-synthesises stored sessions without recording.
+#[test]
+fn profiles_from_several_runs_merge_and_mark_partial_rules() {
+    let Some(backend) = require_recorder("profiles_from_several_runs_merge_and_mark_partial_rules") else { return };
+    let sb = Sandbox::new();
+    let first = sb.learn(&backend, &["sh", "-c", "cat /etc/hostname > /dev/null"]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let base = sb.root().join("first.json");
+    std::fs::rename(sb.profile(), &base).expect("keep the first profile");
+    let second = sb.learn_with(&backend, &["--merge", base.to_str().expect("utf8")], &["sh", "-c", "cat /etc/passwd > /dev/null"]);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let merged: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sb.profile()).expect("profile")).expect("json");
+    let rules = merged["filesystem"]["rules"].as_array().expect("rules");
+    let rule = |p: &str| rules.iter().find(|r| r["path"] == p).unwrap_or_else(|| panic!("no rule for {p}: {merged}"));
+    assert_eq!(rule("/etc/hostname")["seen_in"]["runs"], 1, "{merged}");
+    assert_eq!(rule("/etc/passwd")["seen_in"]["runs"], 1, "{merged}");
+
+    let out = sb
+        .cmd()
+        .args(["learn", "--force", "--output"])
+        .arg(sb.root().join("from.json"))
+        .args(["--from", &first.session_id.to_string(), &second.session_id.to_string()])
+        .output()
+        .expect("learn --from");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let from: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sb.root().join("from.json")).expect("from")).expect("json");
+    assert_eq!(from["meta"]["provenance"]["sessions"].as_array().map(Vec::len), Some(2), "{from}");
+}

@@ -47,6 +47,10 @@ pub struct LearnArgs {
     /// Don't record: build the profile from these stored sessions (merged).
     #[arg(long = "from", value_name = "SESSION", num_args = 1.., conflicts_with = "command")]
     pub from: Vec<String>,
+    /// Merge the result into this existing profile: rules of both, those
+    /// seen in only one marked `seen_in`.
+    #[arg(long, value_name = "PROFILE.json")]
+    pub merge: Option<PathBuf>,
     /// Profile name written into `meta.name`.
     #[arg(long)]
     pub name: Option<String>,
@@ -151,7 +155,7 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         learned_at: jiff::Timestamp::now().to_string(),
     };
     let name = args.name.clone().unwrap_or_else(|| default_name(&args.command));
-    let profile = Profile::from_learned(&learned, &name, provenance).to_json_pretty()?;
+    let profile = merged(Profile::from_learned(&learned, &name, provenance), args.merge.as_deref())?.to_json_pretty()?;
     write_profile(&args.output, &profile)?;
     let output = args.output.canonicalize().unwrap_or_else(|_| args.output.clone());
     store.set_profile_path(session_id, &output.to_string_lossy())?;
@@ -192,7 +196,9 @@ fn from_sessions(args: &LearnArgs, db_path: &Path, ctx: &LearnContext) -> anyhow
         lost_events: lost,
         learned_at: jiff::Timestamp::now().to_string(),
     };
-    let profile = Profile::from_learned(&learned, args.name.as_deref().unwrap_or("learned"), provenance).to_json_pretty()?;
+    let profile =
+        merged(Profile::from_learned(&learned, args.name.as_deref().unwrap_or("learned"), provenance), args.merge.as_deref())?
+            .to_json_pretty()?;
     write_profile(&args.output, &profile)?;
     eprintln!("nono: profile from {} session(s) written to {}", runs.len(), args.output.display());
     report_learned(&learned, args.explain);
@@ -227,6 +233,49 @@ pub(crate) fn load_recorder(
             }
         }
     }
+}
+
+/// `--merge BASE`: the union of BASE's and the new profile's rules and
+/// ports; a rule (or right) present on one side only is marked
+/// `seen_in: {runs: 1, of: 2}` so the user can judge it.
+fn merged(new: Profile, base: Option<&Path>) -> anyhow::Result<Profile> {
+    use crate::profile::rights::SeenIn;
+    let Some(base_path) = base else { return Ok(new) };
+    let text = std::fs::read_to_string(base_path).with_context(|| format!("reading {}", base_path.display()))?;
+    let base = Profile::parse(&text, &base_path.display().to_string())?;
+    let mut out = new.clone();
+    let once = Some(SeenIn { runs: 1, of: 2 });
+    let mut rules = Vec::new();
+    for r in &new.filesystem.rules {
+        let mut r = r.clone();
+        match base.filesystem.rules.iter().find(|b| b.path == r.path && b.file == r.file) {
+            Some(b) => {
+                if b.access != r.access {
+                    r.seen_in = once;
+                }
+                r.access.extend(b.access.iter().copied());
+            }
+            None => r.seen_in = once,
+        }
+        rules.push(r);
+    }
+    for b in &base.filesystem.rules {
+        if !rules.iter().any(|r| r.path == b.path && r.file == b.file) {
+            let mut b = b.clone();
+            b.seen_in = once;
+            rules.push(b);
+        }
+    }
+    rules.sort_by(|a, b| a.path.cmp(&b.path));
+    out.filesystem.rules = rules;
+    let union = |a: &Option<std::collections::BTreeSet<u16>>, b: &Option<std::collections::BTreeSet<u16>>| match (a, b) {
+        (Some(x), Some(y)) => Some(x.union(y).copied().collect()),
+        (x, y) => x.clone().or_else(|| y.clone()),
+    };
+    out.network.open_port = union(&new.network.open_port, &base.network.open_port);
+    out.network.listen_port = union(&new.network.listen_port, &base.network.listen_port);
+    out.extends = base.extends;
+    Ok(out)
 }
 
 fn check_output(output: &Path, force: bool) -> anyhow::Result<()> {
