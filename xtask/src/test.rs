@@ -28,7 +28,7 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
         eprintln!("xtask test: VM suite skipped (--no-vm)");
     } else {
         eprintln!("xtask test: VM suite");
-        sh(Command::new(&me).args(["vm-test", "--kernel", "all"]))?;
+        sh(Command::new(&me).args(["vm-test", "--kernel", "all", "--release"]))?;
     }
     if args.no_bench {
         eprintln!("xtask test: benchmark smoke run skipped (--no-bench)");
