@@ -36,7 +36,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let profile = dir.join("learned.json");
     let nono_cmd = |sub: &[&str]| {
         let mut c = Command::new(&nono);
-        c.args(sub).current_dir(&work).env("HOME", &home).env("TMPDIR", "/tmp");
+        // cargo sets LD_LIBRARY_PATH for xtask; the agent should not see it.
+        c.args(sub).current_dir(&work).env("HOME", &home).env("TMPDIR", "/tmp").env_remove("LD_LIBRARY_PATH");
         c
     };
 
@@ -44,7 +45,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     sh(nono_cmd(&["learn", "--db"]).arg(&db).arg("--output").arg(&profile).arg("--").arg("sh").arg(&agent))?;
 
     banner("2. audit: what did it touch?");
-    sh(nono_cmd(&["audit", "summary", "latest", "--db"]).arg(&db))?;
+    sh(nono_cmd(&["audit", "summary", "latest", "--top", "8", "--db"]).arg(&db))?;
 
     banner("3. run: the same agent under the learned profile (Landlock), expecting zero denials");
     // A fresh workdir state, as on a second run of the agent.
