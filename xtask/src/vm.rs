@@ -91,6 +91,9 @@ pub fn run(args: &VmArgs) -> Result<()> {
     let target_dir = target_dir(&workspace);
     let cache = target_dir.join("vm");
     fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+    // The guest mounts a scratch tmpfs here; the directory must exist.
+    let scratch = target_dir.join("tmp");
+    fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let cwd = std::env::current_dir()?;
 
     let suite = if args.cmd.is_empty() { Some(build_suite(&workspace, args.release)?) } else { None };
@@ -105,7 +108,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
             Some(suite) => suite_script(suite, spec.name),
             None => custom_script(&args.cmd, spec.name, &cwd),
         };
-        let config = guest_config(&nonce, &modules, &target_dir);
+        let config = guest_config(&nonce, &modules, &workspace, &target_dir);
         let initrd = cache.join(spec.name).join("initrd.cpio");
         initramfs::write(
             &initrd,
@@ -248,14 +251,15 @@ fn custom_script(cmd: &[String], kernel: &str, cwd: &Path) -> String {
 }
 
 /// Shell assignments for `/init`.
-fn guest_config(nonce: &str, modules: &[(String, Vec<u8>)], target_dir: &Path) -> String {
+fn guest_config(nonce: &str, modules: &[(String, Vec<u8>)], workspace: &Path, target_dir: &Path) -> String {
     let names: Vec<&str> = modules.iter().map(|(n, _)| n.as_str()).collect();
     let path = std::env::var("PATH").unwrap_or_default();
     let guest_path = format!("{path}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     format!(
-        "NONCE={}\nMODULES={}\nWRITABLE={}\nGUEST_PATH={}\n",
+        "NONCE={}\nMODULES={}\nWORKSPACE={}\nWRITABLE={}\nGUEST_PATH={}\n",
         quote(nonce),
         quote(&names.join(" ")),
+        quote(&workspace.to_string_lossy()),
         quote(&target_dir.join("tmp").to_string_lossy()),
         quote(&guest_path),
     )

@@ -61,9 +61,21 @@ mount -t tracefs tracefs $R/sys/kernel/tracing || echo "nono-vm: no tracefs"
 mount -t debugfs debugfs $R/sys/kernel/debug || echo "nono-vm: no debugfs"
 mount -t bpf bpf $R/sys/fs/bpf || fail "bpffs"
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
-for d in /tmp /root /run /var/tmp $WRITABLE; do
+# The workspace may itself live under /tmp (a CI clone often does); keep a
+# handle on it before the scratch tmpfs mounts hide it, then put it back.
+mkdir -p /keep
+mount -o bind "$R$WORKSPACE" /keep || fail "bind-mounting the workspace $WORKSPACE"
+for d in /tmp /root /run /var/tmp; do
     [ -d "$R$d" ] && { mount -t tmpfs -o mode=1777 tmpfs "$R$d" || fail "tmpfs on $d"; }
 done
+if [ ! -e "$R$WORKSPACE/Cargo.toml" ]; then
+    mkdir -p "$R$WORKSPACE" || fail "recreating $WORKSPACE"
+    mount -o move /keep "$R$WORKSPACE" || fail "moving the workspace back to $WORKSPACE"
+else
+    umount /keep
+fi
+[ -d "$R$WRITABLE" ] || fail "$WRITABLE missing in the guest"
+mount -t tmpfs -o mode=1777 tmpfs "$R$WRITABLE" || fail "tmpfs on $WRITABLE"
 chmod 700 $R/root
 
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
