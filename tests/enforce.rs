@@ -152,7 +152,7 @@ fn exit_status_signals_and_exec_errors_pass_through() {
     let out = run(&sb, &["--profile", ps], &["no-such-program-nono"]);
     assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let mut child = sb
+    let child = sb
         .cmd()
         .args(["run", "--profile", ps, "--", "sh", "-c", "trap 'exit 5' TERM; touch started; while :; do sleep 0.1; done"])
         .stderr(Stdio::piped())

@@ -218,7 +218,7 @@ fn exit_status_and_signals_reach_the_command() {
     let run = sb.learn(&backend, &["sh", "-c", "exit 42"]);
     assert_eq!(run.code, Some(42), "{}", run.stderr);
 
-    let mut child = sb
+    let child = sb
         .learn_command(&backend, &[], &["sh", "-c", "trap 'exit 7' TERM; touch started; while :; do sleep 0.1; done"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -12,7 +12,7 @@ use crate::profile::{self, Vars};
 use crate::store::{Session, Store};
 
 pub fn run(store: &Store, session: &Session, spec: &str, format: Format) -> anyhow::Result<ExitCode> {
-    let vars = Vars::from_env(PathBuf::from(&session.cwd));
+    let vars = Vars::from_env(PathBuf::from(&session.info.cwd));
     let resolved = profile::load(spec, &vars)?;
     let net = &resolved.network;
     let grants = Grants {

@@ -183,8 +183,8 @@ fn from_sessions(args: &LearnArgs, db_path: &Path, ctx: &LearnContext) -> anyhow
         })?;
         lost += session.lost();
         ids.push(session.id);
-        if !backends.contains(&session.backend) {
-            backends.push(session.backend.clone());
+        if !backends.contains(&session.info.backend) {
+            backends.push(session.info.backend.clone());
         }
         runs.push(synth.finish());
     }

@@ -151,7 +151,7 @@ impl SessionState {
 }
 
 /// What is known when a recording starts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct NewSession {
     pub command: Vec<String>,
     pub cwd: String,
@@ -244,13 +244,9 @@ impl SessionEnd {
 #[derive(Clone, Debug, Serialize)]
 pub struct Session {
     pub id: i64,
-    pub command: Vec<String>,
-    pub cwd: String,
-    pub uid: u32,
-    pub user: String,
-    pub backend: String,
-    pub kernel: String,
-    pub nono_version: String,
+    /// What was known at the start.
+    #[serde(flatten)]
+    pub info: NewSession,
     pub recorder_pid: u32,
     pub started_ns: i64,
     pub ended_ns: Option<i64>,
@@ -293,14 +289,16 @@ fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Session, S
     let session = (|| -> Result<Session, StoreError> {
         Ok(Session {
             id,
-            command: serde_json::from_str(&command)
-                .map_err(|e| StoreError::Corrupt(format!("session {id} command {command:?}: {e}")))?,
-            cwd: r.get(2)?,
-            uid: r.get(3)?,
-            user: r.get(4)?,
-            backend: r.get(5)?,
-            kernel: r.get(6)?,
-            nono_version: r.get(7)?,
+            info: NewSession {
+                command: serde_json::from_str(&command)
+                    .map_err(|e| StoreError::Corrupt(format!("session {id} command {command:?}: {e}")))?,
+                cwd: r.get(2)?,
+                uid: r.get(3)?,
+                user: r.get(4)?,
+                backend: r.get(5)?,
+                kernel: r.get(6)?,
+                nono_version: r.get(7)?,
+            },
             recorder_pid: r.get(8)?,
             started_ns: r.get(9)?,
             ended_ns: r.get(10)?,
@@ -670,13 +668,18 @@ pub(crate) fn outcome_columns(o: Outcome) -> (i64, i64) {
     }
 }
 
-/// Decodes the event columns of [`EVENT_SELECT`] starting at column `at`.
-pub(crate) fn event_from_row(r: &rusqlite::Row<'_>, at: usize) -> Result<Event, StoreError> {
-    let code: i64 = r.get(at + 7)?;
-    let op = u16::try_from(code)
+/// Decodes a stored operation code; an unknown one means a corrupt database.
+pub(crate) fn op_column(r: &rusqlite::Row<'_>, idx: usize) -> Result<Op, StoreError> {
+    let code: i64 = r.get(idx)?;
+    u16::try_from(code)
         .ok()
         .and_then(Op::from_code)
-        .ok_or_else(|| StoreError::Corrupt(format!("operation code {code}")))?;
+        .ok_or_else(|| StoreError::Corrupt(format!("operation code {code}")))
+}
+
+/// Decodes the event columns of [`EVENT_SELECT`] starting at column `at`.
+pub(crate) fn event_from_row(r: &rusqlite::Row<'_>, at: usize) -> Result<Event, StoreError> {
+    let op = op_column(r, at + 7)?;
     let class: i64 = r.get(at + 13)?;
     let errno: i32 = r.get(at + 14)?;
     let outcome = match class {

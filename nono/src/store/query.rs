@@ -292,11 +292,7 @@ impl Store {
             .map_err(StoreError::sql(what))?;
         let mut rows = stmt.query([session]).map_err(StoreError::sql(what))?;
         while let Some(r) = rows.next().map_err(StoreError::sql(what))? {
-            let code: i64 = r.get(0)?;
-            let op = u16::try_from(code)
-                .ok()
-                .and_then(Op::from_code)
-                .ok_or_else(|| StoreError::Corrupt(format!("operation code {code}")))?;
+            let op = super::op_column(r, 0)?;
             ops.push(OpCount { op, count: r.get::<_, i64>(1)? as u64 });
         }
 
@@ -355,11 +351,7 @@ impl Store {
             .map_err(StoreError::sql(what))?;
         let mut rows = stmt.query(rusqlite::params![session, top]).map_err(StoreError::sql(what))?;
         while let Some(r) = rows.next().map_err(StoreError::sql(what))? {
-            let code: i64 = r.get(0)?;
-            let op = u16::try_from(code)
-                .ok()
-                .and_then(Op::from_code)
-                .ok_or_else(|| StoreError::Corrupt(format!("operation code {code}")))?;
+            let op = super::op_column(r, 0)?;
             let errno: i32 = r.get(3)?;
             top_errors.push(ErrorCount {
                 op,

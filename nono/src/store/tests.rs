@@ -118,7 +118,7 @@ fn session_lifecycle() {
     let s = store.session_by_id(id).expect("session");
     assert_eq!(s.state, SessionState::Running);
     assert_eq!(s.recorder_pid, std::process::id());
-    assert_eq!(s.command, new_session().command);
+    assert_eq!(s.info.command, new_session().command);
     assert!(s.ended_ns.is_none());
 
     let counters = LossCounters { ringbuf_drops: 3, unstored: 2, path_failures: 5, ..LossCounters::default() };
