@@ -19,6 +19,14 @@ fn new_session() -> NewSession {
     }
 }
 
+/// A new database in its own temporary directory (kept alive by the caller).
+fn fresh() -> (tempfile::TempDir, std::path::PathBuf, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let store = Store::open(&db, None).expect("open");
+    (dir, db, store)
+}
+
 fn event(i: i64, op: Op, path: Option<&str>) -> Event {
     Event {
         time_ns: 1_000 + i,
@@ -111,9 +119,7 @@ fn open_existing_names_a_missing_database() {
 
 #[test]
 fn session_lifecycle() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let (_dir, _db, store) = fresh();
     let id = store.begin_session(&new_session()).expect("begin");
     let s = store.session_by_id(id).expect("session");
     assert_eq!(s.state, SessionState::Running);
@@ -145,9 +151,7 @@ fn session_lifecycle() {
 
 #[test]
 fn every_event_field_round_trips() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let (_dir, db, store) = fresh();
     let id = store.begin_session(&new_session()).expect("begin");
     let all = Access { read: true, write: true, exec: true, create: true, truncate: true, directory: true };
     let events = vec![
@@ -198,9 +202,7 @@ fn every_event_field_round_trips() {
 
 #[test]
 fn writer_stores_many_batches_in_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let (_dir, db, store) = fresh();
     let id = store.begin_session(&new_session()).expect("begin");
     let (tx, handle) = spawn_writer(&db, id).expect("writer");
     let mut expected = Vec::new();
@@ -219,9 +221,7 @@ fn writer_stores_many_batches_in_order() {
 
 #[test]
 fn writer_error_is_returned_not_panicked() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let (_dir, db, store) = fresh();
     assert!(matches!(spawn_writer(&db, 42), Err(StoreError::UnknownSession(_))));
     let id = store.begin_session(&new_session()).expect("begin");
     // A real SQLite failure on every insert.
@@ -252,17 +252,13 @@ fn writer_error_is_returned_not_panicked() {
 
 #[test]
 fn events_of_an_unknown_session_is_an_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let (_dir, _db, store) = fresh();
     assert!(matches!(store.events(5, |_| Ok(())), Err(StoreError::UnknownSession(_))));
 }
 
 #[test]
 fn callback_error_stops_the_stream() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let (_dir, db, store) = fresh();
     let id = store.begin_session(&new_session()).expect("begin");
     write(&db, id, (0..10).map(synthetic_event).collect());
     let mut seen = 0;
@@ -276,9 +272,7 @@ fn callback_error_stops_the_stream() {
 
 #[test]
 fn reap_stale_marks_dead_recorders_incomplete() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let (_dir, db, store) = fresh();
     let dead = store.begin_session(&new_session()).expect("begin");
     let alive = store.begin_session(&new_session()).expect("begin");
     let reused = store.begin_session(&new_session()).expect("begin");
@@ -301,9 +295,7 @@ fn reap_stale_marks_dead_recorders_incomplete() {
 }
 
 fn query_fixture() -> (tempfile::TempDir, Store, i64, i64) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let (dir, db, store) = fresh();
     let a = store.begin_session(&new_session()).expect("begin");
     let b = store.begin_session(&new_session()).expect("begin");
     let paths = [
@@ -412,9 +404,7 @@ fn glob_query_uses_the_indexes() {
 
 #[test]
 fn a_held_write_lock_is_reported_as_busy() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let (_dir, db, store) = fresh();
     let other = Connection::open(&db).expect("second connection");
     other.execute_batch("BEGIN IMMEDIATE").expect("hold the write lock");
     // Readers are not blocked in WAL mode.
