@@ -35,6 +35,15 @@ pub struct BenchArgs {
     /// Events in the store benchmark's database.
     #[arg(long, default_value_t = 10_000_000)]
     pub store_events: u64,
+    /// Skip the LSM-backend recording overhead measured inside the
+    /// debian-6.12 VM (this host refuses LSM programs).
+    #[arg(long)]
+    pub no_vm: bool,
+    /// Internal: what the VM half runs in the guest. Only the recording
+    /// overhead, with the LSM backend, smaller sizes, no build; the table is
+    /// printed between markers for the host to pick up.
+    #[arg(long, hide = true)]
+    pub guest: bool,
 }
 
 struct Ctx {
@@ -42,8 +51,16 @@ struct Ctx {
     dir: PathBuf,
     runs: usize,
     quick: bool,
+    /// `nono learn --backend`, when not `auto`.
+    backend: Option<&'static str>,
+    /// Workload sizes: files read, `sh -c` children, C files built.
+    sizes: (usize, usize, usize),
     report: String,
 }
+
+/// Marks the guest's report in the serial console output.
+const GUEST_BEGIN: &str = "NONO-BENCH-REPORT-BEGIN";
+const GUEST_END: &str = "NONO-BENCH-REPORT-END";
 
 /// One timed run: wall time of the workload itself, and the peak RSS of
 /// the process we started (nono, strace or the workload).
@@ -56,6 +73,9 @@ struct Sample {
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let root = workspace_root()?;
+    if args.guest {
+        return guest(args, &root);
+    }
     sh(Command::new("cargo").args(["build", "--release", "--locked", "-p", "nono", "--examples"]).current_dir(&root))?;
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -64,12 +84,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         dir,
         runs: if args.quick { 1 } else { args.runs.max(1) },
         quick: args.quick,
+        backend: None,
+        sizes: if args.quick { (500, 50, 4) } else { (20_000, 2_000, 40) },
         report: String::new(),
     };
     let machine = machine();
     writeln!(ctx.report, "machine: {machine}")?;
     writeln!(ctx.report, "command: cargo xtask bench{}\n", if args.quick { " --quick" } else { "" })?;
     recording_overhead(&mut ctx)?;
+    if !args.no_vm {
+        lsm_in_vm(&mut ctx, args)?;
+    }
     throughput(&mut ctx)?;
     store_and_synthesis(&mut ctx, &root, if args.quick { 20_000 } else { args.store_events })?;
     startup(&mut ctx)?;
@@ -77,6 +102,63 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let out = ctx.dir.join(if args.quick { "report-quick.md" } else { "report.md" });
     std::fs::write(&out, &ctx.report)?;
     eprintln!("bench: report written to {}", out.display());
+    Ok(())
+}
+
+/// Boots debian-6.12 (see `vm-test`) and runs this program's guest half
+/// there; its table becomes section 1b of the report.
+fn lsm_in_vm(ctx: &mut Ctx, args: &BenchArgs) -> anyhow::Result<()> {
+    eprintln!("bench: LSM backend inside the debian-6.12 VM");
+    let me = std::env::current_exe().context("locating the xtask binary")?;
+    let mut c = Command::new(&me);
+    c.args(["vm-test", "--kernel", "debian-6.12", "--timeout", "3000", "--"]).arg(&me).args(["bench", "--guest"]);
+    c.args(["--runs", &ctx.runs.to_string()]);
+    if args.quick {
+        c.arg("--quick");
+    }
+    let out = c.stderr(Stdio::inherit()).output().context("running vm-test for the LSM bench")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut table = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        // vm-test prefixes guest lines with "[kernel] ".
+        let line = line.split_once("] ").map_or(line, |(_, rest)| rest);
+        if line.starts_with(GUEST_BEGIN) {
+            inside = true;
+        } else if line.starts_with(GUEST_END) {
+            inside = false;
+        } else if inside {
+            table.push_str(line);
+            table.push('\n');
+        }
+    }
+    if !out.status.success() || table.is_empty() {
+        bail!("the LSM bench in the VM failed ({}); rerun with --no-vm to skip it", out.status);
+    }
+    writeln!(
+        ctx.report,
+        "## 1b. Recording overhead with the LSM backend, inside the debian-6.12 VM (QEMU; compare ratios only)\n\n{table}"
+    )?;
+    Ok(())
+}
+
+/// The guest half: recording overhead only, LSM backend, sizes cut for
+/// emulated CPUs; the scratch space is the target dir's tmpfs `tmp/`.
+fn guest(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
+    let dir = root.join("target/tmp/bench");
+    std::fs::create_dir_all(&dir)?;
+    let mut ctx = Ctx {
+        nono: root.join("target/release/nono"),
+        dir,
+        runs: if args.quick { 1 } else { args.runs.max(1) },
+        quick: args.quick,
+        backend: Some("lsm"),
+        sizes: if args.quick { (200, 20, 2) } else { (4_000, 300, 8) },
+        report: String::new(),
+    };
+    writeln!(ctx.report, "guest: {}\n", machine())?;
+    recording_overhead(&mut ctx)?;
+    println!("{GUEST_BEGIN}\n{}{GUEST_END}", ctx.report);
     Ok(())
 }
 
@@ -140,8 +222,7 @@ fn run_mode(ctx: &Ctx, mode: Mode, script: &str, cwd: &Path) -> anyhow::Result<S
         }
         Mode::Nono => {
             let mut c = Command::new(&ctx.nono);
-            c.arg("learn")
-                .arg("--no-progress")
+            c.arg("learn").args(ctx.backend.map(|b| format!("--backend={b}"))).arg("--no-progress")
                 .arg("--force")
                 .arg("--db")
                 .arg(ctx.dir.join("overhead.db"))
@@ -167,7 +248,7 @@ fn run_mode(ctx: &Ctx, mode: Mode, script: &str, cwd: &Path) -> anyhow::Result<S
 }
 
 fn recording_overhead(ctx: &mut Ctx) -> anyhow::Result<()> {
-    let (files, procs, cfiles) = if ctx.quick { (500, 50, 4) } else { (20_000, 2_000, 40) };
+    let (files, procs, cfiles) = ctx.sizes;
     let tree = ctx.dir.join("tree");
     if !tree.join(format!("d{}/f{}", (files - 1) / 100, files - 1)).exists() {
         let _ = std::fs::remove_dir_all(&tree);

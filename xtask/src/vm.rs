@@ -20,7 +20,7 @@
 //! resolve), runs the command, then prints `NONO-VM-EXIT-<nonce>=<status>`
 //! and powers off. The nonce keeps command output from forging the sentinel.
 //!
-//! Cost under TCG (this host, 2 shared cores): boot to `/init` ~4 s, a whole
+//! Cost under TCG (this host; one vCPU, see `qemu.rs`): boot to `/init` ~4 s, a whole
 //! guest run with a trivial command ~12 s; `nono learn --backend lsm -- true`
 //! with a debug build ~23 s, of which ~5 s are the kernel loading/verifying
 //! the 51 programs and most of the rest is debug-build user space (BTF and
