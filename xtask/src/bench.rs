@@ -58,6 +58,23 @@ struct Ctx {
     report: String,
 }
 
+impl Ctx {
+    /// A context whose scratch directory `dir` (relative to `root`) exists.
+    fn new(root: &Path, dir: &str, args: &BenchArgs, backend: Option<&'static str>, sizes: (usize, usize, usize)) -> anyhow::Result<Self> {
+        let dir = root.join(dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Ctx {
+            nono: root.join("target/release/nono"),
+            dir,
+            runs: if args.quick { 1 } else { args.runs.max(1) },
+            quick: args.quick,
+            backend,
+            sizes,
+            report: String::new(),
+        })
+    }
+}
+
 /// Marks the guest's report in the serial console output.
 const GUEST_BEGIN: &str = "NONO-BENCH-REPORT-BEGIN";
 const GUEST_END: &str = "NONO-BENCH-REPORT-END";
@@ -77,17 +94,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         return guest(args, &root);
     }
     sh(Command::new("cargo").args(["build", "--release", "--locked", "-p", "nono", "--examples"]).current_dir(&root))?;
-    let dir = root.join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let mut ctx = Ctx {
-        nono: root.join("target/release/nono"),
-        dir,
-        runs: if args.quick { 1 } else { args.runs.max(1) },
-        quick: args.quick,
-        backend: None,
-        sizes: if args.quick { (500, 50, 4) } else { (20_000, 2_000, 40) },
-        report: String::new(),
-    };
+    let sizes = if args.quick { (500, 50, 4) } else { (20_000, 2_000, 40) };
+    let mut ctx = Ctx::new(&root, "target/bench", args, None, sizes)?;
     let machine = machine();
     writeln!(ctx.report, "machine: {machine}")?;
     writeln!(ctx.report, "command: cargo xtask bench{}\n", if args.quick { " --quick" } else { "" })?;
@@ -145,18 +153,9 @@ fn lsm_in_vm(ctx: &mut Ctx, args: &BenchArgs) -> anyhow::Result<()> {
 /// The guest half: recording overhead only, LSM backend, sizes cut for
 /// emulated CPUs; the scratch space is the target dir's tmpfs `tmp/`.
 fn guest(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
-    let dir = root.join("target/tmp/bench");
-    std::fs::create_dir_all(&dir)?;
-    let mut ctx = Ctx {
-        nono: root.join("target/release/nono"),
-        dir,
-        runs: if args.quick { 1 } else { args.runs.max(1) },
-        quick: args.quick,
-        backend: Some("lsm"),
-        // Emulated CPUs run these ~50x slower than the host.
-        sizes: if args.quick { (200, 20, 2) } else { (1_000, 40, 3) },
-        report: String::new(),
-    };
+    // Emulated CPUs run these ~50x slower than the host.
+    let sizes = if args.quick { (200, 20, 2) } else { (1_000, 40, 3) };
+    let mut ctx = Ctx::new(root, "target/tmp/bench", args, Some("lsm"), sizes)?;
     writeln!(ctx.report, "guest: {}\n", machine())?;
     recording_overhead(&mut ctx)?;
     println!("{GUEST_BEGIN}\n{}{GUEST_END}", ctx.report);
