@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::demo::workspace_root;
+use crate::{target_dir, workspace_root};
 use crate::setup::sh;
 
 #[derive(Debug, clap::Args)]
@@ -59,12 +59,12 @@ struct Ctx {
 }
 
 impl Ctx {
-    /// A context whose scratch directory `dir` (relative to `root`) exists.
+    /// A context whose scratch directory `dir` (in the target dir) exists.
     fn new(root: &Path, dir: &str, args: &BenchArgs, backend: Option<&'static str>, sizes: (usize, usize, usize)) -> anyhow::Result<Self> {
-        let dir = root.join(dir);
+        let dir = target_dir(root).join(dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Ctx {
-            nono: root.join("target/release/nono"),
+            nono: target_dir(root).join("release/nono"),
             dir,
             runs: if args.quick { 1 } else { args.runs.max(1) },
             quick: args.quick,
@@ -95,13 +95,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     sh(Command::new("cargo").args(["build", "--release", "--locked", "-p", "nono", "--examples"]).current_dir(&root))?;
     let sizes = if args.quick { (500, 50, 4) } else { (20_000, 2_000, 40) };
-    let mut ctx = Ctx::new(&root, "target/bench", args, None, sizes)?;
+    let mut ctx = Ctx::new(&root, "bench", args, None, sizes)?;
     let machine = machine();
     writeln!(ctx.report, "machine: {machine}")?;
     writeln!(ctx.report, "command: cargo xtask bench{}\n", if args.quick { " --quick" } else { "" })?;
     recording_overhead(&mut ctx)?;
     if !args.no_vm {
-        lsm_in_vm(&mut ctx, args)?;
+        lsm_in_vm(&mut ctx, &root, args)?;
     }
     throughput(&mut ctx)?;
     store_and_synthesis(&mut ctx, &root, if args.quick { 20_000 } else { args.store_events })?;
@@ -115,11 +115,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
 /// Boots debian-6.12 (see `vm-test`) and runs this program's guest half
 /// there; its table becomes section 1b of the report.
-fn lsm_in_vm(ctx: &mut Ctx, args: &BenchArgs) -> anyhow::Result<()> {
+fn lsm_in_vm(ctx: &mut Ctx, root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     eprintln!("bench: LSM backend inside the debian-6.12 VM");
     let me = std::env::current_exe().context("locating the xtask binary")?;
     let mut c = Command::new(&me);
-    c.args(["vm-test", "--kernel", "debian-6.12", "--timeout", "3000", "--"]).arg(&me).args(["bench", "--guest"]);
+    // The guest's scratch tmpfs is this target dir's `tmp/`, wherever it is.
+    c.args(["vm-test", "--kernel", "debian-6.12", "--timeout", "3000", "--", "env"])
+        .arg(format!("CARGO_TARGET_DIR={}", target_dir(root).display()))
+        .arg(&me)
+        .args(["bench", "--guest"]);
     c.args(["--runs", &ctx.runs.to_string()]);
     if args.quick {
         c.arg("--quick");
@@ -155,7 +159,7 @@ fn lsm_in_vm(ctx: &mut Ctx, args: &BenchArgs) -> anyhow::Result<()> {
 fn guest(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
     // Emulated CPUs run these ~50x slower than the host.
     let sizes = if args.quick { (200, 20, 2) } else { (1_000, 40, 3) };
-    let mut ctx = Ctx::new(root, "target/tmp/bench", args, Some("lsm"), sizes)?;
+    let mut ctx = Ctx::new(root, "tmp/bench", args, Some("lsm"), sizes)?;
     writeln!(ctx.report, "guest: {}\n", machine())?;
     recording_overhead(&mut ctx)?;
     println!("{GUEST_BEGIN}\n{}{GUEST_END}", ctx.report);
@@ -402,7 +406,7 @@ fn store_and_synthesis(ctx: &mut Ctx, root: &Path, events: u64) -> anyhow::Resul
         ("4. Synthesis: events to profile", "bench_synth", vec![if ctx.quick { "20000".to_owned() } else { "1000000".to_owned() }]),
     ] {
         eprintln!("bench: {example}");
-        let bin = root.join("target/release/examples").join(example);
+        let bin = target_dir(root).join("release/examples").join(example);
         let mut c = Command::new(&bin);
         c.arg(ctx.dir.join(format!("{example}.db"))).args(&extra).stderr(Stdio::inherit()).stdout(Stdio::piped());
         let out = c.output().with_context(|| format!("running {}", bin.display()))?;

@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::Context as _;
 
 use crate::setup::{self, sh};
+use crate::{target_dir, workspace_root};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -21,7 +22,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     setup::run(&setup::SetupArgs { check: false })?;
     let root = workspace_root()?;
     sh(Command::new("cargo").args(["build", "--release", "--locked", "-p", "nono"]).current_dir(&root))?;
-    let nono = root.join("target/release/nono");
+    let nono = target_dir(&root).join("release/nono");
     let dir = root.join(&args.dir);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
@@ -76,10 +77,3 @@ fn display(p: &Path) -> String {
     p.display().to_string()
 }
 
-pub fn workspace_root() -> anyhow::Result<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .map(Path::to_path_buf)
-        .context("xtask has no parent directory")
-}

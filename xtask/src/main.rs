@@ -3,7 +3,10 @@
 //! other kernels, and benchmarks. Building the eBPF object is *not* here:
 //! `nono/build.rs` does it through aya-build.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::Context as _;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +35,17 @@ enum Task {
     VmTest(vm::VmArgs),
     /// Measure nono against native runs and strace, side by side.
     Bench(bench::BenchArgs),
+}
+
+/// The workspace root: xtask lives one level below it.
+pub fn workspace_root() -> anyhow::Result<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).context("xtask has no parent directory")
+}
+
+/// Cargo's target directory for the workspace at `root`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
 fn main() -> ExitCode {

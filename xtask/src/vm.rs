@@ -43,6 +43,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 
+use crate::{target_dir, workspace_root};
+
 /// Integration tests (`cargo test --test NAME -p nono`) the default suite
 /// runs in each guest.
 pub const DEFAULT_SUITE: &[&str] = &["learn", "setup", "enforce"];
@@ -150,16 +152,6 @@ pub fn run(args: &VmArgs) -> Result<()> {
         bail!("vm-test failed: {}", failures.join("; "));
     }
     Ok(())
-}
-
-/// The workspace root: xtask lives one level below it.
-fn workspace_root() -> Result<PathBuf> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(Path::to_path_buf).context("xtask has no parent directory")
-}
-
-fn target_dir(workspace: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from)
 }
 
 /// The host-built programs the default suite runs.
