@@ -1,11 +1,16 @@
-//! Pieces shared by several commands: output formats and the default
-//! audit-database location.
+//! Pieces shared by several commands: output formats, the default
+//! audit-database location, and opening and closing a recorded session.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 
+use crate::record::Backend;
+use crate::record::RecordError;
+use crate::record::session::Outcome;
 use crate::record::spawn::Identity;
+use crate::store::{NewSession, SessionEnd, SessionState, Store, StoreError, WriterStats};
 
 /// Output format for people (`table`) or tools (`json`, `csv`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -33,4 +38,57 @@ pub fn db_path(explicit: Option<&Path>, identity: Option<&Identity>) -> anyhow::
         Some(home) => Ok(home.join(".local/state/nono/audit.db")),
         None => bail!("cannot place the audit database: neither XDG_STATE_HOME nor HOME is set; pass --db PATH"),
     }
+}
+
+/// What a session records at its start: the command, where and as whom it
+/// runs (the invoking user under sudo), the backend and this kernel.
+pub fn new_session(command: &[OsString], cwd: &Path, identity: Option<&Identity>, backend: Backend) -> NewSession {
+    NewSession {
+        command: command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        cwd: cwd.to_string_lossy().into_owned(),
+        uid: identity.map_or_else(|| nix::unistd::getuid().as_raw(), |i| i.uid),
+        user: identity.map_or_else(current_user_name, |i| i.name.clone()),
+        backend: backend.as_str().to_owned(),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
+        nono_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+fn current_user_name() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| nix::unistd::getuid().to_string(), |u| u.name)
+}
+
+/// Closes session `id` after a recording. A failed recording marks it
+/// failed and returns the error (with `what` as context). Otherwise it is
+/// complete only when nothing was lost and the writer stored everything; a
+/// writer error is reported here, not returned, because what was stored
+/// stays usable.
+pub fn close_session(
+    store: &Store,
+    id: i64,
+    outcome: Result<Outcome, RecordError>,
+    writer: Result<WriterStats, StoreError>,
+    what: &'static str,
+) -> anyhow::Result<(Outcome, SessionEnd)> {
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = store.finish_session(id, &SessionEnd::failed(&e.to_string()));
+            return Err(e).context(what);
+        }
+    };
+    let stored = writer.as_ref().map_or(0, |s| s.events);
+    let unstored = outcome.events.saturating_sub(stored) + outcome.unstored;
+    let mut end = SessionEnd::from_outcome(&outcome, stored, unstored);
+    if writer.is_err() {
+        end.state = SessionState::Incomplete;
+    }
+    store.finish_session(id, &end)?;
+    if let Err(e) = &writer {
+        eprintln!("nono: error: the audit store failed while recording: {e}; {unstored} events were not stored");
+    }
+    Ok((outcome, end))
 }

@@ -18,7 +18,7 @@ use crate::event::Event;
 use crate::learn::{LearnContext, Learned, Synthesiser};
 use crate::profile::{Profile, Provenance};
 use crate::record::{self, Backend, BackendChoice, Recorder, session, spawn};
-use crate::store::{self, NewSession, SessionEnd, SessionState, Store};
+use crate::store::{self, Store};
 
 /// Ring buffer size by default: 4 MiB (fits the 8 MiB memlock limit some
 /// hosts cannot raise, with room for the other maps).
@@ -101,15 +101,7 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
     let (mut recorder, why) = load_recorder(args.backend, &offsets, args.ring_bytes)?;
     let backend = recorder.backend();
     let store = Store::open(&db_path, owner).with_context(|| format!("opening the audit database {}", db_path.display()))?;
-    let session_id = store.begin_session(&NewSession {
-        command: args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
-        cwd: cwd.to_string_lossy().into_owned(),
-        uid: identity.as_ref().map_or_else(|| nix::unistd::getuid().as_raw(), |i| i.uid),
-        user: identity.as_ref().map_or_else(current_user_name, |i| i.name.clone()),
-        backend: backend.as_str().to_owned(),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
-        nono_version: env!("CARGO_PKG_VERSION").to_owned(),
-    })?;
+    let session_id = store.begin_session(&common::new_session(&args.command, &cwd, identity.as_ref(), backend))?;
     if let Some(why) = &why {
         eprintln!("nono: recording with the {backend} backend ({why})");
     }
@@ -118,26 +110,8 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
     let outcome = session::run(recorder.as_mut(), &cmd, progress, tx, sigfd);
     // Detach every program before anything else can fail.
     drop(recorder);
-    let writer_result = writer.join();
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = store.finish_session(session_id, &SessionEnd::failed(&e.to_string()));
-            return Err(e).context("recording");
-        }
-    };
-    let stored = match &writer_result {
-        Ok(stats) => stats.events,
-        Err(_) => 0,
-    };
-    let unstored = outcome.events.saturating_sub(stored) + outcome.unstored;
-    let lost = outcome.counters.lost() + outcome.decode_errors + unstored;
-    let mut end = SessionEnd::from_outcome(&outcome, stored, unstored);
-    end.state = if lost == 0 && writer_result.is_ok() { SessionState::Complete } else { SessionState::Incomplete };
-    store.finish_session(session_id, &end)?;
-    if let Err(e) = &writer_result {
-        eprintln!("nono: error: the audit store failed while recording: {e}; {unstored} events were not stored");
-    }
+    let (outcome, end) = common::close_session(&store, session_id, outcome, writer.join(), "recording")?;
+    let (stored, lost) = (end.events, end.counters.lost());
 
     // Synthesis reads the stored trail back: the profile is exactly what
     // the audit log shows.
@@ -321,13 +295,6 @@ fn learn_context(cwd: &Path, identity: Option<&spawn::Identity>, allow_sensitive
             .collect(),
         home,
     }
-}
-
-fn current_user_name() -> String {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map_or_else(|| nix::unistd::getuid().to_string(), |u| u.name)
 }
 
 fn default_name(command: &[OsString]) -> String {

@@ -12,7 +12,8 @@ use crate::enforce::{self, Plan, Prepared};
 use crate::profile::rights::FsRight;
 use crate::profile::{self, Resolved, Vars, Wsl2ProxyPolicy};
 use crate::record::{self, BackendChoice, session, spawn};
-use crate::store::{NewSession, SessionEnd, Store};
+use crate::cli::common;
+use crate::store::Store;
 
 /// Options shared by `run` and `wrap`.
 #[derive(Debug, clap::Args)]
@@ -149,23 +150,12 @@ fn supervise_audited(
     let (mut recorder, _) = crate::cli::learn::load_recorder(BackendChoice::Auto, &offsets, 4 << 20)?;
     let store = Store::open(&db, identity.map(|i| (i.uid, i.gid)))?;
     let backend = recorder.backend();
-    let id = store.begin_session(&NewSession {
-        command: args.sandbox.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
-        cwd: cwd.to_string_lossy().into_owned(),
-        uid: identity.map_or_else(|| nix::unistd::getuid().as_raw(), |i| i.uid),
-        user: identity.map_or_else(String::new, |i| i.name.clone()),
-        backend: backend.as_str().to_owned(),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
-        nono_version: env!("CARGO_PKG_VERSION").to_owned(),
-    })?;
+    let id = store.begin_session(&common::new_session(&args.sandbox.command, cwd, identity, backend))?;
     let (tx, writer) = crate::store::spawn_writer(&db, id)?;
     let outcome = session::run_gated(recorder.as_mut(), gated, session::Progress::Off, tx, sigfd);
     drop(recorder);
-    let stats = writer.join();
-    let outcome = outcome.context("recording the sandboxed run")?;
-    let stored = stats.as_ref().map_or(0, |s| s.events);
-    let unstored = outcome.events.saturating_sub(stored) + outcome.unstored;
-    store.finish_session(id, &SessionEnd::from_outcome(&outcome, stored, unstored))?;
+    let (outcome, end) = common::close_session(&store, id, outcome, writer.join(), "recording the sandboxed run")?;
+    let stored = end.events;
     let denied = store
         .query(&crate::store::Query { session: Some(id), result: Some(crate::store::ResultClass::Denied), ..Default::default() })
         .map(|rows| rows.len())
