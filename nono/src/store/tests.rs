@@ -27,6 +27,19 @@ fn fresh() -> (tempfile::TempDir, std::path::PathBuf, Store) {
     (dir, db, store)
 }
 
+/// SQLite's plan for `sql` (one `?1` parameter), one step a line.
+fn query_plan(store: &Store, sql: &str, param: i64) -> String {
+    let plan: Vec<String> = store
+        .conn()
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .expect("plan")
+        .query_map([param], |r| r.get::<_, String>(3))
+        .expect("plan rows")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    plan.join("\n")
+}
+
 fn event(i: i64, op: Op, path: Option<&str>) -> Event {
     Event {
         time_ns: 1_000 + i,
@@ -389,15 +402,11 @@ fn summary_counts() {
 fn glob_query_uses_the_indexes() {
     let (_dir, store, a, _b) = query_fixture();
     // The plan must search the path index, not scan the events table.
-    let plan: Vec<String> = store
-        .conn()
-        .prepare(&format!("EXPLAIN QUERY PLAN {EVENT_SELECT} WHERE e.session_id = ?1 AND e.path_id IN (1,2,3) AND e.op = 1 ORDER BY +e.id"))
-        .expect("plan")
-        .query_map([a], |r| r.get::<_, String>(3))
-        .expect("plan rows")
-        .collect::<Result<_, _>>()
-        .expect("plan rows");
-    let text = plan.join("\n");
+    let text = query_plan(
+        &store,
+        &format!("{EVENT_SELECT} WHERE e.session_id = ?1 AND e.path_id IN (1,2,3) AND e.op = 1 ORDER BY +e.id"),
+        a,
+    );
     assert!(text.contains("USING INDEX events_path") || text.contains("USING COVERING INDEX events_path"), "{text}");
     assert!(!text.contains("SCAN e"), "{text}");
 }
@@ -420,19 +429,11 @@ fn a_held_write_lock_is_reported_as_busy() {
 fn session_queries_walk_the_rowid_range_in_order() {
     let (_dir, store, a, _b) = query_fixture();
     let sql = format!(
-        "EXPLAIN QUERY PLAN {EVENT_SELECT} WHERE e.session_id = ?1 AND e.id BETWEEN \
+        "{EVENT_SELECT} WHERE e.session_id = ?1 AND e.id BETWEEN \
          (SELECT first_event FROM sessions WHERE id = ?1) AND (SELECT last_event FROM sessions WHERE id = ?1) \
          AND e.pid = 5 ORDER BY e.id LIMIT 10"
     );
-    let plan: Vec<String> = store
-        .conn()
-        .prepare(&sql)
-        .expect("plan")
-        .query_map([a], |r| r.get::<_, String>(3))
-        .expect("plan rows")
-        .collect::<Result<_, _>>()
-        .expect("plan rows");
-    let text = plan.join("\n");
+    let text = query_plan(&store, &sql, a);
     assert!(text.contains("SEARCH e USING INTEGER PRIMARY KEY"), "{text}");
     assert!(!text.contains("TEMP B-TREE"), "{text}");
     // Interleaved writers: each session sees only its own events.
