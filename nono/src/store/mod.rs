@@ -10,6 +10,7 @@
 //! 0600, owned by the sudo user when nono runs under sudo). Recorded paths
 //! are data, never SQL: every value is a bound parameter.
 
+mod encode;
 mod query;
 mod writer;
 
@@ -17,6 +18,7 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use rusqlite_migration::{M, Migrations};
 use serde::Serialize;
@@ -36,6 +38,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("migrations/0001_init.sql")),
         M::up(include_str!("migrations/0002_session_ranges.sql")),
+        M::up(include_str!("migrations/0003_bucketed_path_index.sql")),
     ])
 }
 
@@ -334,7 +337,7 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open)?;
     // Only takes effect on a new, empty database (before WAL is enabled):
     // larger pages mean fewer b-tree splits during ingest.
-    conn.pragma_update(None, "page_size", 8192).map_err(open)?;
+    conn.pragma_update(None, "page_size", 32768).map_err(open)?;
     // journal_mode needs the lock briefly when it changes the mode.
     conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| busy_or(path, e, open))?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(open)?;
@@ -618,10 +621,11 @@ impl Store {
                  ORDER BY e.id"
             ))
             .map_err(StoreError::sql("reading events"))?;
+        let mut strings = StringCache::new(&self.conn)?;
         let mut rows = stmt.query([session]).map_err(StoreError::sql("reading events"))?;
         let mut n = 0;
         while let Some(r) = rows.next().map_err(StoreError::sql("reading events"))? {
-            f(event_from_row(r, 2)?)?;
+            f(event_from_row(r, 2, &mut strings)?)?;
             n += 1;
         }
         Ok(n)
@@ -633,11 +637,49 @@ impl Store {
 }
 
 /// Selects (event id, session id, then the event columns read by
-/// [`event_from_row`]) with the interned strings resolved.
-pub(crate) const EVENT_SELECT: &str = "SELECT e.id, e.session_id, e.time_ns, e.pid, e.tid, e.ppid, e.uid, c.value, x.value, e.op, \
-     p.value, q.value, e.access, e.arg, e.file_type, e.result, e.errno, e.net_family, e.net_addr, e.net_port, e.incomplete \
-     FROM events e JOIN strings c ON c.id = e.comm_id LEFT JOIN strings x ON x.id = e.exe_id \
-     LEFT JOIN strings p ON p.id = e.path_id LEFT JOIN strings q ON q.id = e.path2_id";
+/// [`event_from_row`]). Strings come back as ids, resolved by a
+/// [`StringCache`]: a query's rows share few distinct strings, and one
+/// lookup each beats four joins per row.
+pub(crate) const EVENT_SELECT: &str = "SELECT e.id, e.session_id, e.time_ns, e.pid, e.tid, e.ppid, e.uid, e.comm_id, e.exe_id, e.op, \
+     e.path_id, e.path2_id, e.access, e.arg, e.file_type, e.result, e.errno, e.net_family, e.net_addr, e.net_port, e.incomplete \
+     FROM events e";
+
+/// Interned strings already read, by id, for decoding event rows.
+pub(crate) struct StringCache<'c> {
+    lookup: rusqlite::CachedStatement<'c>,
+    values: HashMap<i64, String>,
+}
+
+/// Strings a cache holds before it starts over (bounds its memory).
+const MAX_CACHED_VALUES: usize = 1 << 18;
+
+impl<'c> StringCache<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Result<StringCache<'c>, StoreError> {
+        let lookup = conn.prepare_cached("SELECT value FROM strings WHERE id = ?1").map_err(StoreError::sql("reading strings"))?;
+        Ok(StringCache { lookup, values: HashMap::new() })
+    }
+
+    fn get(&mut self, id: i64) -> Result<String, StoreError> {
+        if let Some(v) = self.values.get(&id) {
+            return Ok(v.clone());
+        }
+        let value: String = self
+            .lookup
+            .query_row([id], |r| r.get(0))
+            .optional()
+            .map_err(StoreError::sql("reading strings"))?
+            .ok_or_else(|| StoreError::Corrupt(format!("string id {id} is missing")))?;
+        if self.values.len() >= MAX_CACHED_VALUES {
+            self.values.clear();
+        }
+        self.values.insert(id, value.clone());
+        Ok(value)
+    }
+
+    fn get_opt(&mut self, id: Option<i64>) -> Result<Option<String>, StoreError> {
+        id.map(|id| self.get(id)).transpose()
+    }
+}
 
 pub(crate) fn access_bits(a: Access) -> i64 {
     i64::from(a.read)
@@ -678,7 +720,7 @@ pub(crate) fn op_column(r: &rusqlite::Row<'_>, idx: usize) -> Result<Op, StoreEr
 }
 
 /// Decodes the event columns of [`EVENT_SELECT`] starting at column `at`.
-pub(crate) fn event_from_row(r: &rusqlite::Row<'_>, at: usize) -> Result<Event, StoreError> {
+pub(crate) fn event_from_row(r: &rusqlite::Row<'_>, at: usize, strings: &mut StringCache<'_>) -> Result<Event, StoreError> {
     let op = op_column(r, at + 7)?;
     let class: i64 = r.get(at + 13)?;
     let errno: i32 = r.get(at + 14)?;
@@ -706,11 +748,11 @@ pub(crate) fn event_from_row(r: &rusqlite::Row<'_>, at: usize) -> Result<Event, 
         tid: r.get(at + 2)?,
         ppid: r.get(at + 3)?,
         uid: r.get(at + 4)?,
-        comm: r.get(at + 5)?,
-        exe: r.get(at + 6)?,
+        comm: strings.get(r.get(at + 5)?)?,
+        exe: strings.get_opt(r.get(at + 6)?)?,
         op,
-        path: r.get(at + 8)?,
-        path2: r.get(at + 9)?,
+        path: strings.get_opt(r.get(at + 8)?)?,
+        path2: strings.get_opt(r.get(at + 9)?)?,
         access: access_from_bits(r.get(at + 10)?),
         arg: r.get::<_, i64>(at + 11)? as u64,
         file_type: r.get(at + 12)?,

@@ -4,7 +4,8 @@
 //! distinct path), not against every event: the glob's literal prefix
 //! becomes a range on the unique index of `strings`, the survivors are
 //! matched with `globset`, and their ids select events through the
-//! `events_path` index.
+//! `events_path` index, one seek per (bucket, path id) in the id range
+//! searched (a bucket is 65536 consecutive event ids).
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -12,8 +13,28 @@ use std::str::FromStr;
 use rusqlite::types::Value;
 use serde::Serialize;
 
-use super::{EVENT_SELECT, Store, StoreError, event_from_row};
+use super::{EVENT_SELECT, Store, StoreError, StringCache, event_from_row};
 use crate::event::{Event, Op};
+
+/// Events per bucket of the path index: `events_path` leads with
+/// `(id >> BUCKET_SHIFT)`, spelled exactly so (schema 3).
+const BUCKET_SHIFT: u32 = 16;
+/// A seek of the path index costs about as much as scanning this many rows.
+const SEEKS_PER_SCANNED_ROW: i64 = 8;
+/// Seeking is always preferred below this many (bucket, path) pairs.
+const MIN_SEEKS: i64 = 4096;
+
+/// How a path glob's events are found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(test), expect(dead_code, reason = "tests force each way to compare them"))]
+pub(super) enum PathLookup {
+    /// Whichever reads less: seeks or a scan of the id range.
+    Cheapest,
+    /// One seek of `events_path` per (bucket, path id).
+    Seek,
+    /// A scan of the id range, checking each row's path id.
+    Scan,
+}
 
 /// The `--result` filter: the class of an event's outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -200,8 +221,39 @@ impl Store {
         Ok(ids)
     }
 
+    /// The smallest and largest event id of `session`, or of the whole
+    /// database; `None` when there are no events.
+    fn id_range(&self, session: Option<i64>) -> Result<Option<(i64, i64)>, StoreError> {
+        let pair = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+        let (first, last): (Option<i64>, Option<i64>) = match session {
+            Some(s) => self.conn().query_row("SELECT first_event, last_event FROM sessions WHERE id = ?1", [s], pair),
+            // Two subqueries: each is a single step down the rowid b-tree.
+            None => self.conn().query_row("SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)", [], pair),
+        }
+        .map_err(StoreError::sql("finding the events' id range"))?;
+        Ok(first.zip(last))
+    }
+
     /// Events matching every filter of `q`, in recording order.
     pub fn query(&self, q: &Query) -> Result<Vec<EventRow>, StoreError> {
+        let Some((sql, args)) = self.query_sql(q, PathLookup::Cheapest)? else { return Ok(Vec::new()) };
+        self.run_query(&sql, args)
+    }
+
+    /// Runs SQL from [`Self::query_sql`].
+    pub(super) fn run_query(&self, sql: &str, args: Vec<Value>) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self.conn().prepare(sql).map_err(StoreError::sql("querying events"))?;
+        let mut strings = StringCache::new(self.conn())?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(StoreError::sql("querying events"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(StoreError::sql("querying events"))? {
+            out.push(EventRow { id: r.get(0)?, session: r.get(1)?, event: event_from_row(r, 2, &mut strings)? });
+        }
+        Ok(out)
+    }
+
+    /// The SQL and arguments of `q`; `None` when nothing can match.
+    pub(super) fn query_sql(&self, q: &Query, lookup: PathLookup) -> Result<Option<(String, Vec<Value>)>, StoreError> {
         let mut sql = String::from(EVENT_SELECT);
         let mut args: Vec<Value> = Vec::new();
         let mut clauses: Vec<String> = Vec::new();
@@ -221,19 +273,46 @@ impl Store {
         if let Some(glob) = &q.path_glob {
             let glob = PathGlob::new(glob)?;
             let ids = self.matching_paths(&glob)?;
+            let Some(range) = self.id_range(q.session)? else { return Ok(None) };
             if ids.is_empty() {
-                return Ok(Vec::new());
+                return Ok(None);
             }
-            // The ids are integers we just read: inlining them is safe and
-            // lets SQLite walk the path index once per id.
-            let mut list = String::new();
-            for (i, id) in ids.iter().enumerate() {
-                if i > 0 {
-                    list.push(',');
+            // The ids and buckets are integers we just read: inlining them
+            // is safe, and lets SQLite seek the path index once per
+            // (bucket, path) pair. When there are more pairs than a scan of
+            // the range would read rows, scan instead.
+            let list = |items: &mut dyn Iterator<Item = i64>| {
+                let mut out = String::new();
+                for (i, x) in items.enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{x}");
                 }
-                let _ = write!(list, "{id}");
+                out
+            };
+            let (first_bucket, last_bucket) = (range.0 >> BUCKET_SHIFT, range.1 >> BUCKET_SHIFT);
+            let pairs = (last_bucket - first_bucket + 1).saturating_mul(ids.len() as i64);
+            let rows = range.1 - range.0 + 1;
+            let seek = match lookup {
+                PathLookup::Cheapest => pairs <= (rows / SEEKS_PER_SCANNED_ROW).max(MIN_SEEKS),
+                PathLookup::Seek => true,
+                PathLookup::Scan => false,
+            };
+            if seek {
+                clauses.push(format!(
+                    "(e.id >> {BUCKET_SHIFT}) IN ({}) AND e.path_id IN ({})",
+                    list(&mut (first_bucket..=last_bucket)),
+                    list(&mut ids.iter().copied())
+                ));
+            } else {
+                clauses.push(format!(
+                    "e.id BETWEEN {} AND {} AND +e.path_id IN ({})",
+                    range.0,
+                    range.1,
+                    list(&mut ids.iter().copied())
+                ));
             }
-            clauses.push(format!("e.path_id IN ({list})"));
         }
         if let Some(op) = q.op {
             args.push(Value::Integer(i64::from(op.code())));
@@ -269,13 +348,7 @@ impl Store {
         if let Some(limit) = q.limit {
             let _ = write!(sql, " LIMIT {limit}");
         }
-        let mut stmt = self.conn().prepare(&sql).map_err(StoreError::sql("querying events"))?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(StoreError::sql("querying events"))?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(StoreError::sql("querying events"))? {
-            out.push(EventRow { id: r.get(0)?, session: r.get(1)?, event: event_from_row(r, 2)? });
-        }
-        Ok(out)
+        Ok(Some((sql, args)))
     }
 
     /// Counts, top `top` paths and errors, and the processes of a session.

@@ -27,17 +27,9 @@ fn fresh() -> (tempfile::TempDir, std::path::PathBuf, Store) {
     (dir, db, store)
 }
 
-/// SQLite's plan for `sql` (one `?1` parameter), one step a line.
+/// `SQLite`'s plan for `sql` (one `?1` parameter), one step a line.
 fn query_plan(store: &Store, sql: &str, param: i64) -> String {
-    let plan: Vec<String> = store
-        .conn()
-        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .expect("plan")
-        .query_map([param], |r| r.get::<_, String>(3))
-        .expect("plan rows")
-        .collect::<Result<_, _>>()
-        .expect("plan rows");
-    plan.join("\n")
+    plan_of(store, sql, vec![rusqlite::types::Value::Integer(param)])
 }
 
 fn event(i: i64, op: Op, path: Option<&str>) -> Event {
@@ -211,6 +203,14 @@ fn every_event_field_round_trips() {
     let stats = write(&db, id, all_ops.clone());
     assert_eq!(stats.events, all_ops.len() as u64);
     assert_eq!(load(&store, id), all_ops);
+}
+
+#[test]
+fn benchmark_events_match_synthetic_events() {
+    let synth = super::writer::SyntheticEvents::new();
+    for i in [0, 1, 12, 13, 650, 4098, 4099, 204_949, 204_950, 9_999_999] {
+        assert_eq!(synth.event(i), synthetic_event(i), "event {i}");
+    }
 }
 
 #[test]
@@ -398,17 +398,69 @@ fn summary_counts() {
     assert!(s.top_errors.iter().any(|e| e.errno_name == "ENOENT" && e.path.as_deref() == Some("/home/u/p/missing")));
 }
 
+/// `SQLite`'s plan for `sql` with `args`, one step a line.
+fn plan_of(store: &Store, sql: &str, args: Vec<rusqlite::types::Value>) -> String {
+    let plan: Vec<String> = store
+        .conn()
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .expect("plan")
+        .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+        .expect("plan rows")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    plan.join("\n")
+}
+
 #[test]
 fn glob_query_uses_the_indexes() {
     let (_dir, store, a, _b) = query_fixture();
-    // The plan must search the path index, not scan the events table.
-    let text = query_plan(
-        &store,
-        &format!("{EVENT_SELECT} WHERE e.session_id = ?1 AND e.path_id IN (1,2,3) AND e.op = 1 ORDER BY +e.id"),
-        a,
-    );
-    assert!(text.contains("USING INDEX events_path") || text.contains("USING COVERING INDEX events_path"), "{text}");
+    let q = Query { session: Some(a), path_glob: Some("/home/u/**".into()), op: Some(Op::Open), ..Query::default() };
+    // The plan must seek the bucketed path index, not scan the events table.
+    let (sql, args) = store.query_sql(&q, query::PathLookup::Cheapest).expect("sql").expect("matches");
+    let text = plan_of(&store, &sql, args);
+    assert!(text.contains("USING INDEX events_path (<expr>=? AND path_id=? AND op=?)"), "{text}\n{sql}");
     assert!(!text.contains("SCAN e"), "{text}");
+    // The same without a session: every bucket of the database.
+    let all = Query { session: None, ..q.clone() };
+    let (sql, args) = store.query_sql(&all, query::PathLookup::Cheapest).expect("sql").expect("matches");
+    assert!(plan_of(&store, &sql, args).contains("USING INDEX events_path (<expr>=? AND path_id=? AND op=?)"));
+    // The scan alternative walks the session's rowid range.
+    let (sql, args) = store.query_sql(&q, query::PathLookup::Scan).expect("sql").expect("matches");
+    let text = plan_of(&store, &sql, args);
+    assert!(text.contains("SEARCH e USING INTEGER PRIMARY KEY"), "{text}");
+}
+
+#[test]
+fn seeking_and_scanning_find_the_same_events() {
+    let (_dir, db, store) = fresh();
+    let first = store.begin_session(&new_session()).expect("begin");
+    let second = store.begin_session(&new_session()).expect("begin");
+    // Three buckets' worth of ids (65536 each), the two sessions interleaved.
+    let n = 3 * 65_536 + 100;
+    write(&db, first, (0..n / 2).map(synthetic_event).collect());
+    write(&db, second, (0..1000).map(synthetic_event).collect());
+    write(&db, first, (n / 2..n).map(synthetic_event).collect());
+    for (session, glob, op) in [
+        (Some(first), "/home/user/project/src/dir7/file1*.c", Some(Op::Open)),
+        (Some(second), "/home/user/project/src/dir0/*", None),
+        (None, "/home/user/project/src/dir3/file40?.c", None),
+        (Some(first), "/nothing/*", None),
+    ] {
+        let q = Query { session, path_glob: Some(glob.into()), op, ..Query::default() };
+        let run = |lookup| match store.query_sql(&q, lookup).expect("sql") {
+            Some((sql, args)) => store.run_query(&sql, args).expect("run"),
+            None => Vec::new(),
+        };
+        let seek = run(query::PathLookup::Seek);
+        assert_eq!(seek, run(query::PathLookup::Scan), "{glob}");
+        assert_eq!(seek, store.query(&q).expect("query"), "{glob}");
+        let m = globset::GlobBuilder::new(glob).literal_separator(true).build().expect("glob").compile_matcher();
+        assert!(seek.iter().all(|r| m.is_match(r.event.path.as_deref().unwrap_or(""))), "{glob}");
+        assert!(seek.windows(2).all(|w| w[0].id < w[1].id), "{glob}: recording order");
+        if glob != "/nothing/*" {
+            assert!(!seek.is_empty(), "{glob}");
+        }
+    }
 }
 
 #[test]

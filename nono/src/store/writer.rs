@@ -1,34 +1,36 @@
-//! The batched writer: one thread with its own connection turns batches of
-//! events into one transaction each (several queued batches are coalesced
-//! into one transaction when the writer falls behind).
+//! The batched writer: an encoder thread turns each batch of events into
+//! rows of integers (see [`super::encode`]), and one thread with its own
+//! connection stores them, one transaction per batch (several queued batches
+//! are coalesced into one transaction when the writer falls behind).
 //!
-//! The channel is bounded, so memory stays bounded: a slow disk makes the
+//! Both channels are bounded, so memory stays bounded: a slow disk makes the
 //! recorder wait or count drops; it never grows a queue without limit. A
 //! database error stops the writer without a panic; [`WriterHandle::join`]
 //! returns it with the number of events stored and not stored.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::path::Path;
+use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::{Connection, Statement};
 use tokio::sync::mpsc;
 
-use super::{StoreError, access_bits, busy_or, connect, outcome_columns};
+use super::encode::{Encoded, Encoder, Row};
+use super::{StoreError, busy_or, connect};
 use crate::event::Event;
 
 /// Batches the channel holds before the sender waits (about 64 x 4096 events).
 pub const CHANNEL_BATCHES: usize = 64;
+/// Encoded batches queued between the encoder and the `SQLite` thread.
+const ENCODED_BATCHES: usize = 8;
 /// Most events coalesced into one transaction.
 const MAX_EVENTS_PER_TXN: usize = 64 * 1024;
 /// Page cache of the writer's connection, KiB.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
-/// WAL size (pages) at which the writer checkpoints.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
-/// Interned strings cached by the writer before the cache is reset.
-const MAX_CACHED_STRINGS: usize = 1 << 20;
+/// WAL size (pages) at which the writer checkpoints itself, should the
+/// checkpoint thread stop.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 4096;
 
 /// What a writer stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -41,16 +43,28 @@ pub struct WriterStats {
     pub transactions: u64,
 }
 
-/// The writer thread; [`join`](WriterHandle::join) it after dropping every sender.
+/// The writer's threads; [`join`](WriterHandle::join) them after dropping every sender.
 #[derive(Debug)]
 pub struct WriterHandle {
-    thread: JoinHandle<Result<WriterStats, StoreError>>,
+    encoder: JoinHandle<u64>,
+    store: JoinHandle<Result<WriterStats, StoreError>>,
+    checkpointer: JoinHandle<()>,
 }
 
 impl WriterHandle {
     /// Waits until every sender is dropped and every queued batch is stored.
     pub fn join(self) -> Result<WriterStats, StoreError> {
-        self.thread.join().map_err(|_| StoreError::WriterPanicked)?
+        // Events the encoder could not hand over (the store thread stopped).
+        let refused = self.encoder.join().map_err(|_| StoreError::WriterPanicked)?;
+        let stored = self.store.join().map_err(|_| StoreError::WriterPanicked);
+        // Ends once the store thread has dropped its signal sender.
+        let _ = self.checkpointer.join();
+        match stored? {
+            Err(StoreError::Writer { stored, unstored, source }) => {
+                Err(StoreError::Writer { stored, unstored: unstored + refused, source })
+            }
+            other => other,
+        }
     }
 }
 
@@ -65,270 +79,305 @@ pub fn spawn_writer(path: &Path, session: i64) -> Result<(mpsc::Sender<Vec<Event
     if !exists {
         return Err(StoreError::UnknownSession(session.to_string()));
     }
-    // A larger page cache keeps the index pages that random path ids land
-    // in resident; the default 2 MiB made ingest re-read them from the OS.
+    // A larger page cache keeps the index pages that path ids land in
+    // resident; the default 2 MiB made ingest re-read them from the OS.
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
         .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
-    // Fewer, larger checkpoints: a page rewritten by many transactions is
-    // copied back to the database once. Readers are unaffected.
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+    // Checkpoints (copying the WAL back into the database, and the fsyncs
+    // that go with them) run on their own thread and connection, alongside
+    // the inserts instead of inside a commit.
+    let checkpoint_conn = connect(path)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-    let path = path.to_path_buf();
-    let thread = std::thread::Builder::new()
+    let (commit_tx, commit_rx) = std_mpsc::sync_channel(1);
+    let (enc_tx, enc_rx) = std_mpsc::sync_channel(ENCODED_BATCHES);
+    let spawn_failed =
+        |source| StoreError::Io { what: "cannot start the writer thread for", path: Path::new("audit store").into(), source };
+    let checkpointer = std::thread::Builder::new()
+        .name("nono-checkpoint".into())
+        .spawn(move || checkpoint_loop(&checkpoint_conn, &commit_rx))
+        .map_err(spawn_failed)?;
+    let store_path = path.to_path_buf();
+    let store = std::thread::Builder::new()
         .name("nono-store".into())
-        .spawn(move || write_loop(conn, &path, session, rx))
-        .map_err(|source| StoreError::Io { what: "cannot start the writer thread for", path: Path::new("audit store").into(), source })?;
-    Ok((tx, WriterHandle { thread }))
+        .spawn(move || store_loop(&conn, &store_path, session, &enc_rx, &commit_tx))
+        .map_err(spawn_failed)?;
+    let encoder = std::thread::Builder::new().name("nono-encode".into()).spawn(move || encode_loop(rx, &enc_tx));
+    match encoder {
+        Ok(encoder) => Ok((tx, WriterHandle { encoder, store, checkpointer })),
+        Err(e) => {
+            // The store thread sees its channel close and ends, and with it
+            // the checkpointer.
+            let _ = store.join();
+            let _ = checkpointer.join();
+            Err(spawn_failed(e))
+        }
+    }
 }
 
-fn write_loop(
-    mut conn: Connection,
+/// Checkpoints the WAL after commits until the store thread is done. A
+/// PASSIVE checkpoint never blocks the writer; it copies what no reader
+/// still needs, and the writer restarts the WAL once all of it is copied.
+fn checkpoint_loop(conn: &Connection, commits: &std_mpsc::Receiver<()>) {
+    while commits.recv().is_ok() {
+        if conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).is_err() {
+            // Dropping the receiver tells the store thread to checkpoint itself.
+            return;
+        }
+    }
+    // A last one, so that the next open finds a short WAL.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+}
+
+/// Encodes batches until every sender is gone; returns how many events it
+/// could not pass on because the store thread had stopped.
+fn encode_loop(mut rx: mpsc::Receiver<Vec<Event>>, out: &std_mpsc::SyncSender<(usize, Encoded)>) -> u64 {
+    let mut encoder = Encoder::default();
+    while let Some(batch) = rx.blocking_recv() {
+        let n = batch.len();
+        if out.send((n, encoder.encode(batch))).is_err() {
+            // Stop taking batches, and count what was queued.
+            let mut refused = n as u64;
+            rx.close();
+            while let Ok(b) = rx.try_recv() {
+                refused += b.len() as u64;
+            }
+            return refused;
+        }
+    }
+    0
+}
+
+fn store_loop(
+    conn: &Connection,
     path: &Path,
     session: i64,
-    mut rx: mpsc::Receiver<Vec<Event>>,
+    rx: &std_mpsc::Receiver<(usize, Encoded)>,
+    commits: &std_mpsc::SyncSender<()>,
 ) -> Result<WriterStats, StoreError> {
     let mut stats = WriterStats::default();
-    let mut interner = Interner::default();
-    let mut pending: Vec<Vec<Event>> = Vec::new();
-    while let Some(first) = rx.blocking_recv() {
-        let mut n = first.len();
+    let mut self_checkpoint = false;
+    let mut ids: Vec<i64> = Vec::new();
+    let mut pending: Vec<Encoded> = Vec::new();
+    let mut inserter = Inserter::new(conn, session).map_err(|e| writer_error(path, e, &stats, 0, rx))?;
+    while let Ok((first_n, first)) = rx.recv() {
+        let mut n = first_n;
         pending.push(first);
         while n < MAX_EVENTS_PER_TXN {
             match rx.try_recv() {
-                Ok(b) => {
-                    n += b.len();
+                Ok((k, b)) => {
+                    n += k;
                     pending.push(b);
                 }
                 Err(_) => break,
             }
         }
-        if let Err(e) = insert_batches(&mut conn, session, &pending, &mut interner) {
-            // Rolled back: the cache may name strings that were never committed.
-            interner.clear();
-            let mut unstored = n as u64;
-            rx.close();
-            while let Ok(b) = rx.try_recv() {
-                unstored += b.len() as u64;
-            }
-            let source = busy_or(path, e, super::StoreError::sql("storing events"));
-            return Err(StoreError::Writer { stored: stats.events, unstored, source: Box::new(source) });
+        if let Err(e) = inserter.store(&pending, &mut ids) {
+            // The transaction was rolled back: strings it added are gone.
+            return Err(writer_error(path, e, &stats, n as u64, rx));
         }
         stats.events += n as u64;
         stats.batches += pending.len() as u64;
         stats.transactions += 1;
         pending.clear();
+        // Full means a checkpoint is already due; it covers this commit too.
+        if let Err(std_mpsc::TrySendError::Disconnected(())) = commits.try_send(())
+            && !self_checkpoint
+        {
+            self_checkpoint = true;
+            conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+                .map_err(|e| writer_error(path, e, &stats, 0, rx))?;
+        }
     }
     Ok(stats)
 }
 
-/// Maps strings to their `strings.id`, caching what this writer has seen.
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<String, i64, BuildHasherDefault<FxHasher>>,
-    /// The previous event's comm and exe: consecutive events mostly share
-    /// them, and a compare is cheaper than a hash lookup.
-    recent: [Option<(String, i64)>; 2],
-}
-
-/// A fast non-cryptographic hasher (the Fx multiply-rotate scheme, eight
-/// bytes at a time). The keys are recorded paths; collisions only cost time,
-/// and `SipHash`'s flood resistance buys nothing for a per-session cache.
-#[derive(Default)]
-struct FxHasher {
-    hash: u64,
-}
-
-impl FxHasher {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+/// The error [`WriterHandle::join`] reports; counts what is still queued.
+fn writer_error(
+    path: &Path,
+    e: rusqlite::Error,
+    stats: &WriterStats,
+    lost: u64,
+    rx: &std_mpsc::Receiver<(usize, Encoded)>,
+) -> StoreError {
+    let mut unstored = lost;
+    while let Ok((k, _)) = rx.try_recv() {
+        unstored += k as u64;
     }
-}
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-impl Interner {
-    fn clear(&mut self) {
-        self.ids.clear();
-        self.recent = [None, None];
-    }
-
-    /// [`Self::id`] with a one-entry memo per `slot`.
-    fn recent_id(&mut self, tx: &Transaction<'_>, slot: usize, s: &str) -> rusqlite::Result<i64> {
-        if let Some((last, id)) = &self.recent[slot]
-            && last == s
-        {
-            return Ok(*id);
-        }
-        let id = self.id(tx, s)?;
-        match &mut self.recent[slot] {
-            // Reuse the buffer: no allocation per miss.
-            Some((last, last_id)) => {
-                last.clear();
-                last.push_str(s);
-                *last_id = id;
-            }
-            empty @ None => *empty = Some((s.to_owned(), id)),
-        }
-        Ok(id)
-    }
-
-    fn id(&mut self, tx: &Transaction<'_>, s: &str) -> rusqlite::Result<i64> {
-        if let Some(&id) = self.ids.get(s) {
-            return Ok(id);
-        }
-        let found: Option<i64> = {
-            let mut q = tx.prepare_cached("SELECT id FROM strings WHERE value = ?1")?;
-            let mut rows = q.query([s])?;
-            match rows.next()? {
-                Some(r) => Some(r.get(0)?),
-                None => None,
-            }
-        };
-        let id = if let Some(id) = found {
-            id
-        } else {
-            tx.prepare_cached("INSERT INTO strings (value) VALUES (?1)")?.execute([s])?;
-            tx.last_insert_rowid()
-        };
-        if self.ids.len() >= MAX_CACHED_STRINGS {
-            self.ids.clear();
-        }
-        self.ids.insert(s.to_owned(), id);
-        Ok(id)
-    }
-
-    fn opt(&mut self, tx: &Transaction<'_>, s: Option<&str>) -> rusqlite::Result<Option<i64>> {
-        s.map(|s| self.id(tx, s)).transpose()
-    }
+    let source = busy_or(path, e, StoreError::sql("storing events"));
+    StoreError::Writer { stored: stats.events, unstored, source: Box::new(source) }
 }
 
 /// Rows per multi-row INSERT: one statement step per `ROWS` events cuts the
 /// per-statement overhead (bind/step/reset, cursor setup) that dominated a
-/// row-at-a-time insert. 20 columns x 64 rows stays far below `SQLite`'s
-/// 32766 parameter limit.
+/// row-at-a-time insert. Shorter runs use the statements for 32, 16, ... 1
+/// rows (a run of `k` rows takes at most one of each).
 const ROWS: usize = 64;
-const COLUMNS: usize = 20;
+/// Statements for 64, 32, 16, 8, 4, 2 and 1 rows.
+const SIZES: usize = 7;
 
-fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT OR FAIL INTO events (session_id, time_ns, pid, tid, ppid, uid, comm_id, exe_id, op, path_id, path2_id, \
-         access, arg, file_type, result, errno, net_family, net_addr, net_port, incomplete) VALUES ",
-    );
-    let row = format!("({})", vec!["?"; COLUMNS].join(","));
-    for i in 0..rows {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&row);
-    }
-    sql
+/// Columns of the common insert (most events: one path, no socket).
+const COMMON_COLUMNS: &str = "session_id, time_ns, pid, tid, ppid, uid, comm_id, exe_id, op, path_id, access, arg, file_type, result, errno";
+const N_COMMON: usize = 15;
+/// Columns of the full insert, used one row at a time for the rest.
+const FULL_COLUMNS: &str = "session_id, time_ns, pid, tid, ppid, uid, comm_id, exe_id, op, path_id, access, arg, file_type, result, errno, \
+     path2_id, net_family, net_addr, net_port, incomplete";
+const N_FULL: usize = 20;
+
+fn insert_sql(columns: &str, n_columns: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; n_columns].join(","));
+    format!("INSERT OR FAIL INTO events ({columns}) VALUES {}", vec![row; rows].join(","))
 }
 
-fn insert_batches(conn: &mut Connection, session: i64, batches: &[Vec<Event>], interner: &mut Interner) -> rusqlite::Result<()> {
-    // IMMEDIATE: take the write lock now (waiting up to the busy timeout)
-    // rather than failing to upgrade a read lock halfway through.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    // Under the write lock, new rows get ids from max(id) + 1 upwards.
-    let first: i64 = tx.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM events")?.query_row([], |r| r.get(0))?;
-    {
-        let many = insert_sql(ROWS);
-        let one = insert_sql(1);
-        let mut chunk: Vec<&Event> = Vec::with_capacity(ROWS);
-        let mut events = batches.iter().flatten().peekable();
-        while events.peek().is_some() {
-            chunk.clear();
-            chunk.extend(events.by_ref().take(ROWS));
-            if chunk.len() == ROWS {
-                let mut stmt = tx.prepare_cached(&many)?;
-                for (i, e) in chunk.iter().enumerate() {
-                    bind_event(&tx, &mut stmt, i * COLUMNS, session, e, interner)?;
-                }
-                stmt.raw_execute()?;
-            } else {
-                let mut stmt = tx.prepare_cached(&one)?;
-                for e in &chunk {
-                    bind_event(&tx, &mut stmt, 0, session, e, interner)?;
-                    stmt.raw_execute()?;
+/// The prepared statements of one writer, reused by every transaction.
+struct Inserter<'c> {
+    conn: &'c Connection,
+    session: i64,
+    /// `common[i]` inserts `ROWS >> i` rows.
+    common: Vec<Statement<'c>>,
+    full: Statement<'c>,
+    begin: Statement<'c>,
+    commit: Statement<'c>,
+    next_id: Statement<'c>,
+    range: Statement<'c>,
+    string_insert: Statement<'c>,
+    string_select: Statement<'c>,
+}
+
+impl<'c> Inserter<'c> {
+    fn new(conn: &'c Connection, session: i64) -> rusqlite::Result<Inserter<'c>> {
+        let common =
+            (0..SIZES).map(|i| conn.prepare(&insert_sql(COMMON_COLUMNS, N_COMMON, ROWS >> i))).collect::<Result<Vec<_>, _>>()?;
+        Ok(Inserter {
+            conn,
+            session,
+            common,
+            full: conn.prepare(&insert_sql(FULL_COLUMNS, N_FULL, 1))?,
+            // IMMEDIATE: take the write lock now (waiting up to the busy
+            // timeout) rather than failing to upgrade a read lock halfway.
+            begin: conn.prepare("BEGIN IMMEDIATE")?,
+            commit: conn.prepare("COMMIT")?,
+            next_id: conn.prepare("SELECT coalesce(max(id), 0) + 1 FROM events")?,
+            range: conn.prepare(
+                "UPDATE sessions SET first_event = coalesce(first_event, ?2), last_event = max(coalesce(last_event, 0), ?3) \
+                 WHERE id = ?1",
+            )?,
+            string_insert: conn.prepare("INSERT OR IGNORE INTO strings (value) VALUES (?1)")?,
+            string_select: conn.prepare("SELECT id FROM strings WHERE value = ?1")?,
+        })
+    }
+
+    /// Stores `batches` in one transaction; rolls back on error.
+    fn store(&mut self, batches: &[Encoded], ids: &mut Vec<i64>) -> rusqlite::Result<()> {
+        self.begin.execute([])?;
+        let known = ids.len();
+        let done = self.store_in_transaction(batches, ids);
+        if done.is_err() {
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            // Ids added by this transaction were rolled back with it.
+            ids.truncate(known);
+        }
+        done
+    }
+
+    fn store_in_transaction(&mut self, batches: &[Encoded], ids: &mut Vec<i64>) -> rusqlite::Result<()> {
+        // Under the write lock, new rows get ids from max(id) + 1 upwards.
+        let first: i64 = self.next_id.query_row([], |r| r.get(0))?;
+        for batch in batches {
+            if batch.reset {
+                ids.clear();
+            }
+            for s in &batch.strings {
+                ids.push(self.string_id(s)?);
+            }
+            let mut run: Vec<&Row> = Vec::with_capacity(ROWS);
+            for row in &batch.rows {
+                if row.is_common() {
+                    run.push(row);
+                    if run.len() == ROWS {
+                        self.insert_run(&run, ids)?;
+                        run.clear();
+                    }
+                } else {
+                    // Keep recording order: the run before this row goes first.
+                    self.insert_run(&run, ids)?;
+                    run.clear();
+                    bind_full(&mut self.full, self.session, row, ids)?;
+                    self.full.raw_execute()?;
                 }
             }
+            self.insert_run(&run, ids)?;
         }
+        let last = self.conn.last_insert_rowid();
+        self.range.execute(rusqlite::params![self.session, first, last])?;
+        self.commit.execute([])?;
+        Ok(())
     }
-    let last = tx.last_insert_rowid();
-    tx.prepare_cached(
-        "UPDATE sessions SET first_event = coalesce(first_event, ?2), last_event = max(coalesce(last_event, 0), ?3) WHERE id = ?1",
-    )?
-    .execute(rusqlite::params![session, first, last])?;
-    tx.commit()
+
+    /// Inserts up to `ROWS` common rows, in order, with the fewest statements.
+    fn insert_run(&mut self, run: &[&Row], ids: &[i64]) -> rusqlite::Result<()> {
+        let mut rest = run;
+        for (i, stmt) in self.common.iter_mut().enumerate() {
+            let size = ROWS >> i;
+            if rest.len() >= size {
+                let (now, later) = rest.split_at(size);
+                for (k, row) in now.iter().enumerate() {
+                    bind_common(stmt, k * N_COMMON, self.session, row, ids)?;
+                }
+                stmt.raw_execute()?;
+                rest = later;
+            }
+        }
+        debug_assert!(rest.is_empty());
+        Ok(())
+    }
+
+    /// The `strings.id` of `s`, adding it when new.
+    fn string_id(&mut self, s: &str) -> rusqlite::Result<i64> {
+        if self.string_insert.execute([s])? == 1 {
+            return Ok(self.conn.last_insert_rowid());
+        }
+        self.string_select.query_row([s], |r| r.get(0))
+    }
 }
 
-/// Binds one event's columns at parameters `at + 1 ..= at + COLUMNS`.
-fn bind_event(
-    tx: &Transaction<'_>,
-    stmt: &mut rusqlite::Statement<'_>,
-    at: usize,
-    session: i64,
-    e: &Event,
-    interner: &mut Interner,
-) -> rusqlite::Result<()> {
-    let comm = interner.recent_id(tx, 0, &e.comm)?;
-    let exe = e.exe.as_deref().map(|x| interner.recent_id(tx, 1, x)).transpose()?;
-    let path = interner.opt(tx, e.path.as_deref())?;
-    let path2 = interner.opt(tx, e.path2.as_deref())?;
-    let (class, errno) = outcome_columns(e.outcome);
-    let (family, addr, port) = match &e.net {
-        Some(n) => (Some(n.family), n.addr.map(|a| a.to_string()), Some(n.port)),
-        None => (None, None, None),
-    };
+/// The database id of local string number `local`.
+fn db_id(ids: &[i64], local: u32) -> i64 {
+    ids[local as usize]
+}
+
+/// Binds the common columns of `row` at parameters `at + 1 ..= at + N_COMMON`.
+fn bind_common(stmt: &mut Statement<'_>, at: usize, session: i64, row: &Row, ids: &[i64]) -> rusqlite::Result<()> {
     stmt.raw_bind_parameter(at + 1, session)?;
-    stmt.raw_bind_parameter(at + 2, e.time_ns)?;
-    stmt.raw_bind_parameter(at + 3, e.pid)?;
-    stmt.raw_bind_parameter(at + 4, e.tid)?;
-    stmt.raw_bind_parameter(at + 5, e.ppid)?;
-    stmt.raw_bind_parameter(at + 6, e.uid)?;
-    stmt.raw_bind_parameter(at + 7, comm)?;
-    stmt.raw_bind_parameter(at + 8, exe)?;
-    stmt.raw_bind_parameter(at + 9, e.op.code())?;
-    stmt.raw_bind_parameter(at + 10, path)?;
-    stmt.raw_bind_parameter(at + 11, path2)?;
-    stmt.raw_bind_parameter(at + 12, access_bits(e.access))?;
-    stmt.raw_bind_parameter(at + 13, e.arg as i64)?;
-    stmt.raw_bind_parameter(at + 14, e.file_type)?;
-    stmt.raw_bind_parameter(at + 15, class)?;
-    stmt.raw_bind_parameter(at + 16, errno)?;
-    stmt.raw_bind_parameter(at + 17, family)?;
-    stmt.raw_bind_parameter(at + 18, addr)?;
-    stmt.raw_bind_parameter(at + 19, port)?;
-    stmt.raw_bind_parameter(at + 20, e.incomplete)?;
+    stmt.raw_bind_parameter(at + 2, row.time_ns)?;
+    stmt.raw_bind_parameter(at + 3, row.pid)?;
+    stmt.raw_bind_parameter(at + 4, row.tid)?;
+    stmt.raw_bind_parameter(at + 5, row.ppid)?;
+    stmt.raw_bind_parameter(at + 6, row.uid)?;
+    stmt.raw_bind_parameter(at + 7, db_id(ids, row.comm))?;
+    stmt.raw_bind_parameter(at + 8, row.exe.map(|x| db_id(ids, x)))?;
+    stmt.raw_bind_parameter(at + 9, row.op)?;
+    stmt.raw_bind_parameter(at + 10, row.path.map(|x| db_id(ids, x)))?;
+    stmt.raw_bind_parameter(at + 11, row.access)?;
+    stmt.raw_bind_parameter(at + 12, row.arg)?;
+    stmt.raw_bind_parameter(at + 13, row.file_type)?;
+    stmt.raw_bind_parameter(at + 14, row.result)?;
+    stmt.raw_bind_parameter(at + 15, row.errno)?;
+    Ok(())
+}
+
+/// Binds every column of `row` (the full insert, one row).
+fn bind_full(stmt: &mut Statement<'_>, session: i64, row: &Row, ids: &[i64]) -> rusqlite::Result<()> {
+    bind_common(stmt, 0, session, row, ids)?;
+    let net = row.net.as_ref();
+    stmt.raw_bind_parameter(N_COMMON + 1, row.path2.map(|x| db_id(ids, x)))?;
+    stmt.raw_bind_parameter(N_COMMON + 2, net.map(|n| n.family))?;
+    stmt.raw_bind_parameter(N_COMMON + 3, net.and_then(|n| n.addr.as_deref()))?;
+    stmt.raw_bind_parameter(N_COMMON + 4, net.map(|n| n.port))?;
+    stmt.raw_bind_parameter(N_COMMON + 5, row.incomplete)?;
     Ok(())
 }
 
@@ -346,11 +395,12 @@ pub fn bench_ingest(path: &Path, n_events: u64) -> Result<f64, StoreError> {
         ..super::NewSession::default()
     })?;
     let (tx, handle) = spawn_writer(path, session)?;
+    let synth = SyntheticEvents::new();
     let start = Instant::now();
     let mut sent = 0u64;
     while sent < n_events {
         let n = (n_events - sent).min(4096);
-        let batch: Vec<Event> = (sent..sent + n).map(synthetic_event).collect();
+        let batch: Vec<Event> = (sent..sent + n).map(|i| synth.event(i)).collect();
         sent += n;
         if tx.blocking_send(batch).is_err() {
             break;
@@ -379,6 +429,43 @@ pub fn bench_ingest(path: &Path, n_events: u64) -> Result<f64, StoreError> {
 /// A deterministic synthetic event number `i` (used by benchmarks and tests).
 #[must_use]
 pub fn synthetic_event(i: u64) -> Event {
+    synthetic_with(i, synthetic_exe(i), synthetic_path(i))
+}
+
+fn synthetic_exe(i: u64) -> String {
+    format!("/usr/bin/tool{}", i % 7)
+}
+
+/// One of 50 x 4099 distinct paths, cycling.
+fn synthetic_path(i: u64) -> String {
+    format!("/home/user/project/src/dir{}/file{}.c", (i / 13) % 50, i % 4099)
+}
+
+/// [`synthetic_event`] with its strings cloned from tables made once, so a
+/// benchmark measures the writer rather than `format!`.
+pub(crate) struct SyntheticEvents {
+    exes: Vec<String>,
+    /// Indexed by `dir * 4099 + file`.
+    paths: Vec<String>,
+}
+
+impl SyntheticEvents {
+    pub(crate) fn new() -> SyntheticEvents {
+        SyntheticEvents {
+            exes: (0..7).map(synthetic_exe).collect(),
+            paths: (0..50u64)
+                .flat_map(|dir| (0..4099u64).map(move |file| format!("/home/user/project/src/dir{dir}/file{file}.c")))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn event(&self, i: u64) -> Event {
+        let (dir, file) = ((i / 13) % 50, i % 4099);
+        synthetic_with(i, self.exes[(i % 7) as usize].clone(), self.paths[(dir * 4099 + file) as usize].clone())
+    }
+}
+
+fn synthetic_with(i: u64, exe: String, path: String) -> Event {
     use crate::event::{Access, Op, Outcome};
     let pid = 1000 + (i % 7) as u32;
     let op = match i % 10 {
@@ -394,9 +481,9 @@ pub fn synthetic_event(i: u64) -> Event {
         ppid: 999,
         uid: 1000,
         comm: ["cc1", "make", "sh", "ld", "as", "git", "python3"][(i % 7) as usize].to_owned(),
-        exe: Some(format!("/usr/bin/tool{}", i % 7)),
+        exe: Some(exe),
         op,
-        path: Some(format!("/home/user/project/src/dir{}/file{}.c", (i / 13) % 50, i % 4099)),
+        path: Some(path),
         path2: None,
         access: Access { read: true, write: i.is_multiple_of(5), ..Access::default() },
         arg: i,
