@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let size = std::fs::metadata(&db)?.len();
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| ingest ({n} events, batches of 4096, one writer thread) | {rate:.0} events/s |");
+    println!("| ingest ({n} events, batches of 4096) | {rate:.0} events/s |");
     println!("| read back for synthesis | {read_rate:.0} events/s |");
     for r in rows {
         println!("{r}");

@@ -271,14 +271,11 @@ impl<'c> Inserter<'c> {
     /// Stores `batches` in one transaction; rolls back on error.
     fn store(&mut self, batches: &[Encoded], ids: &mut Vec<i64>) -> rusqlite::Result<()> {
         self.begin.execute([])?;
-        let known = ids.len();
         let done = self.store_in_transaction(batches, ids);
-        if done.is_err() {
-            if !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
-            }
-            // Ids added by this transaction were rolled back with it.
-            ids.truncate(known);
+        // The caller stops at the first error, so `ids` (which may now name
+        // rolled-back strings) is never used again.
+        if done.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
         }
         done
     }
