@@ -46,7 +46,7 @@ pub struct WriterStats {
 /// The writer's threads; [`join`](WriterHandle::join) them after dropping every sender.
 #[derive(Debug)]
 pub struct WriterHandle {
-    encoder: JoinHandle<u64>,
+    encoder: JoinHandle<Handed>,
     store: JoinHandle<Result<WriterStats, StoreError>>,
     checkpointer: JoinHandle<()>,
 }
@@ -54,14 +54,16 @@ pub struct WriterHandle {
 impl WriterHandle {
     /// Waits until every sender is dropped and every queued batch is stored.
     pub fn join(self) -> Result<WriterStats, StoreError> {
-        // Events the encoder could not hand over (the store thread stopped).
-        let refused = self.encoder.join().map_err(|_| StoreError::WriterPanicked)?;
+        let handed = self.encoder.join().map_err(|_| StoreError::WriterPanicked)?;
         let stored = self.store.join().map_err(|_| StoreError::WriterPanicked);
         // Ends once the store thread has dropped its signal sender.
         let _ = self.checkpointer.join();
         match stored? {
-            Err(StoreError::Writer { stored, unstored, source }) => {
-                Err(StoreError::Writer { stored, unstored: unstored + refused, source })
+            // Whatever the encoder passed on and the store thread did not
+            // commit was lost with it, whether queued or in the rolled-back
+            // transaction; so was whatever the encoder refused.
+            Err(StoreError::Writer { stored, source, .. }) => {
+                Err(StoreError::Writer { stored, unstored: handed.sent.saturating_sub(stored) + handed.refused, source })
             }
             other => other,
         }
@@ -130,23 +132,32 @@ fn checkpoint_loop(conn: &Connection, commits: &std_mpsc::Receiver<()>) {
     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
-/// Encodes batches until every sender is gone; returns how many events it
-/// could not pass on because the store thread had stopped.
-fn encode_loop(mut rx: mpsc::Receiver<Vec<Event>>, out: &std_mpsc::SyncSender<(usize, Encoded)>) -> u64 {
+/// Events the encoder passed on to the store thread, and events it took
+/// from the recorder but could not pass on (the store thread had stopped).
+#[derive(Debug, Default)]
+struct Handed {
+    sent: u64,
+    refused: u64,
+}
+
+/// Encodes batches until every sender is gone.
+fn encode_loop(mut rx: mpsc::Receiver<Vec<Event>>, out: &std_mpsc::SyncSender<(usize, Encoded)>) -> Handed {
     let mut encoder = Encoder::default();
+    let mut handed = Handed::default();
     while let Some(batch) = rx.blocking_recv() {
         let n = batch.len();
         if out.send((n, encoder.encode(batch))).is_err() {
             // Stop taking batches, and count what was queued.
-            let mut refused = n as u64;
+            handed.refused = n as u64;
             rx.close();
             while let Ok(b) = rx.try_recv() {
-                refused += b.len() as u64;
+                handed.refused += b.len() as u64;
             }
-            return refused;
+            break;
         }
+        handed.sent += n as u64;
     }
-    0
+    handed
 }
 
 fn store_loop(
@@ -160,7 +171,7 @@ fn store_loop(
     let mut self_checkpoint = false;
     let mut ids: Vec<i64> = Vec::new();
     let mut pending: Vec<Encoded> = Vec::new();
-    let mut inserter = Inserter::new(conn, session).map_err(|e| writer_error(path, e, &stats, 0, rx))?;
+    let mut inserter = Inserter::new(conn, session).map_err(|e| writer_error(path, e, &stats))?;
     while let Ok((first_n, first)) = rx.recv() {
         let mut n = first_n;
         pending.push(first);
@@ -174,8 +185,7 @@ fn store_loop(
             }
         }
         if let Err(e) = inserter.store(&pending, &mut ids) {
-            // The transaction was rolled back: strings it added are gone.
-            return Err(writer_error(path, e, &stats, n as u64, rx));
+            return Err(writer_error(path, e, &stats));
         }
         stats.events += n as u64;
         stats.batches += pending.len() as u64;
@@ -187,26 +197,17 @@ fn store_loop(
         {
             self_checkpoint = true;
             conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
-                .map_err(|e| writer_error(path, e, &stats, 0, rx))?;
+                .map_err(|e| writer_error(path, e, &stats))?;
         }
     }
     Ok(stats)
 }
 
-/// The error [`WriterHandle::join`] reports; counts what is still queued.
-fn writer_error(
-    path: &Path,
-    e: rusqlite::Error,
-    stats: &WriterStats,
-    lost: u64,
-    rx: &std_mpsc::Receiver<(usize, Encoded)>,
-) -> StoreError {
-    let mut unstored = lost;
-    while let Ok((k, _)) = rx.try_recv() {
-        unstored += k as u64;
-    }
+/// The error [`WriterHandle::join`] reports (it counts the unstored events:
+/// only the encoder knows how many it passed on).
+fn writer_error(path: &Path, e: rusqlite::Error, stats: &WriterStats) -> StoreError {
     let source = busy_or(path, e, StoreError::sql("storing events"));
-    StoreError::Writer { stored: stats.events, unstored, source: Box::new(source) }
+    StoreError::Writer { stored: stats.events, unstored: 0, source: Box::new(source) }
 }
 
 /// Rows per multi-row INSERT: one statement step per `ROWS` events cuts the
