@@ -128,29 +128,29 @@ impl Encoder {
         id
     }
 
+    /// The number of `s` (an owned string: no copy for the map's key).
     fn id(&mut self, s: String, new: &mut Vec<String>) -> u32 {
-        if let Some(&id) = self.ids.get(&s) {
-            return id;
+        match self.ids.get(&s) {
+            Some(&id) => id,
+            None => self.number(s, new),
         }
-        let id = self.next_id();
+    }
+
+    /// [`Self::id`] for a borrowed string, copied only when new.
+    fn id_of(&mut self, s: &str, new: &mut Vec<String>) -> u32 {
+        match self.ids.get(s) {
+            Some(&id) => id,
+            None => self.number(s.to_owned(), new),
+        }
+    }
+
+    /// Numbers a string not seen before and ships it with the batch.
+    fn number(&mut self, s: String, new: &mut Vec<String>) -> u32 {
+        // At most MAX_LOCAL_STRINGS plus one batch's strings: fits a u32.
+        let id = u32::try_from(self.ids.len()).expect("local string numbers fit a u32");
         new.push(s.clone());
         self.ids.insert(s, id);
         id
-    }
-
-    fn id_of(&mut self, s: &str, new: &mut Vec<String>) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
-            return id;
-        }
-        let id = self.next_id();
-        new.push(s.to_owned());
-        self.ids.insert(s.to_owned(), id);
-        id
-    }
-
-    fn next_id(&self) -> u32 {
-        // At most MAX_LOCAL_STRINGS plus one batch's strings: fits a u32.
-        u32::try_from(self.ids.len()).expect("local string numbers fit a u32")
     }
 }
 

@@ -14,11 +14,11 @@ mod encode;
 mod query;
 mod writer;
 
+use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use rusqlite_migration::{M, Migrations};
 use serde::Serialize;

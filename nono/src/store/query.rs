@@ -24,6 +24,18 @@ const SEEKS_PER_SCANNED_ROW: i64 = 8;
 /// Seeking is always preferred below this many (bucket, path) pairs.
 const MIN_SEEKS: i64 = 4096;
 
+/// `1,2,3`: integers for an SQL `IN (...)` list.
+fn int_list(items: impl IntoIterator<Item = i64>) -> String {
+    let mut out = String::new();
+    for (i, x) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{x}");
+    }
+    out
+}
+
 /// How a path glob's events are found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(not(test), expect(dead_code, reason = "tests force each way to compare them"))]
@@ -273,24 +285,15 @@ impl Store {
         if let Some(glob) = &q.path_glob {
             let glob = PathGlob::new(glob)?;
             let ids = self.matching_paths(&glob)?;
-            let Some(range) = self.id_range(q.session)? else { return Ok(None) };
             if ids.is_empty() {
                 return Ok(None);
             }
+            let Some(range) = self.id_range(q.session)? else { return Ok(None) };
             // The ids and buckets are integers we just read: inlining them
             // is safe, and lets SQLite seek the path index once per
             // (bucket, path) pair. When there are more pairs than a scan of
             // the range would read rows, scan instead.
-            let list = |items: &mut dyn Iterator<Item = i64>| {
-                let mut out = String::new();
-                for (i, x) in items.enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "{x}");
-                }
-                out
-            };
+            let path_ids = int_list(ids.iter().copied());
             let (first_bucket, last_bucket) = (range.0 >> BUCKET_SHIFT, range.1 >> BUCKET_SHIFT);
             let pairs = (last_bucket - first_bucket + 1).saturating_mul(ids.len() as i64);
             let rows = range.1 - range.0 + 1;
@@ -300,18 +303,10 @@ impl Store {
                 PathLookup::Scan => false,
             };
             if seek {
-                clauses.push(format!(
-                    "(e.id >> {BUCKET_SHIFT}) IN ({}) AND e.path_id IN ({})",
-                    list(&mut (first_bucket..=last_bucket)),
-                    list(&mut ids.iter().copied())
-                ));
+                let buckets = int_list(first_bucket..=last_bucket);
+                clauses.push(format!("(e.id >> {BUCKET_SHIFT}) IN ({buckets}) AND e.path_id IN ({path_ids})"));
             } else {
-                clauses.push(format!(
-                    "e.id BETWEEN {} AND {} AND +e.path_id IN ({})",
-                    range.0,
-                    range.1,
-                    list(&mut ids.iter().copied())
-                ));
+                clauses.push(format!("e.id BETWEEN {} AND {} AND +e.path_id IN ({path_ids})", range.0, range.1));
             }
         }
         if let Some(op) = q.op {

@@ -221,13 +221,13 @@ const SIZES: usize = 7;
 /// Columns of the common insert (most events: one path, no socket).
 const COMMON_COLUMNS: &str = "session_id, time_ns, pid, tid, ppid, uid, comm_id, exe_id, op, path_id, access, arg, file_type, result, errno";
 const N_COMMON: usize = 15;
-/// Columns of the full insert, used one row at a time for the rest.
-const FULL_COLUMNS: &str = "session_id, time_ns, pid, tid, ppid, uid, comm_id, exe_id, op, path_id, access, arg, file_type, result, errno, \
-     path2_id, net_family, net_addr, net_port, incomplete";
-const N_FULL: usize = 20;
+/// The columns the full insert (one row at a time, for the rest) adds.
+const REST_COLUMNS: &str = "path2_id, net_family, net_addr, net_port, incomplete";
+const N_FULL: usize = N_COMMON + 5;
 
-fn insert_sql(columns: &str, n_columns: usize, rows: usize) -> String {
-    let row = format!("({})", vec!["?"; n_columns].join(","));
+fn insert_sql(full: bool, rows: usize) -> String {
+    let (columns, n) = if full { (format!("{COMMON_COLUMNS}, {REST_COLUMNS}"), N_FULL) } else { (COMMON_COLUMNS.to_owned(), N_COMMON) };
+    let row = format!("({})", vec!["?"; n].join(","));
     format!("INSERT OR FAIL INTO events ({columns}) VALUES {}", vec![row; rows].join(","))
 }
 
@@ -249,12 +249,12 @@ struct Inserter<'c> {
 impl<'c> Inserter<'c> {
     fn new(conn: &'c Connection, session: i64) -> rusqlite::Result<Inserter<'c>> {
         let common =
-            (0..SIZES).map(|i| conn.prepare(&insert_sql(COMMON_COLUMNS, N_COMMON, ROWS >> i))).collect::<Result<Vec<_>, _>>()?;
+            (0..SIZES).map(|i| conn.prepare(&insert_sql(false, ROWS >> i))).collect::<Result<Vec<_>, _>>()?;
         Ok(Inserter {
             conn,
             session,
             common,
-            full: conn.prepare(&insert_sql(FULL_COLUMNS, N_FULL, 1))?,
+            full: conn.prepare(&insert_sql(true, 1))?,
             // IMMEDIATE: take the write lock now (waiting up to the busy
             // timeout) rather than failing to upgrade a read lock halfway.
             begin: conn.prepare("BEGIN IMMEDIATE")?,
@@ -284,6 +284,7 @@ impl<'c> Inserter<'c> {
     fn store_in_transaction(&mut self, batches: &[Encoded], ids: &mut Vec<i64>) -> rusqlite::Result<()> {
         // Under the write lock, new rows get ids from max(id) + 1 upwards.
         let first: i64 = self.next_id.query_row([], |r| r.get(0))?;
+        let mut run: Vec<&Row> = Vec::with_capacity(ROWS);
         for batch in batches {
             if batch.reset {
                 ids.clear();
@@ -291,23 +292,21 @@ impl<'c> Inserter<'c> {
             for s in &batch.strings {
                 ids.push(self.string_id(s)?);
             }
-            let mut run: Vec<&Row> = Vec::with_capacity(ROWS);
             for row in &batch.rows {
                 if row.is_common() {
                     run.push(row);
                     if run.len() == ROWS {
-                        self.insert_run(&run, ids)?;
-                        run.clear();
+                        self.insert_run(&mut run, ids)?;
                     }
                 } else {
                     // Keep recording order: the run before this row goes first.
-                    self.insert_run(&run, ids)?;
-                    run.clear();
+                    self.insert_run(&mut run, ids)?;
                     bind_full(&mut self.full, self.session, row, ids)?;
                     self.full.raw_execute()?;
                 }
             }
-            self.insert_run(&run, ids)?;
+            // The next batch may bring a reset: its local numbers differ.
+            self.insert_run(&mut run, ids)?;
         }
         let last = self.conn.last_insert_rowid();
         self.range.execute(rusqlite::params![self.session, first, last])?;
@@ -315,9 +314,10 @@ impl<'c> Inserter<'c> {
         Ok(())
     }
 
-    /// Inserts up to `ROWS` common rows, in order, with the fewest statements.
-    fn insert_run(&mut self, run: &[&Row], ids: &[i64]) -> rusqlite::Result<()> {
-        let mut rest = run;
+    /// Inserts up to `ROWS` common rows, in order, with the fewest
+    /// statements, and empties `run`.
+    fn insert_run(&mut self, run: &mut Vec<&Row>, ids: &[i64]) -> rusqlite::Result<()> {
+        let mut rest = run.as_slice();
         for (i, stmt) in self.common.iter_mut().enumerate() {
             let size = ROWS >> i;
             if rest.len() >= size {
@@ -330,6 +330,7 @@ impl<'c> Inserter<'c> {
             }
         }
         debug_assert!(rest.is_empty());
+        run.clear();
         Ok(())
     }
 
