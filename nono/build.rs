@@ -10,10 +10,7 @@ use anyhow::{Context as _, anyhow};
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?;
-    let ebpf_dir = Path::new(&manifest_dir)
-        .parent()
-        .ok_or_else(|| anyhow!("nono has no parent directory"))?
-        .join("nono-ebpf");
+    let ebpf_dir = Path::new(&manifest_dir).parent().ok_or_else(|| anyhow!("nono has no parent directory"))?.join("nono-ebpf");
     let common_dir = ebpf_dir.with_file_name("nono-common");
     println!("cargo:rerun-if-changed={}", common_dir.display());
     println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
@@ -26,15 +23,9 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let root_dir = ebpf_dir
-        .to_str()
-        .ok_or_else(|| anyhow!("nono-ebpf path is not UTF-8: {}", ebpf_dir.display()))?;
+    let root_dir = ebpf_dir.to_str().ok_or_else(|| anyhow!("nono-ebpf path is not UTF-8: {}", ebpf_dir.display()))?;
     aya_build::build_ebpf(
-        [aya_build::Package {
-            name: "nono-ebpf",
-            root_dir,
-            ..Default::default()
-        }],
+        [aya_build::Package { name: "nono-ebpf", root_dir, ..Default::default() }],
         aya_build::Toolchain::default(),
     )
     .context("building the eBPF programs (run `cargo xtask setup` if bpf-linker or rust-src is missing)")

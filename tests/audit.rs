@@ -176,7 +176,10 @@ fn query_filters_and_formats() {
     let (_dir, db) = fixture();
     let j = json(&nono(&db, &["query", "--path", "/home/u/**", "--format", "json"]));
     let paths: Vec<&str> = j.as_array().expect("array").iter().map(|e| e["path"].as_str().expect("path")).collect();
-    assert_eq!(paths, ["/home/u/project/Makefile", "/home/u/project/src/main.c", "/home/u/.ssh/id_rsa", "/home/u/project/missing, \"odd\".h"]);
+    assert_eq!(
+        paths,
+        ["/home/u/project/Makefile", "/home/u/project/src/main.c", "/home/u/.ssh/id_rsa", "/home/u/project/missing, \"odd\".h"]
+    );
 
     let j = json(&nono(&db, &["query", "--session", "1", "--result", "denied", "--format", "json"]));
     assert_eq!(j.as_array().expect("array").len(), 1);
@@ -205,7 +208,10 @@ fn query_filters_and_formats() {
     assert!(rows[1].contains(",error,2,ENOENT,"), "{csv}");
 
     // Times: the fixture is in 2025; a window around it and one after it.
-    let since = json(&nono(&db, &["query", "--since", "2025-11-23T08:00:00Z", "--until", "2025-11-23T08:00:00.003Z", "--format", "json"]));
+    let since = json(&nono(
+        &db,
+        &["query", "--since", "2025-11-23T08:00:00Z", "--until", "2025-11-23T08:00:00.003Z", "--format", "json"],
+    ));
     assert_eq!(since.as_array().expect("array").len(), 3);
     let recent = json(&nono(&db, &["query", "--since", "10m", "--format", "json"]));
     assert_eq!(recent.as_array().expect("array").len(), 0);

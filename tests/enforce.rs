@@ -110,7 +110,11 @@ fn a_hand_written_profile_allows_its_grants_and_denies_attacks() {
     // VM suite runs this on Debian 6.1 (ABI 2).
     let abi = abi();
     let expect = |min_abi: i64| if abi >= min_abi { "EACCES" } else { "OK" };
-    assert_eq!(py(&sb, &p, &[], &format!("os.truncate('{}/data.txt', 0)", sb.root().join("ro").display())), expect(3), "truncate read-only");
+    assert_eq!(
+        py(&sb, &p, &[], &format!("os.truncate('{}/data.txt', 0)", sb.root().join("ro").display())),
+        expect(3),
+        "truncate read-only"
+    );
     if abi >= 3 {
         assert_eq!(std::fs::read_to_string(sb.root().join("ro/data.txt")).expect("data"), "data");
     }
@@ -133,10 +137,7 @@ fn a_hand_written_profile_allows_its_grants_and_denies_attacks() {
     );
     assert_eq!(py(&sb, &p, &["--block-net"], "socket.socket(socket.AF_UNIX).close()"), "OK", "Unix sockets stay");
     // --read / --write / --allow add grants from the command line.
-    assert_eq!(
-        py(&sb, &p, &["--read", sb.home().to_str().expect("utf8")], &format!("open('{}').read()", key.display())),
-        "OK"
-    );
+    assert_eq!(py(&sb, &p, &["--read", sb.home().to_str().expect("utf8")], &format!("open('{}').read()", key.display())), "OK");
 }
 
 #[test]
@@ -164,7 +165,11 @@ fn exit_status_signals_and_exec_errors_pass_through() {
     assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
 
     // wrap: no supervisor, same sandbox.
-    let out = sb.cmd().args(["wrap", "--profile", ps, "--", "sh", "-c", "cat /etc/hostname >/dev/null && echo x > /var/tmp/nono-wrap-evil"]).output().expect("wrap");
+    let out = sb
+        .cmd()
+        .args(["wrap", "--profile", ps, "--", "sh", "-c", "cat /etc/hostname >/dev/null && echo x > /var/tmp/nono-wrap-evil"])
+        .output()
+        .expect("wrap");
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!std::path::Path::new("/var/tmp/nono-wrap-evil").exists());

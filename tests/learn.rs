@@ -241,11 +241,7 @@ fn sigkill_mid_run_leaves_a_consistent_database() {
     let Some(backend) = require_recorder("sigkill_mid_run_leaves_a_consistent_database") else { return };
     let sb = Sandbox::new();
     let mut child = sb
-        .learn_command(
-            &backend,
-            &[],
-            &["sh", "-c", "touch started; while :; do cat /etc/hostname > /dev/null; done"],
-        )
+        .learn_command(&backend, &[], &["sh", "-c", "touch started; while :; do cat /etc/hostname > /dev/null; done"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -294,13 +290,7 @@ fn the_first_exec_is_recorded() {
 fn bad_invocations_fail_early_with_a_clear_error() {
     let sb = Sandbox::new();
     std::fs::write(sb.profile(), "{}").expect("existing profile");
-    let out = sb
-        .cmd()
-        .args(["learn", "--output"])
-        .arg(sb.profile())
-        .args(["--", "true"])
-        .output()
-        .expect("nono");
+    let out = sb.cmd().args(["learn", "--output"]).arg(sb.profile()).args(["--", "true"]).output().expect("nono");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{err}");
     assert!(err.contains("already exists") && err.contains("--force"), "{err}");
@@ -340,7 +330,11 @@ fn audit_check_replays_a_session_against_a_profile() {
     let profile = sb.profile();
     let out = sb.cmd().args(["audit", "check", "--session", "latest", "--profile"]).arg(&profile).output().expect("check");
     assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let out = sb.cmd().args(["audit", "check", "--session", "latest", "--profile", "base", "--format", "json"]).output().expect("check");
+    let out = sb
+        .cmd()
+        .args(["audit", "check", "--session", "latest", "--profile", "base", "--format", "json"])
+        .output()
+        .expect("check");
     assert_eq!(out.status.code(), Some(1));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let text = j["denials"].to_string();
@@ -358,7 +352,8 @@ fn profiles_from_several_runs_merge_and_mark_partial_rules() {
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     let base = sb.root().join("first.json");
     std::fs::rename(sb.profile(), &base).expect("keep the first profile");
-    let second = sb.learn_with(&backend, &["--merge", base.to_str().expect("utf8")], &["sh", "-c", "cat /etc/passwd > /dev/null"]);
+    let second =
+        sb.learn_with(&backend, &["--merge", base.to_str().expect("utf8")], &["sh", "-c", "cat /etc/passwd > /dev/null"]);
     assert_eq!(second.code, Some(0), "{}", second.stderr);
     let merged: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sb.profile()).expect("profile")).expect("json");
     let rules = merged["filesystem"]["rules"].as_array().expect("rules");
@@ -374,6 +369,7 @@ fn profiles_from_several_runs_merge_and_mark_partial_rules() {
         .output()
         .expect("learn --from");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let from: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sb.root().join("from.json")).expect("from")).expect("json");
+    let from: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.root().join("from.json")).expect("from")).expect("json");
     assert_eq!(from["meta"]["provenance"]["sessions"].as_array().map(Vec::len), Some(2), "{from}");
 }

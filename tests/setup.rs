@@ -51,7 +51,8 @@ fn check(root: &Path, probes: &Path, env: &[(&str, &str)]) -> (serde_json::Value
         c.env(k, v);
     }
     let out = c.output().expect("nono setup");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     let mut t = Command::new(NONO);
     t.args(["setup", "--check-only", "--root"]).arg(root).arg("--assume-probes").arg(probes);
     let table = String::from_utf8_lossy(&t.output().expect("table").stdout).into_owned();
@@ -59,7 +60,13 @@ fn check(root: &Path, probes: &Path, env: &[(&str, &str)]) -> (serde_json::Value
 }
 
 fn status<'a>(j: &'a serde_json::Value, name: &str) -> &'a str {
-    j["checks"].as_array().expect("checks").iter().find(|c| c["name"] == name).and_then(|c| c["status"].as_str()).unwrap_or("missing")
+    j["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("missing")
 }
 
 #[test]
@@ -79,8 +86,15 @@ fn native_linux_with_bpf_lsm_picks_the_lsm_backend() {
 #[test]
 fn wsl2_6_6_is_detected_from_kernel_files_and_states_its_limits() {
     let d = tempfile::tempdir().expect("tmp");
-    fixture(d.path(), "Linux version 6.6.87.2-microsoft-standard-WSL2 (root@buildhost)", "6.6.87.2-microsoft-standard-WSL2", Some("lockdown,capability,landlock"), true);
-    let p = probes(d.path(), 3, Err("BPF_PROG_LOAD failed: EINVAL"), Err("seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER) failed: EBUSY"));
+    fixture(
+        d.path(),
+        "Linux version 6.6.87.2-microsoft-standard-WSL2 (root@buildhost)",
+        "6.6.87.2-microsoft-standard-WSL2",
+        Some("lockdown,capability,landlock"),
+        true,
+    );
+    let p =
+        probes(d.path(), 3, Err("BPF_PROG_LOAD failed: EINVAL"), Err("seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER) failed: EBUSY"));
     let (j, table) = check(d.path(), &p, &[]);
     assert_eq!(j["wsl2"], true);
     assert_eq!(status(&j, "landlock"), "degraded", "{j}");
@@ -115,7 +129,13 @@ fn wsl_distro_name_changes_nothing() {
 #[test]
 fn a_kernel_without_bpf_in_lsm_falls_back_to_tracepoints() {
     let d = tempfile::tempdir().expect("tmp");
-    fixture(d.path(), "Linux version 6.1.0-28-amd64", "6.1.0-28-amd64", Some("lockdown,capability,landlock,yama,apparmor"), false);
+    fixture(
+        d.path(),
+        "Linux version 6.1.0-28-amd64",
+        "6.1.0-28-amd64",
+        Some("lockdown,capability,landlock,yama,apparmor"),
+        false,
+    );
     let p = probes(d.path(), 2, Err("BPF_PROG_LOAD failed: EINVAL"), Ok(()));
     let (j, table) = check(d.path(), &p, &[]);
     assert_eq!(status(&j, "bpf lsm active"), "unavailable");

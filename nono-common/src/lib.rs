@@ -332,10 +332,7 @@ mod tests {
         assert_eq!(size_of::<Pending>(), 4 + 4 + 6 * 8);
         assert_eq!(size_of::<KernelOffsets>(), 29 * 4);
         assert_eq!(size_of::<RecorderConfig>(), 8);
-        assert_eq!(
-            size_of::<EventBuf>(),
-            size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8 * WALK_SLOTS + 32
-        );
+        assert_eq!(size_of::<EventBuf>(), size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8 * WALK_SLOTS + 32);
         assert!(WALK_SLOTS.is_power_of_two() && WALK_SLOTS >= MAX_PATH_DEPTH as usize);
     }
 

@@ -5,7 +5,9 @@
 //! counter that userspace reads at the end of the session.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
+    },
     macros::map,
     maps::{HashMap, PerCpuArray, ProgramArray, RingBuf},
 };

@@ -21,7 +21,13 @@ const O_RDWR: u64 = 0o2;
 
 /// Records `op` on one or two `(mnt, dentry)` objects.
 #[inline(always)]
-fn record(op_code: u16, arg: u64, first: (*const u8, *const u8), second: Option<(*const u8, *const u8)>, extra_flags: u16) -> i32 {
+fn record(
+    op_code: u16,
+    arg: u64,
+    first: (*const u8, *const u8),
+    second: Option<(*const u8, *const u8)>,
+    extra_flags: u16,
+) -> i32 {
     let Some(tgid) = traced_tgid() else { return 0 };
     if !kread::offsets_valid() {
         return 0;

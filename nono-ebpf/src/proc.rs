@@ -45,7 +45,7 @@ pub fn exec(_ctx: &TracePointContext) -> u32 {
     let Some(mut slot) = Slot::acquire() else { return 0 };
     slot.header(op::EXEC, tgid);
     // SAFETY: returns the current task pointer; only read through probe helpers.
-        let task = unsafe { bpf_get_current_task() } as *const u8;
+    let task = unsafe { bpf_get_current_task() } as *const u8;
     let mm = kread::ptr(task, off!(task_mm));
     let exe = kread::ptr(mm, off!(mm_exe_file));
     let (mnt, dentry) = kread::file_path(exe);

@@ -299,11 +299,8 @@ fn relative(slot: &mut Slot, task: *const u8, field: Field, dfd: i32, user: u64)
     if kread::raw_user_path(slot.buf, field, user as *const u8) {
         return;
     }
-    let (mnt, dentry) = if dfd == AT_FDCWD {
-        kread::cwd_path(task)
-    } else {
-        kread::file_path(kread::file_of_fd(task, i64::from(dfd)))
-    };
+    let (mnt, dentry) =
+        if dfd == AT_FDCWD { kread::cwd_path(task) } else { kread::file_path(kread::file_of_fd(task, i64::from(dfd))) };
     kread::walk_dentry(slot.buf, field, mnt, dentry);
 }
 

@@ -30,13 +30,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let session = store.session("last")?.id;
     let mut rows = Vec::new();
     let queries = [
-        ("session + path glob + op", Query {
-            session: Some(session),
-            path_glob: Some("/home/user/project/src/dir7/file1*.c".into()),
-            op: Some(Op::Open),
-            ..Query::default()
-        }),
-        ("path glob, all sessions", Query { path_glob: Some("/home/user/project/src/dir3/file40?.c".into()), ..Query::default() }),
+        (
+            "session + path glob + op",
+            Query {
+                session: Some(session),
+                path_glob: Some("/home/user/project/src/dir7/file1*.c".into()),
+                op: Some(Op::Open),
+                ..Query::default()
+            },
+        ),
+        (
+            "path glob, all sessions",
+            Query { path_glob: Some("/home/user/project/src/dir3/file40?.c".into()), ..Query::default() },
+        ),
         ("session + pid + limit 100", Query { session: Some(session), pid: Some(1003), limit: Some(100), ..Query::default() }),
     ];
     for (name, q) in &queries {

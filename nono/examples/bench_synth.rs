@@ -11,10 +11,26 @@ use nono::learn::{LearnContext, Synthesiser};
 
 fn event(i: u64) -> Event {
     let (op, path, access) = match i % 10 {
-        0..=3 => (Op::Open, format!("/usr/lib/x86_64-linux-gnu/lib{}.so.{}", i % 300, i % 7), Access { read: true, ..Access::default() }),
-        4 | 5 => (Op::Open, format!("/home/u/project/src/mod{}/file{}.rs", i % 40, i % 900), Access { read: true, write: i % 3 == 0, ..Access::default() }),
-        6 => (Op::Open, format!("/tmp/tmp.{:08x}", i.wrapping_mul(2_654_435_761)), Access { write: true, create: true, ..Access::default() }),
-        7 => (Op::Open, format!("/home/u/.cache/tool/{:016x}", i % 5000), Access { read: true, write: true, create: true, ..Access::default() }),
+        0..=3 => (
+            Op::Open,
+            format!("/usr/lib/x86_64-linux-gnu/lib{}.so.{}", i % 300, i % 7),
+            Access { read: true, ..Access::default() },
+        ),
+        4 | 5 => (
+            Op::Open,
+            format!("/home/u/project/src/mod{}/file{}.rs", i % 40, i % 900),
+            Access { read: true, write: i % 3 == 0, ..Access::default() },
+        ),
+        6 => (
+            Op::Open,
+            format!("/tmp/tmp.{:08x}", i.wrapping_mul(2_654_435_761)),
+            Access { write: true, create: true, ..Access::default() },
+        ),
+        7 => (
+            Op::Open,
+            format!("/home/u/.cache/tool/{:016x}", i % 5000),
+            Access { read: true, write: true, create: true, ..Access::default() },
+        ),
         8 => (Op::Exec, format!("/usr/bin/tool{}", i % 20), Access { exec: true, ..Access::default() }),
         _ => (Op::Unlink, format!("/home/u/project/target/obj{}.o", i % 2000), Access::default()),
     };

@@ -107,10 +107,7 @@ pub struct UnknownOp(pub String);
 impl FromStr for Op {
     type Err = UnknownOp;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Op::ALL
-            .into_iter()
-            .find(|op| op.name() == s)
-            .ok_or_else(|| UnknownOp(s.to_owned()))
+        Op::ALL.into_iter().find(|op| op.name() == s).ok_or_else(|| UnknownOp(s.to_owned()))
     }
 }
 
@@ -189,11 +186,7 @@ impl Outcome {
             return Outcome::Ok;
         }
         let errno = (-ret) as i32;
-        if errno == libc::EACCES || errno == libc::EPERM {
-            Outcome::Denied(errno)
-        } else {
-            Outcome::Error(errno)
-        }
+        if errno == libc::EACCES || errno == libc::EPERM { Outcome::Denied(errno) } else { Outcome::Error(errno) }
     }
 
     /// The errno, or 0 for success.

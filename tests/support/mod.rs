@@ -15,8 +15,7 @@ pub const NONO: &str = env!("CARGO_BIN_EXE_nono");
 /// Whether a missing kernel capability must fail the test instead of
 /// skipping it.
 pub fn kernel_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-        || std::env::var("NONO_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") || std::env::var("NONO_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
 }
 
 /// Skips (returns false) with a printed reason, or panics when the kernel
@@ -83,10 +82,7 @@ impl Learned {
 
     /// The pid of the command itself (its first exec).
     pub fn root_pid(&self) -> u32 {
-        self.events
-            .iter()
-            .find(|e| e.op == nono::event::Op::Exec)
-            .map_or(0, |e| e.pid)
+        self.events.iter().find(|e| e.op == nono::event::Op::Exec).map_or(0, |e| e.pid)
     }
 }
 
@@ -151,7 +147,8 @@ impl Sandbox {
     pub fn learn_with(&self, backend: &str, extra: &[&str], argv: &[&str]) -> Learned {
         let out = self.learn_command(backend, extra, argv).output().expect("run nono learn");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let mut learned = Learned::read(&self.db()).unwrap_or_else(|e| panic!("reading the audit db: {e}\nnono stderr:\n{stderr}"));
+        let mut learned =
+            Learned::read(&self.db()).unwrap_or_else(|e| panic!("reading the audit db: {e}\nnono stderr:\n{stderr}"));
         learned.code = out.status.code();
         learned.stderr = stderr;
         learned
@@ -162,12 +159,7 @@ impl Sandbox {
         let mut c = self.cmd();
         c.args(args);
         let out = c.output().expect("run nono");
-        assert!(
-            out.status.success(),
-            "nono {args:?} failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "nono {args:?} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::{target_dir, workspace_root};
 use crate::setup::sh;
+use crate::{target_dir, workspace_root};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -60,7 +60,13 @@ struct Ctx {
 
 impl Ctx {
     /// A context whose scratch directory `dir` (in the target dir) exists.
-    fn new(root: &Path, dir: &str, args: &BenchArgs, backend: Option<&'static str>, sizes: (usize, usize, usize)) -> anyhow::Result<Self> {
+    fn new(
+        root: &Path,
+        dir: &str,
+        args: &BenchArgs,
+        backend: Option<&'static str>,
+        sizes: (usize, usize, usize),
+    ) -> anyhow::Result<Self> {
         let dir = target_dir(root).join(dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Ctx {
@@ -202,10 +208,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 /// The workload script wrapped so it writes its own duration (ns) to `stamp`.
 fn self_timed(script: &str, stamp: &Path) -> String {
-    format!(
-        "s=$(date +%s%N)\n{script}\ne=$(date +%s%N)\necho $((e - s)) > '{}'",
-        stamp.display()
-    )
+    format!("s=$(date +%s%N)\n{script}\ne=$(date +%s%N)\necho $((e - s)) > '{}'", stamp.display())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -226,7 +229,9 @@ fn run_mode(ctx: &Ctx, mode: Mode, script: &str, cwd: &Path) -> anyhow::Result<S
         }
         Mode::Nono => {
             let mut c = Command::new(&ctx.nono);
-            c.arg("learn").args(ctx.backend.map(|b| format!("--backend={b}"))).arg("--no-progress")
+            c.arg("learn")
+                .args(ctx.backend.map(|b| format!("--backend={b}")))
+                .arg("--no-progress")
                 .arg("--force")
                 .arg("--db")
                 .arg(ctx.dir.join("overhead.db"))
@@ -271,9 +276,16 @@ fn recording_overhead(ctx: &mut Ctx) -> anyhow::Result<()> {
         write!(objs, " m{i}.o")?;
     }
     std::fs::write(proj.join("main.c"), "int main(void) { return 0; }\n")?;
-    std::fs::write(proj.join("Makefile"), format!("app: main.o{objs}\n\tcc -o app main.o{objs}\n%.o: %.c\n\tcc -O1 -c $< -o $@\n"))?;
+    std::fs::write(
+        proj.join("Makefile"),
+        format!("app: main.o{objs}\n\tcc -o app main.o{objs}\n%.o: %.c\n\tcc -O1 -c $< -o $@\n"),
+    )?;
     let workloads = [
-        (format!("file-heavy: read {files} small files"), format!("find '{}' -type f -print0 | xargs -0 cat > /dev/null", tree.display()), ctx.dir.clone()),
+        (
+            format!("file-heavy: read {files} small files"),
+            format!("find '{}' -type f -print0 | xargs -0 cat > /dev/null", tree.display()),
+            ctx.dir.clone(),
+        ),
         (
             format!("process-heavy: {procs} sh -c children"),
             format!("i=0; while [ $i -lt {procs} ]; do sh -c true; i=$((i+1)); done"),
@@ -288,7 +300,10 @@ fn recording_overhead(ctx: &mut Ctx) -> anyhow::Result<()> {
         ctx.backend.unwrap_or("auto-selected"),
         ctx.runs
     )?;
-    writeln!(ctx.report, "| workload | native | nono learn | ratio | strace -f | ratio | nono fixed start+stop | peak RSS (nono or largest descendant) |")?;
+    writeln!(
+        ctx.report,
+        "| workload | native | nono learn | ratio | strace -f | ratio | nono fixed start+stop | peak RSS (nono or largest descendant) |"
+    )?;
     writeln!(ctx.report, "|---|---|---|---|---|---|---|---|")?;
     for (name, script, cwd) in &workloads {
         eprintln!("bench: {name}");
@@ -403,7 +418,11 @@ fn throughput(ctx: &mut Ctx) -> anyhow::Result<()> {
 fn store_and_synthesis(ctx: &mut Ctx, root: &Path, events: u64) -> anyhow::Result<()> {
     for (title, example, extra) in [
         ("3. Store: ingest rate, query latency, size", "bench_store", vec![events.to_string()]),
-        ("4. Synthesis: events to profile", "bench_synth", vec![if ctx.quick { "20000".to_owned() } else { "1000000".to_owned() }]),
+        (
+            "4. Synthesis: events to profile",
+            "bench_synth",
+            vec![if ctx.quick { "20000".to_owned() } else { "1000000".to_owned() }],
+        ),
     ] {
         eprintln!("bench: {example}");
         let bin = target_dir(root).join("release/examples").join(example);
@@ -420,10 +439,7 @@ fn store_and_synthesis(ctx: &mut Ctx, root: &Path, events: u64) -> anyhow::Resul
 
 fn startup(ctx: &mut Ctx) -> anyhow::Result<()> {
     let profile = ctx.dir.join("startup.json");
-    std::fs::write(
-        &profile,
-        r#"{"meta": {"name": "startup"}, "extends": "base", "filesystem": {"allow": ["$CWD"]}}"#,
-    )?;
+    std::fs::write(&profile, r#"{"meta": {"name": "startup"}, "extends": "base", "filesystem": {"allow": ["$CWD"]}}"#)?;
     let n = if ctx.quick { 5 } else { 200 };
     let mut bare = Vec::new();
     let mut under = Vec::new();
@@ -433,7 +449,13 @@ fn startup(ctx: &mut Ctx) -> anyhow::Result<()> {
     for _ in 0..n {
         bare.push(timed(Command::new("true").stdout(Stdio::null()))?.0);
         let (d, r, code) = timed(
-            Command::new(&ctx.nono).arg("run").arg("--profile").arg(&profile).args(["--", "true"]).current_dir(&ctx.dir).stdout(Stdio::null()),
+            Command::new(&ctx.nono)
+                .arg("run")
+                .arg("--profile")
+                .arg(&profile)
+                .args(["--", "true"])
+                .current_dir(&ctx.dir)
+                .stdout(Stdio::null()),
         )?;
         if code != 0 {
             bail!("nono run -- true failed with {code}");

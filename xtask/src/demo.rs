@@ -55,12 +55,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     sh(nono_cmd(&["run", "--profile"]).arg(&profile).arg("--").arg("sh").arg(&agent))?;
 
     banner("4. run: a prompt-injected step under the same profile");
-    let status = nono_cmd(&["run", "--profile"])
-        .arg(&profile)
-        .arg("--")
-        .arg("cat")
-        .arg(home.join(".ssh/id_rsa"))
-        .status()?;
+    let status = nono_cmd(&["run", "--profile"]).arg(&profile).arg("--").arg("cat").arg(home.join(".ssh/id_rsa")).status()?;
     if status.success() {
         anyhow::bail!("the learned profile let the agent read ~/.ssh/id_rsa");
     }
@@ -76,4 +71,3 @@ fn banner(text: &str) {
 fn display(p: &Path) -> String {
     p.display().to_string()
 }
-

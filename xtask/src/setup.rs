@@ -91,15 +91,9 @@ pub fn run(args: &SetupArgs) -> anyhow::Result<()> {
             continue;
         }
         eprintln!("setup: {:<38} installing...", step.name);
-        (step.apply)().with_context(|| {
-            format!("setup step `{}` failed; to do it by hand, run: {}", step.name, step.by_hand)
-        })?;
+        (step.apply)().with_context(|| format!("setup step `{}` failed; to do it by hand, run: {}", step.name, step.by_hand))?;
         if !(step.done)()? {
-            bail!(
-                "setup step `{}` ran but its check still fails; to do it by hand, run: {}",
-                step.name,
-                step.by_hand
-            );
+            bail!("setup step `{}` ran but its check still fails; to do it by hand, run: {}", step.name, step.by_hand);
         }
         eprintln!("setup: {:<38} done", step.name);
     }
@@ -128,8 +122,7 @@ fn missing_packages() -> Vec<&'static str> {
         .iter()
         .copied()
         .filter(|p| {
-            output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
-                .is_none_or(|s| !s.contains("install ok installed"))
+            output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p])).is_none_or(|s| !s.contains("install ok installed"))
         })
         .collect()
 }

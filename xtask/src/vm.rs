@@ -167,9 +167,7 @@ struct Suite {
 fn build_suite(workspace: &Path, release: bool) -> Result<Suite> {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     // The guest needs the real eBPF object, whatever the caller's shell says.
-    cmd.current_dir(workspace)
-        .env_remove("AYA_BUILD_SKIP")
-        .args(["test", "--no-run", "--message-format=json", "-p", "nono"]);
+    cmd.current_dir(workspace).env_remove("AYA_BUILD_SKIP").args(["test", "--no-run", "--message-format=json", "-p", "nono"]);
     if release {
         cmd.arg("--release");
     }
@@ -234,12 +232,7 @@ fn suite_script(suite: &Suite, kernel: &str) -> String {
 
 fn custom_script(cmd: &[String], kernel: &str, cwd: &Path) -> String {
     let words: Vec<String> = cmd.iter().map(|w| quote(w)).collect();
-    format!(
-        "export NONO_IN_VM={}\ncd {} || exit 125\n{}\n",
-        quote(kernel),
-        quote(&cwd.to_string_lossy()),
-        words.join(" ")
-    )
+    format!("export NONO_IN_VM={}\ncd {} || exit 125\n{}\n", quote(kernel), quote(&cwd.to_string_lossy()), words.join(" "))
 }
 
 /// Shell assignments for `/init`.

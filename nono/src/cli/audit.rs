@@ -165,13 +165,11 @@ fn open(common: &Common) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-
 /// RFC 3339, or a duration before `now`: `<N><unit>` with unit s, m, h, d
 /// or w (an optional trailing " ago" is accepted).
 fn parse_time(s: &str, now: jiff::Timestamp) -> anyhow::Result<i64> {
-    let bad = || {
-        format!("bad time {s:?}: expected RFC 3339 (like 2026-11-23T08:00:00Z) or a duration ago (like 30s, 10m, 2h, 3d, 1w)")
-    };
+    let bad =
+        || format!("bad time {s:?}: expected RFC 3339 (like 2026-11-23T08:00:00Z) or a duration ago (like 30s, 10m, 2h, 3d, 1w)");
     let t = s.trim();
     if let Ok(ts) = t.parse::<jiff::Timestamp>() {
         return Ok(ts.as_nanosecond() as i64);
@@ -561,7 +559,12 @@ fn print_summary(session: &Session, s: &Summary, format: Format) -> anyhow::Resu
             for p in &s.processes {
                 println!(
                     "{}",
-                    csv_line(&["process".into(), p.pid.to_string(), format!("{} {}", p.comm, p.exe.as_deref().unwrap_or("")).trim_end().to_owned(), p.events.to_string()])
+                    csv_line(&[
+                        "process".into(),
+                        p.pid.to_string(),
+                        format!("{} {}", p.comm, p.exe.as_deref().unwrap_or("")).trim_end().to_owned(),
+                        p.events.to_string()
+                    ])
                 );
             }
             for e in &s.top_errors {
@@ -589,15 +592,29 @@ fn print_summary(session: &Session, s: &Summary, format: Format) -> anyhow::Resu
                 if session.lost() > 0 { format!(", INCOMPLETE: {} events lost", session.lost()) } else { String::new() }
             );
             println!("\nOPERATIONS");
-            print_table(&["OP", "COUNT"], &s.ops.iter().map(|o| vec![o.op.name().to_owned(), o.count.to_string()]).collect::<Vec<_>>());
+            print_table(
+                &["OP", "COUNT"],
+                &s.ops.iter().map(|o| vec![o.op.name().to_owned(), o.count.to_string()]).collect::<Vec<_>>(),
+            );
             println!("\nTOP PATHS");
-            print_table(&["COUNT", "PATH"], &s.top_paths.iter().map(|p| vec![p.count.to_string(), p.path.clone()]).collect::<Vec<_>>());
+            print_table(
+                &["COUNT", "PATH"],
+                &s.top_paths.iter().map(|p| vec![p.count.to_string(), p.path.clone()]).collect::<Vec<_>>(),
+            );
             println!("\nPROCESSES");
             print_table(
                 &["PID", "PPID", "COMM", "EVENTS", "EXE"],
                 &s.processes
                     .iter()
-                    .map(|p| vec![p.pid.to_string(), p.ppid.to_string(), p.comm.clone(), p.events.to_string(), p.exe.clone().unwrap_or_default()])
+                    .map(|p| {
+                        vec![
+                            p.pid.to_string(),
+                            p.ppid.to_string(),
+                            p.comm.clone(),
+                            p.events.to_string(),
+                            p.exe.clone().unwrap_or_default(),
+                        ]
+                    })
                     .collect::<Vec<_>>(),
             );
             println!("\nERRORS");

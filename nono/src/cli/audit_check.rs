@@ -29,12 +29,24 @@ pub fn run(store: &Store, session: &Session, spec: &str, format: Format) -> anyh
     })?;
     let denials = learn::check(&events, &grants);
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"session": session.id, "profile": spec, "denials": denials}))?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"session": session.id, "profile": spec, "denials": denials}))?
+        ),
         Format::Csv => {
             println!("op,path,missing,count,comm,pid,needed_rule");
             for d in &denials {
                 let missing: Vec<_> = d.missing.iter().map(|r| r.name()).collect();
-                println!("{},\"{}\",{},{},{},{},\"{}\"", d.op, d.path.replace('"', "\"\""), missing.join(" "), d.count, d.comm, d.pid, d.needed_rule.replace('"', "\"\""));
+                println!(
+                    "{},\"{}\",{},{},{},{},\"{}\"",
+                    d.op,
+                    d.path.replace('"', "\"\""),
+                    missing.join(" "),
+                    d.count,
+                    d.comm,
+                    d.pid,
+                    d.needed_rule.replace('"', "\"\"")
+                );
             }
         }
         Format::Table => {
@@ -43,7 +55,15 @@ pub fn run(store: &Store, session: &Session, spec: &str, format: Format) -> anyh
             } else {
                 println!("session {}: {} access(es) the profile would deny:", session.id, denials.len());
                 for d in &denials {
-                    println!("  {:<8} {}  x{}  ({} pid {})\n           needs: {}", d.op.to_string(), d.path, d.count, d.comm, d.pid, d.needed_rule);
+                    println!(
+                        "  {:<8} {}  x{}  ({} pid {})\n           needs: {}",
+                        d.op.to_string(),
+                        d.path,
+                        d.count,
+                        d.comm,
+                        d.pid,
+                        d.needed_rule
+                    );
                 }
             }
         }

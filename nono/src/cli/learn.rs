@@ -192,8 +192,8 @@ pub(crate) fn load_recorder(
         BackendChoice::Lsm => Ok((load(Backend::Lsm)?, None)),
         BackendChoice::Tracepoint => Ok((load(Backend::Tracepoint)?, None)),
         BackendChoice::Auto => {
-            let lsm_listed = std::fs::read_to_string("/sys/kernel/security/lsm")
-                .is_ok_and(|l| l.trim().split(',').any(|m| m == "bpf"));
+            let lsm_listed =
+                std::fs::read_to_string("/sys/kernel/security/lsm").is_ok_and(|l| l.trim().split(',').any(|m| m == "bpf"));
             if !lsm_listed {
                 let why = "BPF LSM is not active (no `bpf` in /sys/kernel/security/lsm)".to_owned();
                 return Ok((load(Backend::Tracepoint)?, Some(why)));
@@ -201,7 +201,10 @@ pub(crate) fn load_recorder(
             match record::load(Backend::Lsm, offsets, ring_bytes) {
                 Ok(r) => Ok((r, None)),
                 Err(e) => {
-                    let why = format!("BPF LSM programs are refused here: {}", anyhow::Error::from(e).chain().last().map(ToString::to_string).unwrap_or_default());
+                    let why = format!(
+                        "BPF LSM programs are refused here: {}",
+                        anyhow::Error::from(e).chain().last().map(ToString::to_string).unwrap_or_default()
+                    );
                     Ok((load(Backend::Tracepoint)?, Some(why)))
                 }
             }
@@ -286,13 +289,13 @@ fn learn_context(cwd: &Path, identity: Option<&spawn::Identity>, allow_sensitive
     };
     LearnContext {
         cwd: cwd.to_path_buf(),
-        tmpdir: std::env::var_os("TMPDIR").map(PathBuf::from).filter(|p| p.is_absolute()).unwrap_or_else(|| PathBuf::from("/tmp")),
+        tmpdir: std::env::var_os("TMPDIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| PathBuf::from("/tmp")),
         xdg_config_home: env_dir("XDG_CONFIG_HOME", home.join(".config")),
         xdg_cache_home: env_dir("XDG_CACHE_HOME", home.join(".cache")),
-        allow_sensitive: allow_sensitive
-            .iter()
-            .map(|p| if p.is_absolute() { p.clone() } else { cwd.join(p) })
-            .collect(),
+        allow_sensitive: allow_sensitive.iter().map(|p| if p.is_absolute() { p.clone() } else { cwd.join(p) }).collect(),
         home,
     }
 }

@@ -8,11 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 
+use crate::cli::common;
 use crate::enforce::{self, Plan, Prepared};
 use crate::profile::rights::FsRight;
 use crate::profile::{self, Resolved, Vars, Wsl2ProxyPolicy};
 use crate::record::{self, BackendChoice, session, spawn};
-use crate::cli::common;
 use crate::store::Store;
 
 /// Options shared by `run` and `wrap`.
@@ -82,7 +82,8 @@ fn build(args: &SandboxArgs) -> anyhow::Result<(Plan, Prepared)> {
     if args.block_net {
         plan.block_network();
     }
-    if enforce::is_wsl2(std::path::Path::new("/")) && plan.block_net && plan.connect_ports.as_ref().is_some_and(|p| !p.is_empty()) {
+    if enforce::is_wsl2(std::path::Path::new("/")) && plan.block_net && plan.connect_ports.as_ref().is_some_and(|p| !p.is_empty())
+    {
         match resolved.security.wsl2_proxy_policy {
             Wsl2ProxyPolicy::Error => bail!(
                 "this profile blocks the network except a proxy port, which WSL2 cannot enforce (WSL's init claims seccomp user notification); set security.wsl2_proxy_policy = \"insecure_proxy\" to run anyway"
@@ -160,7 +161,9 @@ fn supervise_audited(
         .query(&crate::store::Query { session: Some(id), result: Some(crate::store::ResultClass::Denied), ..Default::default() })
         .map(|rows| rows.len())
         .unwrap_or(0);
-    eprintln!("nono: audited as session {id}: {stored} events, {denied} denied (nono audit query --session {id} --result denied)");
+    eprintln!(
+        "nono: audited as session {id}: {stored} events, {denied} denied (nono audit query --session {id} --result denied)"
+    );
     Ok(ExitCode::from(outcome.status.exit_code()))
 }
 

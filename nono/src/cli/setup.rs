@@ -56,11 +56,14 @@ pub fn run(args: &SetupArgs) -> anyhow::Result<ExitCode> {
             None => println!("recording backend: none ({})", report.backend_reason),
         }
         let enforce = report.checks.iter().find(|c| c.name == "landlock").map_or(Status::Unavailable, |c| c.status);
-        println!("enforcement (nono run): {}", match enforce {
-            Status::Available => "Landlock, fully",
-            Status::Degraded => "Landlock, degraded (see above)",
-            Status::Unavailable => "unavailable (no Landlock)",
-        });
+        println!(
+            "enforcement (nono run): {}",
+            match enforce {
+                Status::Available => "Landlock, fully",
+                Status::Degraded => "Landlock, degraded (see above)",
+                Status::Unavailable => "unavailable (no Landlock)",
+            }
+        );
     }
     Ok(if report.backend.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -71,6 +74,8 @@ fn mount_if_missing(fstype: &str, target: &str, probe: &str) {
     }
     match nix::mount::mount(Some(fstype), target, Some(fstype), nix::mount::MsFlags::empty(), None::<&str>) {
         Ok(()) => eprintln!("nono setup: mounted {fstype} at {target}"),
-        Err(e) => eprintln!("nono setup: could not mount {fstype} at {target}: {e} (run as root: mount -t {fstype} {fstype} {target})"),
+        Err(e) => {
+            eprintln!("nono setup: could not mount {fstype} at {target}: {e} (run as root: mount -t {fstype} {fstype} {target})")
+        }
     }
 }

@@ -216,7 +216,8 @@ pub fn prepare(plan: &Plan, strict: bool) -> Result<Prepared, EnforceError> {
     }
     let mut created = ruleset.create()?;
     for rule in &plan.fs {
-        let fd = PathFd::new(&rule.path).map_err(|source| EnforceError::Open { path: rule.path.display().to_string(), source })?;
+        let fd =
+            PathFd::new(&rule.path).map_err(|source| EnforceError::Open { path: rule.path.display().to_string(), source })?;
         created = created.add_rule(PathBeneath::new(fd, flags(&rule.rights) & handled_fs))?;
     }
     if !plan.block_net {
@@ -258,12 +259,14 @@ impl Prepared {
 fn block_net_filter() -> Result<seccompiler::BpfProgram, EnforceError> {
     use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch};
     let err = |e: &dyn std::fmt::Display| EnforceError::Seccomp(e.to_string());
-    let not_unix = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, libc::AF_UNIX as u64).map_err(|e| err(&e))?;
+    let not_unix =
+        SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, libc::AF_UNIX as u64).map_err(|e| err(&e))?;
     let mut rules = BTreeMap::new();
     rules.insert(libc::SYS_socket, vec![SeccompRule::new(vec![not_unix]).map_err(|e| err(&e))?]);
     rules.insert(libc::SYS_io_uring_setup, vec![]);
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| err(&e))?;
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EACCES as u32), arch).map_err(|e| err(&e))?;
+    let filter =
+        SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EACCES as u32), arch).map_err(|e| err(&e))?;
     filter.try_into().map_err(|e: seccompiler::BackendError| err(&e))
 }
 

@@ -63,7 +63,9 @@ impl KernelFs {
             lsms: self.read("/sys/kernel/security/lsm").map(|l| l.split(',').map(str::to_owned).collect()),
             btf: self.path("/sys/kernel/btf/vmlinux").exists(),
             tracefs: self.path("/sys/kernel/tracing/events").exists() || self.path("/sys/kernel/debug/tracing/events").exists(),
-            wsl2: self.path("/proc/sys/fs/binfmt_misc/WSLInterop").exists() || lower.contains("microsoft") || lower.contains("wsl"),
+            wsl2: self.path("/proc/sys/fs/binfmt_misc/WSLInterop").exists()
+                || lower.contains("microsoft")
+                || lower.contains("wsl"),
             version,
         }
     }
@@ -158,7 +160,9 @@ pub fn report(facts: &Facts, probes: &Probes) -> Report {
             status: Status::Unavailable,
             detail: "cannot tell: /sys/kernel/security/lsm is missing (mount securityfs: `nono setup` does it)".to_owned(),
         },
-        (Some(l), Some(true)) => Check { name: "bpf lsm active", status: Status::Available, detail: format!("lsm = {}", l.join(",")) },
+        (Some(l), Some(true)) => {
+            Check { name: "bpf lsm active", status: Status::Available, detail: format!("lsm = {}", l.join(",")) }
+        }
         (Some(l), _) => Check {
             name: "bpf lsm active",
             status: Status::Unavailable,
@@ -166,15 +170,31 @@ pub fn report(facts: &Facts, probes: &Probes) -> Report {
         },
     });
     checks.push(probe_check("bpf lsm programs", &probes.lsm_program, "an LSM program loaded and attached (file_open)"));
-    checks.push(probe_check("tracepoint programs", &probes.tracepoint_program, "a tracepoint program loaded and attached (syscalls/sys_enter_openat)"));
+    checks.push(probe_check(
+        "tracepoint programs",
+        &probes.tracepoint_program,
+        "a tracepoint program loaded and attached (syscalls/sys_enter_openat)",
+    ));
     checks.push(Check {
         name: "btf",
         status: if facts.btf { Status::Available } else { Status::Unavailable },
-        detail: if facts.btf { "/sys/kernel/btf/vmlinux".to_owned() } else { "no /sys/kernel/btf/vmlinux: the recorder needs it for struct offsets".to_owned() },
+        detail: if facts.btf {
+            "/sys/kernel/btf/vmlinux".to_owned()
+        } else {
+            "no /sys/kernel/btf/vmlinux: the recorder needs it for struct offsets".to_owned()
+        },
     });
-    checks.push(probe_check("seccomp user-notify", &probes.seccomp_notify, "a SECCOMP_FILTER_FLAG_NEW_LISTENER filter installed in a child"));
+    checks.push(probe_check(
+        "seccomp user-notify",
+        &probes.seccomp_notify,
+        "a SECCOMP_FILTER_FLAG_NEW_LISTENER filter installed in a child",
+    ));
     checks.push(if facts.wsl2 {
-        Check { name: "platform", status: Status::Degraded, detail: "WSL2 (from /proc/version or WSLInterop); see notes".to_owned() }
+        Check {
+            name: "platform",
+            status: Status::Degraded,
+            detail: "WSL2 (from /proc/version or WSLInterop); see notes".to_owned(),
+        }
     } else {
         Check { name: "platform", status: Status::Available, detail: "native Linux (not WSL2)".to_owned() }
     });

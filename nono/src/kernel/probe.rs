@@ -67,7 +67,8 @@ fn load(prog_type: u32, attach_type: u32, attach_btf_id: u32) -> Result<OwnedFd,
 fn lsm_program() -> Result<(), String> {
     let btf = crate::record::btf::Btf::from_file(std::path::Path::new("/sys/kernel/btf/vmlinux")).map_err(|e| e.to_string())?;
     let id = btf.func_id("bpf_lsm_file_open").ok_or("the kernel has no bpf_lsm_file_open (CONFIG_BPF_LSM off)")?;
-    let prog = load(BPF_PROG_TYPE_LSM, BPF_LSM_MAC, id).map_err(|e| format!("{e}; this kernel refuses LSM/trampoline programs"))?;
+    let prog =
+        load(BPF_PROG_TYPE_LSM, BPF_LSM_MAC, id).map_err(|e| format!("{e}; this kernel refuses LSM/trampoline programs"))?;
     let mut attr = [0u8; 64];
     attr[0..4].copy_from_slice(&(std::os::fd::AsRawFd::as_raw_fd(&prog) as u32).to_ne_bytes());
     attr[8..12].copy_from_slice(&BPF_LSM_MAC.to_ne_bytes());
@@ -82,10 +83,13 @@ fn lsm_program() -> Result<(), String> {
 }
 
 fn tracepoint_program() -> Result<(), String> {
-    let id_path = ["/sys/kernel/tracing/events/syscalls/sys_enter_openat/id", "/sys/kernel/debug/tracing/events/syscalls/sys_enter_openat/id"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .ok_or("tracefs is not mounted (`nono setup` mounts it)")?;
+    let id_path = [
+        "/sys/kernel/tracing/events/syscalls/sys_enter_openat/id",
+        "/sys/kernel/debug/tracing/events/syscalls/sys_enter_openat/id",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .ok_or("tracefs is not mounted (`nono setup` mounts it)")?;
     let id: u64 = std::fs::read_to_string(id_path).map_err(|e| e.to_string())?.trim().parse().map_err(|e| format!("{e}"))?;
     let prog = load(BPF_PROG_TYPE_TRACEPOINT, 0, 0)?;
     let mut attr = [0u8; 128];
@@ -94,7 +98,9 @@ fn tracepoint_program() -> Result<(), String> {
     attr[8..16].copy_from_slice(&id.to_ne_bytes());
     attr[16..24].copy_from_slice(&1u64.to_ne_bytes()); // sample_period
     // SAFETY: a valid perf_event_attr; pid -1 (all), cpu 0, no group, CLOEXEC.
-    let pfd = unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), -1, 0, -1, 8u64 /* PERF_FLAG_FD_CLOEXEC */) };
+    let pfd = unsafe {
+        libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), -1, 0, -1, 8u64 /* PERF_FLAG_FD_CLOEXEC */)
+    };
     if pfd < 0 {
         return Err(errno_text("perf_event_open"));
     }

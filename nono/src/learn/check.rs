@@ -95,9 +95,15 @@ pub fn check<'a>(events: impl IntoIterator<Item = &'a Event>, grants: &Grants) -
                 if file { ", \"file\": true" } else { "" }
             );
             let key = (e.op, p.clone(), needed_rule.clone());
-            out.entry(key)
-                .and_modify(|d| d.count += 1)
-                .or_insert(Denial { op: e.op, path: p, missing, needed_rule, count: 1, comm: e.comm.clone(), pid: e.pid });
+            out.entry(key).and_modify(|d| d.count += 1).or_insert(Denial {
+                op: e.op,
+                path: p,
+                missing,
+                needed_rule,
+                count: 1,
+                comm: e.comm.clone(),
+                pid: e.pid,
+            });
         }
     }
     out.into_values().collect()
@@ -109,20 +115,24 @@ fn check_net(e: &Event, grants: &Grants, out: &mut BTreeMap<(Op, String, String)
     if !matches!(net.family, 2 | 10) || matches!(e.outcome, Outcome::Error(_)) && e.outcome.errno() != libc::EINPROGRESS {
         return;
     }
-    let (list, key) = if e.op == Op::Connect { (&grants.connect_ports, "open_port") } else { (&grants.bind_ports, "listen_port") };
+    let (list, key) =
+        if e.op == Op::Connect { (&grants.connect_ports, "open_port") } else { (&grants.bind_ports, "listen_port") };
     let denied = grants.block_net || list.as_ref().is_some_and(|ports| !ports.contains(&net.port));
     if !denied {
         return;
     }
     let path = format!("tcp:{}", net.port);
-    let needed_rule = if grants.block_net {
-        "network.block = false".to_owned()
-    } else {
-        format!("network.{key} += {}", net.port)
-    };
-    out.entry((e.op, path.clone(), needed_rule.clone()))
-        .and_modify(|d| d.count += 1)
-        .or_insert(Denial { op: e.op, path, missing: BTreeSet::new(), needed_rule, count: 1, comm: e.comm.clone(), pid: e.pid });
+    let needed_rule =
+        if grants.block_net { "network.block = false".to_owned() } else { format!("network.{key} += {}", net.port) };
+    out.entry((e.op, path.clone(), needed_rule.clone())).and_modify(|d| d.count += 1).or_insert(Denial {
+        op: e.op,
+        path,
+        missing: BTreeSet::new(),
+        needed_rule,
+        count: 1,
+        comm: e.comm.clone(),
+        pid: e.pid,
+    });
 }
 
 #[cfg(test)]

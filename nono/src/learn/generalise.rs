@@ -25,18 +25,7 @@ use super::{Explanation, LearnContext, SensitiveHit};
 use crate::profile::rights::FsRule;
 
 /// Read-only system trees: reads collapse to the root; writes stay exact.
-const SYSTEM_TREES: &[&str] = &[
-    "/usr",
-    "/lib",
-    "/lib32",
-    "/lib64",
-    "/libx32",
-    "/bin",
-    "/sbin",
-    "/etc",
-    "/opt",
-    "/nix/store",
-];
+const SYSTEM_TREES: &[&str] = &["/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt", "/nix/store"];
 
 /// Tool caches and toolchains under `$HOME`, besides `$XDG_CACHE_HOME`.
 const HOME_CACHES: &[&str] = &[
@@ -134,19 +123,8 @@ impl Layout {
         }
         // Stable: on equal length the earlier (workdir first) wins.
         roots.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
-        let vars = Vars::new(
-            cwd.as_deref(),
-            tmpdir.as_deref(),
-            cache.as_deref(),
-            config.as_deref(),
-            home.as_deref(),
-        );
-        Layout {
-            cwd,
-            vars,
-            roots,
-            sensitive: SensitiveSet::new(ctx),
-        }
+        let vars = Vars::new(cwd.as_deref(), tmpdir.as_deref(), cache.as_deref(), config.as_deref(), home.as_deref());
+        Layout { cwd, vars, roots, sensitive: SensitiveSet::new(ctx) }
     }
 
     fn root_for(&self, p: &str) -> Option<&Root> {
@@ -203,9 +181,7 @@ fn is_temp_name(name: &str) -> bool {
 
 /// `1.2`, `3.11`, `v18.17.0` anywhere in the name.
 fn has_version(name: &str) -> bool {
-    name.as_bytes()
-        .windows(3)
-        .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
+    name.as_bytes().windows(3).any(|w| w[0].is_ascii_digit() && w[1] == b'.' && w[2].is_ascii_digit())
 }
 
 /// Eight or more hex digits in one case, at least one a digit (plain words
@@ -213,12 +189,8 @@ fn has_version(name: &str) -> bool {
 fn is_hash(tok: &str) -> bool {
     tok.len() >= 8
         && tok.bytes().any(|b| b.is_ascii_digit())
-        && (tok
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            || tok
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)))
+        && (tok.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || tok.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)))
 }
 
 /// Eight or more letters and digits that alternate at least three times
@@ -228,10 +200,7 @@ fn is_random(tok: &str) -> bool {
         return false;
     }
     let b = tok.as_bytes();
-    b.windows(2)
-        .filter(|w| w[0].is_ascii_digit() != w[1].is_ascii_digit())
-        .count()
-        >= 3
+    b.windows(2).filter(|w| w[0].is_ascii_digit() != w[1].is_ascii_digit()).count() >= 3
 }
 
 struct ReasonAcc {
@@ -274,11 +243,7 @@ struct Builder<'a> {
     contains: HashMap<String, Option<Sensitive>>,
 }
 
-pub(crate) fn build(
-    layout: &Layout,
-    paths: &HashMap<String, PathAgg>,
-    pids: &HashSet<u32>,
-) -> Built {
+pub(crate) fn build(layout: &Layout, paths: &HashMap<String, PathAgg>, pids: &HashSet<u32>) -> Built {
     let mut b = Builder {
         layout,
         paths,
@@ -298,10 +263,7 @@ pub(crate) fn build(
         }
         b.note_workdir_dotenv(p);
         if let Some(s) = layout.sensitive.inside(p) {
-            let why = format!(
-                "inside sensitive {} ({}); not granted unless listed in allow_sensitive",
-                s.path, s.why
-            );
+            let why = format!("inside sensitive {} ({}); not granted unless listed in allow_sensitive", s.path, s.why);
             b.hit(p, &s.path, agg.file.union(agg.dir), agg, why);
             continue;
         }
@@ -354,24 +316,11 @@ bundle (exec also opens loaders and interpreters that are not all recorded)"
                 Some(mask.intersect(Mask::read_class())),
                 mask.minus(Mask::read_class()),
             ),
-            RootKind::Workdir => (
-                "workdir",
-                "inside the workdir: everything collapses to the workdir".to_owned(),
-                Some(mask),
-                Mask::EMPTY,
-            ),
-            RootKind::Cache => (
-                "tool-cache",
-                format!("tool cache {root_path}: collapses to its root"),
-                Some(mask),
-                Mask::EMPTY,
-            ),
-            RootKind::Temp => (
-                "temp-dir",
-                format!("temp dir {root_path}: collapses to its root"),
-                Some(mask),
-                Mask::EMPTY,
-            ),
+            RootKind::Workdir => {
+                ("workdir", "inside the workdir: everything collapses to the workdir".to_owned(), Some(mask), Mask::EMPTY)
+            }
+            RootKind::Cache => ("tool-cache", format!("tool cache {root_path}: collapses to its root"), Some(mask), Mask::EMPTY),
+            RootKind::Temp => ("temp-dir", format!("temp dir {root_path}: collapses to its root"), Some(mask), Mask::EMPTY),
         };
         if let Some(m) = collapse.filter(|m| !m.is_empty()) {
             self.place_at(root_path, p, m, kind, label, text, agg, false);
@@ -385,16 +334,7 @@ bundle (exec also opens loaders and interpreters that are not all recorded)"
     fn place_proc(&mut self, p: &str, mask: Mask, kind: Kind, agg: &PathAgg) {
         let read = mask.intersect(Mask::read_class());
         if !read.is_empty() {
-            self.place_at(
-                "/proc",
-                p,
-                read,
-                kind,
-                "procfs",
-                PROC.to_owned(),
-                agg,
-                false,
-            );
+            self.place_at("/proc", p, read, kind, "procfs", PROC.to_owned(), agg, false);
         }
         let rest = mask.minus(Mask::read_class());
         if rest.is_empty() {
@@ -407,9 +347,8 @@ which covers only the process the sandbox starts"
         );
         self.add_rule(&target, rest, kind == Kind::File, "procfs-write", text, p);
         if self.warned.insert(target.clone()) {
-            self.warnings.push(format!(
-                "write to {p} granted as {target}: it covers only the first sandboxed process, not its children"
-            ));
+            self.warnings
+                .push(format!("write to {p} granted as {target}: it covers only the first sandboxed process, not its children"));
         }
     }
 
@@ -421,11 +360,7 @@ which covers only the process the sandbox starts"
         if !self.pids.contains(&pid) {
             return None;
         }
-        Some(if tail.is_empty() {
-            "/proc/self".to_owned()
-        } else {
-            format!("/proc/self/{tail}")
-        })
+        Some(if tail.is_empty() { "/proc/self".to_owned() } else { format!("/proc/self/{tail}") })
     }
 
     fn place_exact(&mut self, p: &str, mask: Mask, kind: Kind, agg: &PathAgg) {
@@ -442,9 +377,7 @@ which covers only the process the sandbox starts"
             if let Some(why) = volatile_kind(name, self.pids) {
                 anchor = if off <= 1 { "/" } else { &p[..off - 1] };
                 label = "volatile-name";
-                text = format!(
-                    "`{name}` looks like a {why}: it changes every run, so its parent directory gets the rights"
-                );
+                text = format!("`{name}` looks like a {why}: it changes every run, so its parent directory gets the rights");
                 break;
             }
         }
@@ -459,10 +392,7 @@ which covers only the process the sandbox starts"
 
     /// Grants `mask` (needed by `p`) on `anchor` or, when `anchor` contains
     /// a sensitive path, on the first directory towards `p` that does not.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one private step of the placement pipeline"
-    )]
+    #[expect(clippy::too_many_arguments, reason = "one private step of the placement pipeline")]
     fn place_at(
         &mut self,
         anchor: &str,
@@ -508,13 +438,7 @@ the rule may not match on the next run",
                         s.path
                     ));
                 }
-                (
-                    "narrowed-sensitive",
-                    format!(
-                        "{text}; stopped below {dir}: it contains sensitive {} ({})",
-                        s.path, s.why
-                    ),
-                )
+                ("narrowed-sensitive", format!("{text}; stopped below {dir}: it contains sensitive {} ({})", s.path, s.why))
             }
         };
         let file = anchor == p && kind == Kind::File;
@@ -540,30 +464,12 @@ the rule may not match on the next run",
         c
     }
 
-    fn add_rule(
-        &mut self,
-        anchor: &str,
-        mask: Mask,
-        file: bool,
-        label: &'static str,
-        text: String,
-        from: &str,
-    ) {
-        let rule = self
-            .rules
-            .entry(anchor.to_owned())
-            .or_insert_with(|| RuleAcc {
-                mask: Mask::EMPTY,
-                file,
-                reasons: BTreeMap::new(),
-            });
+    fn add_rule(&mut self, anchor: &str, mask: Mask, file: bool, label: &'static str, text: String, from: &str) {
+        let rule =
+            self.rules.entry(anchor.to_owned()).or_insert_with(|| RuleAcc { mask: Mask::EMPTY, file, reasons: BTreeMap::new() });
         rule.mask = rule.mask.union(mask);
         rule.file &= file;
-        let reason = rule.reasons.entry(text).or_insert_with(|| ReasonAcc {
-            label,
-            from: Vec::new(),
-            count: 0,
-        });
+        let reason = rule.reasons.entry(text).or_insert_with(|| ReasonAcc { label, from: Vec::new(), count: 0 });
         if from != anchor && !reason.from.iter().any(|f| f == from) {
             reason.count += 1;
             if reason.from.len() < MAX_EXAMPLES {
@@ -573,24 +479,17 @@ the rule may not match on the next run",
     }
 
     fn hit(&mut self, p: &str, matched: &str, mask: Mask, agg: &PathAgg, why: String) {
-        let hit = self
-            .hits
-            .entry(p.to_owned())
-            .or_insert_with(|| SensitiveHit {
-                path: p.to_owned(),
-                matched: matched.to_owned(),
-                rights: BTreeSet::new(),
-                ops: BTreeSet::new(),
-                pids: Vec::new(),
-                comms: Vec::new(),
-                why,
-            });
+        let hit = self.hits.entry(p.to_owned()).or_insert_with(|| SensitiveHit {
+            path: p.to_owned(),
+            matched: matched.to_owned(),
+            rights: BTreeSet::new(),
+            ops: BTreeSet::new(),
+            pids: Vec::new(),
+            comms: Vec::new(),
+            why,
+        });
         hit.rights.extend(mask.to_set());
-        hit.ops.extend(
-            Op::ALL
-                .into_iter()
-                .filter(|op| agg.ops & (1 << op.code()) != 0),
-        );
+        hit.ops.extend(Op::ALL.into_iter().filter(|op| agg.ops & (1 << op.code()) != 0));
         if let Some(w) = &agg.watch {
             for pid in &w.pids {
                 if !hit.pids.contains(pid) {
@@ -610,9 +509,8 @@ the rule may not match on the next run",
         let Some(cwd) = &self.layout.cwd else { return };
         let name = p.rsplit('/').next().unwrap_or_default();
         if is_at_or_beneath(p, cwd) && (name == ".env" || name.starts_with(".env.")) {
-            self.warnings.push(format!(
-                "{p} was accessed: secrets in the workdir are granted with the workdir; keep them elsewhere"
-            ));
+            self.warnings
+                .push(format!("{p} was accessed: secrets in the workdir are granted with the workdir; keep them elsewhere"));
         }
     }
 
@@ -639,11 +537,7 @@ the rule may not match on the next run",
                 let reason = r
                     .reasons
                     .entry("covers narrower rules with no extra rights".to_owned())
-                    .or_insert_with(|| ReasonAcc {
-                        label: "covers",
-                        from: Vec::new(),
-                        count: 0,
-                    });
+                    .or_insert_with(|| ReasonAcc { label: "covers", from: Vec::new(), count: 0 });
                 reason.count += 1;
                 if reason.from.len() < MAX_EXAMPLES {
                     reason.from.push(path);
@@ -661,12 +555,7 @@ the rule may not match on the next run",
             let labels: BTreeSet<&str> = acc.reasons.values().map(|r| r.label).collect();
             for (text, r) in acc.reasons {
                 if r.count > 0 {
-                    explanations.push(Explanation {
-                        rule_path: rule_path.clone(),
-                        from: r.from,
-                        paths: r.count,
-                        reason: text,
-                    });
+                    explanations.push(Explanation { rule_path: rule_path.clone(), from: r.from, paths: r.count, reason: text });
                 }
             }
             rules.push(FsRule {
@@ -678,11 +567,6 @@ the rule may not match on the next run",
             });
         }
         rules.sort_by(|a, b| a.path.cmp(&b.path));
-        Built {
-            rules,
-            sensitive: self.hits.into_values().collect(),
-            explanations,
-            warnings: self.warnings,
-        }
+        Built { rules, sensitive: self.hits.into_values().collect(), explanations, warnings: self.warnings }
     }
 }

@@ -33,10 +33,7 @@ pub fn merge(runs: &[Learned]) -> Learned {
                     acc.access.extend(r.access.iter().copied());
                     acc.file &= r.file;
                     if let Some(reason) = &r.reason
-                        && acc
-                            .reason
-                            .as_ref()
-                            .is_none_or(|a| !a.split(", ").any(|x| x == reason))
+                        && acc.reason.as_ref().is_none_or(|a| !a.split(", ").any(|x| x == reason))
                     {
                         acc.reason = Some(match &acc.reason {
                             Some(a) => format!("{a}, {reason}"),
@@ -109,10 +106,7 @@ pub fn merge(runs: &[Learned]) -> Learned {
         .into_iter()
         .filter(|(path, _)| !covered.contains(path))
         .map(|(_, (mut r, seen))| {
-            r.seen_in = (seen < total).then_some(SeenIn {
-                runs: seen,
-                of: total,
-            });
+            r.seen_in = (seen < total).then_some(SeenIn { runs: seen, of: total });
             r
         })
         .collect();

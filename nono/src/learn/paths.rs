@@ -69,11 +69,7 @@ pub(crate) fn normalise_root(p: &Path) -> Option<String> {
         return None;
     }
     let trimmed = s.trim_end_matches('/');
-    Some(if trimmed.is_empty() {
-        "/".to_owned()
-    } else {
-        trimmed.to_owned()
-    })
+    Some(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
 }
 
 /// Rewrites absolute paths with the variables a profile understands.
@@ -94,17 +90,12 @@ impl Vars {
         config: Option<&str>,
         home: Option<&str>,
     ) -> Vars {
-        let list = [
-            ("$CWD", cwd),
-            ("$TMPDIR", tmpdir),
-            ("$XDG_CACHE_HOME", cache),
-            ("$XDG_CONFIG_HOME", config),
-            ("$HOME", home),
-        ]
-        .into_iter()
-        // `/` as a variable would rewrite every path; it says nothing.
-        .filter_map(|(name, v)| v.filter(|v| *v != "/").map(|v| (name, v.to_owned())))
-        .collect();
+        let list =
+            [("$CWD", cwd), ("$TMPDIR", tmpdir), ("$XDG_CACHE_HOME", cache), ("$XDG_CONFIG_HOME", config), ("$HOME", home)]
+                .into_iter()
+                // `/` as a variable would rewrite every path; it says nothing.
+                .filter_map(|(name, v)| v.filter(|v| *v != "/").map(|v| (name, v.to_owned())))
+                .collect();
         Vars { list }
     }
 
@@ -159,10 +150,7 @@ mod tests {
 
     #[test]
     fn normalise_root_trims_and_rejects_relative() {
-        assert_eq!(
-            normalise_root(Path::new("/home/u/")).as_deref(),
-            Some("/home/u")
-        );
+        assert_eq!(normalise_root(Path::new("/home/u/")).as_deref(), Some("/home/u"));
         assert_eq!(normalise_root(Path::new("/")).as_deref(), Some("/"));
         assert_eq!(normalise_root(Path::new("rel")), None);
         assert_eq!(normalise_root(Path::new("")), None);

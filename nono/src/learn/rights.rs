@@ -74,16 +74,12 @@ impl Mask {
 
     /// Execute, read files, list directories: the rights that only read.
     pub(crate) const fn read_class() -> Mask {
-        Mask::of(FsRight::Execute)
-            .with(FsRight::ReadFile)
-            .with(FsRight::ReadDir)
+        Mask::of(FsRight::Execute).with(FsRight::ReadFile).with(FsRight::ReadDir)
     }
 
     /// Rights Landlock accepts on a rule for a single file.
     pub(crate) fn file_rights() -> Mask {
-        FsRight::FILE_RIGHTS
-            .into_iter()
-            .fold(Mask::EMPTY, Mask::with)
+        FsRight::FILE_RIGHTS.into_iter().fold(Mask::EMPTY, Mask::with)
     }
 
     pub(crate) fn from_set(s: &BTreeSet<FsRight>) -> Mask {
@@ -91,10 +87,7 @@ impl Mask {
     }
 
     pub(crate) fn to_set(self) -> BTreeSet<FsRight> {
-        FsRight::ALL
-            .into_iter()
-            .filter(|r| self.contains_all(Mask::of(*r)))
-            .collect()
+        FsRight::ALL.into_iter().filter(|r| self.contains_all(Mask::of(*r))).collect()
     }
 
     /// `read_file+write_file` style text for messages.
@@ -127,11 +120,7 @@ pub(crate) fn make_right(mode: u32) -> FsRight {
 }
 
 fn remove_right(mode: u32) -> FsRight {
-    if mode & libc::S_IFMT == libc::S_IFDIR {
-        FsRight::RemoveDir
-    } else {
-        FsRight::RemoveFile
-    }
+    if mode & libc::S_IFMT == libc::S_IFDIR { FsRight::RemoveDir } else { FsRight::RemoveFile }
 }
 
 fn is_dir(mode: u32) -> bool {
@@ -177,22 +166,14 @@ pub(crate) fn visit_needs(e: &Event, mut need: impl FnMut(&str, Mask, Kind)) {
     };
     match e.op {
         Op::Open => open_needs(e, path, &mut need),
-        Op::Exec => need(
-            path,
-            Mask::of(FsRight::Execute).with(FsRight::ReadFile),
-            Kind::File,
-        ),
+        Op::Exec => need(path, Mask::of(FsRight::Execute).with(FsRight::ReadFile), Kind::File),
         Op::Unlink => on_parent(path, Mask::of(FsRight::RemoveFile)),
         Op::Rmdir => on_parent(path, Mask::of(FsRight::RemoveDir)),
         Op::Mkdir => on_parent(path, Mask::of(FsRight::MakeDir)),
         Op::Create => on_parent(path, Mask::of(make_right(e.file_type))),
         Op::Mknod => {
             // The recorder puts the mode in `arg`; `file_type` when known.
-            let mode = if e.file_type & libc::S_IFMT != 0 {
-                e.file_type
-            } else {
-                e.arg as u32
-            };
+            let mode = if e.file_type & libc::S_IFMT != 0 { e.file_type } else { e.arg as u32 };
             on_parent(path, Mask::of(make_right(mode)));
         }
         // `path` is the link's target text; the new name is `path2`.
@@ -211,10 +192,7 @@ pub(crate) fn visit_needs(e: &Event, mut need: impl FnMut(&str, Mask, Kind)) {
         Op::Link => refer_needs(e, path, false, &mut need),
         // Binding a pathname unix socket creates a socket inode (mknod hook).
         Op::Bind => {
-            if e.net
-                .as_ref()
-                .is_some_and(|n| i32::from(n.family) == libc::AF_UNIX)
-            {
+            if e.net.as_ref().is_some_and(|n| i32::from(n.family) == libc::AF_UNIX) {
                 on_parent(path, Mask::of(FsRight::MakeSock));
             }
         }
@@ -306,7 +284,5 @@ pub fn rights_for_event(e: &Event) -> Vec<(PathBuf, BTreeSet<FsRight>, bool)> {
             None => out.push((p.to_owned(), m, file)),
         }
     });
-    out.into_iter()
-        .map(|(p, m, file)| (PathBuf::from(p), m.to_set(), file))
-        .collect()
+    out.into_iter().map(|(p, m, file)| (PathBuf::from(p), m.to_set(), file)).collect()
 }

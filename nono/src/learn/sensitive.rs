@@ -34,191 +34,63 @@ enum Base {
 
 /// One entry: base, path below it, and why it is sensitive.
 const BUILTIN: &[(Base, &str, &str)] = &[
-    (
-        Base::Home,
-        ".ssh",
-        "SSH private keys; authorized_keys grants logins",
-    ),
+    (Base::Home, ".ssh", "SSH private keys; authorized_keys grants logins"),
     (Base::Home, ".gnupg", "GPG private keys"),
     (Base::Home, ".aws", "AWS access keys and SSO tokens"),
     (Base::Home, ".azure", "Azure CLI tokens"),
     (Base::Home, ".kube", "kubeconfig: cluster credentials"),
-    (
-        Base::Home,
-        ".docker",
-        "container registry credentials (config.json)",
-    ),
-    (
-        Base::Home,
-        ".netrc",
-        "plaintext logins used by curl, ftp and git",
-    ),
+    (Base::Home, ".docker", "container registry credentials (config.json)"),
+    (Base::Home, ".netrc", "plaintext logins used by curl, ftp and git"),
     (Base::Home, ".npmrc", "npm registry auth tokens"),
     (Base::Home, ".pypirc", "PyPI upload tokens"),
-    (
-        Base::Home,
-        ".git-credentials",
-        "git credential-store plaintext tokens",
-    ),
+    (Base::Home, ".git-credentials", "git credential-store plaintext tokens"),
     (Base::Home, ".password-store", "pass(1) password store"),
-    (
-        Base::Home,
-        ".local/share/keyrings",
-        "GNOME keyring databases",
-    ),
-    (
-        Base::Home,
-        ".mozilla/firefox",
-        "browser profiles: cookies and saved logins",
-    ),
-    (
-        Base::Home,
-        ".thunderbird",
-        "mail profiles and saved passwords",
-    ),
-    (
-        Base::Home,
-        ".bash_history",
-        "shell history often holds pasted secrets",
-    ),
-    (
-        Base::Home,
-        ".zsh_history",
-        "shell history often holds pasted secrets",
-    ),
-    (
-        Base::Home,
-        ".local/share/fish/fish_history",
-        "shell history often holds pasted secrets",
-    ),
-    (
-        Base::Home,
-        ".psql_history",
-        "SQL history may hold passwords",
-    ),
-    (
-        Base::Home,
-        ".mysql_history",
-        "SQL history may hold passwords",
-    ),
-    (
-        Base::Home,
-        ".bashrc",
-        "runs in every shell: writing it gives persistence",
-    ),
-    (
-        Base::Home,
-        ".zshrc",
-        "runs in every shell: writing it gives persistence",
-    ),
-    (
-        Base::Home,
-        ".profile",
-        "runs at login: writing it gives persistence",
-    ),
-    (
-        Base::Home,
-        ".bash_profile",
-        "runs at login: writing it gives persistence",
-    ),
-    (
-        Base::Home,
-        ".bash_login",
-        "runs at login: writing it gives persistence",
-    ),
-    (
-        Base::Home,
-        ".zprofile",
-        "runs at login: writing it gives persistence",
-    ),
-    (
-        Base::Home,
-        ".zshenv",
-        "runs in every zsh: writing it gives persistence",
-    ),
+    (Base::Home, ".local/share/keyrings", "GNOME keyring databases"),
+    (Base::Home, ".mozilla/firefox", "browser profiles: cookies and saved logins"),
+    (Base::Home, ".thunderbird", "mail profiles and saved passwords"),
+    (Base::Home, ".bash_history", "shell history often holds pasted secrets"),
+    (Base::Home, ".zsh_history", "shell history often holds pasted secrets"),
+    (Base::Home, ".local/share/fish/fish_history", "shell history often holds pasted secrets"),
+    (Base::Home, ".psql_history", "SQL history may hold passwords"),
+    (Base::Home, ".mysql_history", "SQL history may hold passwords"),
+    (Base::Home, ".bashrc", "runs in every shell: writing it gives persistence"),
+    (Base::Home, ".zshrc", "runs in every shell: writing it gives persistence"),
+    (Base::Home, ".profile", "runs at login: writing it gives persistence"),
+    (Base::Home, ".bash_profile", "runs at login: writing it gives persistence"),
+    (Base::Home, ".bash_login", "runs at login: writing it gives persistence"),
+    (Base::Home, ".zprofile", "runs at login: writing it gives persistence"),
+    (Base::Home, ".zshenv", "runs in every zsh: writing it gives persistence"),
     (Base::Home, ".env", "dotenv secrets"),
-    (
-        Base::Home,
-        ".cargo/credentials.toml",
-        "crates.io publish token",
-    ),
-    (
-        Base::Home,
-        ".cargo/credentials",
-        "crates.io publish token (old name)",
-    ),
+    (Base::Home, ".cargo/credentials.toml", "crates.io publish token"),
+    (Base::Home, ".cargo/credentials", "crates.io publish token (old name)"),
     (Base::Home, ".gem/credentials", "RubyGems API key"),
-    (
-        Base::Home,
-        ".terraform.d/credentials.tfrc.json",
-        "Terraform Cloud token",
-    ),
+    (Base::Home, ".terraform.d/credentials.tfrc.json", "Terraform Cloud token"),
     (Base::Home, ".vault-token", "HashiCorp Vault token"),
     (Base::Home, ".pgpass", "PostgreSQL passwords"),
     (Base::Home, ".my.cnf", "MySQL client passwords"),
-    (
-        Base::Home,
-        ".pki",
-        "NSS database: client certificates and keys",
-    ),
+    (Base::Home, ".pki", "NSS database: client certificates and keys"),
     (Base::Home, ".oci", "Oracle Cloud API keys"),
     (Base::Config, "gcloud", "Google Cloud credentials"),
     (Base::Config, "gh", "GitHub CLI OAuth token"),
     (Base::Config, "hub", "hub CLI OAuth token"),
-    (
-        Base::Config,
-        "git/credentials",
-        "git credential-store tokens (XDG location)",
-    ),
-    (
-        Base::Config,
-        "google-chrome",
-        "browser profile: cookies and saved logins",
-    ),
-    (
-        Base::Config,
-        "chromium",
-        "browser profile: cookies and saved logins",
-    ),
+    (Base::Config, "git/credentials", "git credential-store tokens (XDG location)"),
+    (Base::Config, "google-chrome", "browser profile: cookies and saved logins"),
+    (Base::Config, "chromium", "browser profile: cookies and saved logins"),
     (Base::Config, "op", "1Password CLI session"),
     (Base::Config, "rclone", "cloud storage tokens"),
     (Base::Config, "doctl", "DigitalOcean token"),
     (Base::Config, "sops/age", "age private keys used by sops"),
-    (
-        Base::Config,
-        "containers/auth.json",
-        "podman registry credentials",
-    ),
-    (
-        Base::Config,
-        "autostart",
-        "runs at login: writing it gives persistence",
-    ),
-    (
-        Base::Config,
-        "systemd/user",
-        "user services: writing them gives persistence",
-    ),
+    (Base::Config, "containers/auth.json", "podman registry credentials"),
+    (Base::Config, "autostart", "runs at login: writing it gives persistence"),
+    (Base::Config, "systemd/user", "user services: writing them gives persistence"),
     (Base::Root, "/etc/shadow", "password hashes"),
     (Base::Root, "/etc/gshadow", "group password hashes"),
     (Base::Root, "/etc/sudoers", "privilege rules"),
     (Base::Root, "/etc/sudoers.d", "privilege rules"),
     (Base::Root, "/etc/ssl/private", "TLS private keys"),
-    (
-        Base::Root,
-        "/etc/ssh/ssh_host_ed25519_key",
-        "SSH host private key",
-    ),
-    (
-        Base::Root,
-        "/etc/ssh/ssh_host_rsa_key",
-        "SSH host private key",
-    ),
-    (
-        Base::Root,
-        "/etc/ssh/ssh_host_ecdsa_key",
-        "SSH host private key",
-    ),
+    (Base::Root, "/etc/ssh/ssh_host_ed25519_key", "SSH host private key"),
+    (Base::Root, "/etc/ssh/ssh_host_rsa_key", "SSH host private key"),
+    (Base::Root, "/etc/ssh/ssh_host_ecdsa_key", "SSH host private key"),
     (Base::Root, "/etc/krb5.keytab", "Kerberos host keys"),
     (Base::Root, "/etc/security/opasswd", "old password hashes"),
     (Base::Root, "/root", "root's home directory"),
@@ -270,17 +142,8 @@ impl SensitiveSet {
         // root) would refuse the whole session; the entries below $HOME
         // still protect what matters there.
         let cwd = normalise_root(&ctx.cwd);
-        entries.retain(|e| {
-            [&home, &cwd]
-                .into_iter()
-                .flatten()
-                .all(|p| !is_at_or_beneath(p, &e.path))
-        });
-        let allow = ctx
-            .allow_sensitive
-            .iter()
-            .filter_map(|p| normalise_root(p))
-            .collect();
+        entries.retain(|e| [&home, &cwd].into_iter().flatten().all(|p| !is_at_or_beneath(p, &e.path)));
+        let allow = ctx.allow_sensitive.iter().filter_map(|p| normalise_root(p)).collect();
         SensitiveSet { entries, allow }
     }
 
@@ -305,18 +168,12 @@ impl SensitiveSet {
         if self.is_allowed(d) {
             return None;
         }
-        self.entries
-            .iter()
-            .find(|e| is_strictly_beneath(&e.path, d) && !self.is_allowed(&e.path))
+        self.entries.iter().find(|e| is_strictly_beneath(&e.path, d) && !self.is_allowed(&e.path))
     }
 }
 
 fn join(dir: &str, rel: &str) -> String {
-    if dir == "/" {
-        format!("/{rel}")
-    } else {
-        format!("{dir}/{rel}")
-    }
+    if dir == "/" { format!("/{rel}") } else { format!("{dir}/{rel}") }
 }
 
 /// The built-in sensitive paths, expanded for this context.

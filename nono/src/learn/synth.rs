@@ -89,10 +89,7 @@ impl Synthesiser {
             pids: HashSet::new(),
             connect_ports: BTreeSet::new(),
             bind_ports: BTreeSet::new(),
-            stats: LearnStats {
-                runs: 1,
-                ..LearnStats::default()
-            },
+            stats: LearnStats { runs: 1, ..LearnStats::default() },
             notes: Notes::default(),
         }
     }
@@ -144,11 +141,7 @@ impl Synthesiser {
                 return self.ignore(reason::FAILED_EARLY);
             }
             Outcome::Error(errno) => {
-                let slot = self
-                    .notes
-                    .late
-                    .entry(errno)
-                    .or_insert_with(|| (0, format!("{} {path}", e.op)));
+                let slot = self.notes.late.entry(errno).or_insert_with(|| (0, format!("{} {path}", e.op)));
                 slot.0 += 1;
                 return self.ignore(reason::FAILED_LATE);
             }
@@ -210,11 +203,7 @@ impl Synthesiser {
             Outcome::Ok => true,
             // A non-blocking connect returns these after the permission check passed.
             Outcome::Error(errno) => {
-                e.op == Op::Connect
-                    && matches!(
-                        errno,
-                        libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN | libc::EISCONN
-                    )
+                e.op == Op::Connect && matches!(errno, libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN | libc::EISCONN)
             }
             Outcome::Denied(errno) => {
                 self.note_denied(e, &format!("port {}", net.port), errno);
@@ -262,18 +251,10 @@ impl Synthesiser {
         if self.notes.attempts.len() >= MAX_NOTES {
             return;
         }
-        let why = format!(
-            "attempted, failed with {}: inside sensitive {} ({})",
-            errno_name(e.outcome.errno()),
-            s.path,
-            s.why
-        );
+        let why = format!("attempted, failed with {}: inside sensitive {} ({})", errno_name(e.outcome.errno()), s.path, s.why);
         // What it would have needed had it succeeded.
         let mut rights = BTreeSet::new();
-        let as_ok = Event {
-            outcome: Outcome::Ok,
-            ..e.clone()
-        };
+        let as_ok = Event { outcome: Outcome::Ok, ..e.clone() };
         visit_needs(&as_ok, |_, m, _| rights.extend(m.to_set()));
         let hit = SensitiveHit {
             path: path.to_owned(),
@@ -328,10 +309,7 @@ impl Notes {
     fn render(&self) -> Vec<String> {
         let mut out = Vec::new();
         for ((what, op), (comm, errno, count)) in &self.denied {
-            out.push(format!(
-                "denied while learning, not granted: {op} {what} by {comm} ({}, {count}x)",
-                errno_name(*errno)
-            ));
+            out.push(format!("denied while learning, not granted: {op} {what} by {comm} ({}, {count}x)", errno_name(*errno)));
         }
         if self.denied_more > 0 {
             out.push(format!("... and {} more denied accesses", self.denied_more));
@@ -351,9 +329,7 @@ so under the sandbox they fail with EACCES instead",
             ));
         }
         for p in &self.unix_connects {
-            out.push(format!(
-                "connect to unix socket {p}: not restricted by Landlock filesystem rules"
-            ));
+            out.push(format!("connect to unix socket {p}: not restricted by Landlock filesystem rules"));
         }
         for p in &self.unclassified {
             out.push(format!("path could not be classified (not absolute): {p}"));
@@ -364,12 +340,7 @@ so under the sandbox they fail with EACCES instead",
 
 /// Runs `f` on the entry for `p`, creating it without allocating a key
 /// for paths already seen (the common case).
-fn with_entry(
-    paths: &mut HashMap<String, PathAgg>,
-    layout: &Layout,
-    p: &str,
-    f: impl FnOnce(&mut PathAgg),
-) {
+fn with_entry(paths: &mut HashMap<String, PathAgg>, layout: &Layout, p: &str, f: impl FnOnce(&mut PathAgg)) {
     if let Some(agg) = paths.get_mut(p) {
         f(agg);
         return;
@@ -396,9 +367,7 @@ fn born_path(e: &Event) -> Option<&str> {
 }
 
 fn is_unix(e: &Event) -> bool {
-    e.net
-        .as_ref()
-        .is_some_and(|n| i32::from(n.family) == libc::AF_UNIX)
+    e.net.as_ref().is_some_and(|n| i32::from(n.family) == libc::AF_UNIX)
 }
 
 /// Kernel names for objects without a path (`pipe:[123]`, `anon_inode:[eventfd]`).

@@ -53,11 +53,7 @@ fn open_r(path: &str) -> Ev {
 fn net(op: Op, family: i32, port: u16) -> Ev {
     let mut e = ev(op, "");
     e.0.path = None;
-    e.0.net = Some(NetAddr {
-        family: family as u16,
-        addr: None,
-        port,
-    });
+    e.0.net = Some(NetAddr { family: family as u16, addr: None, port });
     e
 }
 
@@ -112,10 +108,7 @@ impl Ev {
         self
     }
     fn rights(&self) -> Vec<(String, BTreeSet<FsRight>, bool)> {
-        rights_for_event(&self.0)
-            .into_iter()
-            .map(|(p, r, f)| (p.to_string_lossy().into_owned(), r, f))
-            .collect()
+        rights_for_event(&self.0).into_iter().map(|(p, r, f)| (p.to_string_lossy().into_owned(), r, f)).collect()
     }
 }
 
@@ -136,10 +129,7 @@ fn learn(events: Vec<Ev>) -> Learned {
 }
 
 fn rule<'a>(l: &'a Learned, path: &str) -> &'a FsRule {
-    l.rules
-        .iter()
-        .find(|r| r.path == path)
-        .unwrap_or_else(|| panic!("no rule {path}; rules: {:#?}", l.rules))
+    l.rules.iter().find(|r| r.path == path).unwrap_or_else(|| panic!("no rule {path}; rules: {:#?}", l.rules))
 }
 
 fn paths(l: &Learned) -> Vec<&str> {
@@ -150,35 +140,21 @@ fn explanation<'a>(l: &'a Learned, rule_path: &str, needle: &str) -> &'a Explana
     l.explanations
         .iter()
         .find(|x| x.rule_path == rule_path && x.reason.contains(needle))
-        .unwrap_or_else(|| {
-            panic!(
-                "no explanation for {rule_path} with {needle:?}: {:#?}",
-                l.explanations
-            )
-        })
+        .unwrap_or_else(|| panic!("no explanation for {rule_path} with {needle:?}: {:#?}", l.explanations))
 }
 
 // ---------------------------------------------------------------- mapping
 
 #[test]
 fn reading_a_file_needs_read_file_on_the_file() {
-    assert_eq!(
-        open_r("/a/f").rights(),
-        vec![need("/a/f", &[ReadFile], true)]
-    );
+    assert_eq!(open_r("/a/f").rights(), vec![need("/a/f", &[ReadFile], true)]);
 }
 
 #[test]
 fn opening_a_directory_needs_read_dir_on_it() {
-    assert_eq!(
-        open_r("/a/d").dir().rights(),
-        vec![need("/a/d", &[ReadDir], false)]
-    );
+    assert_eq!(open_r("/a/d").dir().rights(), vec![need("/a/d", &[ReadDir], false)]);
     // The file type alone also says it is a directory.
-    assert_eq!(
-        open_r("/a/d").ftype(libc::S_IFDIR).rights(),
-        vec![need("/a/d", &[ReadDir], false)]
-    );
+    assert_eq!(open_r("/a/d").ftype(libc::S_IFDIR).rights(), vec![need("/a/d", &[ReadDir], false)]);
 }
 
 #[test]
@@ -191,13 +167,7 @@ fn writing_with_o_trunc_needs_write_and_truncate() {
 fn creating_a_file_needs_make_reg_on_the_parent_and_no_truncate() {
     // O_CREAT|O_TRUNC that created the file: the kernel drops O_TRUNC.
     let e = ev(Op::Open, "/a/f").write().create().trunc();
-    assert_eq!(
-        e.rights(),
-        vec![
-            need("/a", &[MakeReg], false),
-            need("/a/f", &[WriteFile], true)
-        ]
-    );
+    assert_eq!(e.rights(), vec![need("/a", &[MakeReg], false), need("/a/f", &[WriteFile], true)]);
 }
 
 #[test]
@@ -210,30 +180,15 @@ fn o_path_opens_need_nothing() {
 #[test]
 fn exec_needs_execute_and_read_file() {
     // execve opens the binary O_RDONLY|__FMODE_EXEC: both are checked.
-    assert_eq!(
-        ev(Op::Exec, "/usr/bin/git").rights(),
-        vec![need("/usr/bin/git", &[Execute, ReadFile], true)]
-    );
+    assert_eq!(ev(Op::Exec, "/usr/bin/git").rights(), vec![need("/usr/bin/git", &[Execute, ReadFile], true)]);
 }
 
 #[test]
 fn removing_and_making_are_checked_on_the_parent() {
-    assert_eq!(
-        ev(Op::Unlink, "/a/f").rights(),
-        vec![need("/a", &[RemoveFile], false)]
-    );
-    assert_eq!(
-        ev(Op::Rmdir, "/a/d").rights(),
-        vec![need("/a", &[RemoveDir], false)]
-    );
-    assert_eq!(
-        ev(Op::Mkdir, "/a/d").rights(),
-        vec![need("/a", &[MakeDir], false)]
-    );
-    assert_eq!(
-        ev(Op::Create, "/a/f").rights(),
-        vec![need("/a", &[MakeReg], false)]
-    );
+    assert_eq!(ev(Op::Unlink, "/a/f").rights(), vec![need("/a", &[RemoveFile], false)]);
+    assert_eq!(ev(Op::Rmdir, "/a/d").rights(), vec![need("/a", &[RemoveDir], false)]);
+    assert_eq!(ev(Op::Mkdir, "/a/d").rights(), vec![need("/a", &[MakeDir], false)]);
+    assert_eq!(ev(Op::Create, "/a/f").rights(), vec![need("/a", &[MakeReg], false)]);
 }
 
 #[test]
@@ -248,11 +203,7 @@ fn mknod_needs_the_make_right_of_its_file_type() {
     ];
     for (mode, right) in cases {
         let e = ev(Op::Mknod, "/a/n").arg(u64::from(mode | 0o644));
-        assert_eq!(
-            e.rights(),
-            vec![need("/a", &[right], false)],
-            "mode {mode:o}"
-        );
+        assert_eq!(e.rights(), vec![need("/a", &[right], false)], "mode {mode:o}");
     }
 }
 
@@ -265,21 +216,10 @@ fn symlink_needs_make_sym_on_the_link_parent() {
 
 #[test]
 fn truncate_and_device_ioctl() {
-    assert_eq!(
-        ev(Op::Truncate, "/a/f").rights(),
-        vec![need("/a/f", &[Truncate], true)]
-    );
-    assert_eq!(
-        ev(Op::Ioctl, "/dev/tty").ftype(libc::S_IFCHR).rights(),
-        vec![need("/dev/tty", &[IoctlDev], true)]
-    );
+    assert_eq!(ev(Op::Truncate, "/a/f").rights(), vec![need("/a/f", &[Truncate], true)]);
+    assert_eq!(ev(Op::Ioctl, "/dev/tty").ftype(libc::S_IFCHR).rights(), vec![need("/dev/tty", &[IoctlDev], true)]);
     // Landlock does not restrict ioctl on regular files.
-    assert!(
-        ev(Op::Ioctl, "/a/f")
-            .ftype(libc::S_IFREG)
-            .rights()
-            .is_empty()
-    );
+    assert!(ev(Op::Ioctl, "/a/f").ftype(libc::S_IFREG).rights().is_empty());
 }
 
 #[test]
@@ -303,39 +243,21 @@ fn cross_directory_rename_needs_refer_on_both_parents() {
     let e = ev(Op::Rename, "/a/f").to("/b/g").arg(1);
     assert_eq!(e.rights()[1], need("/b", &[MakeReg, Refer], false));
     // A directory moves with remove_dir/make_dir.
-    let e = ev(Op::Rename, "/a/d")
-        .to("/b/d")
-        .ftype(libc::S_IFDIR)
-        .arg(1);
-    assert_eq!(
-        e.rights(),
-        vec![
-            need("/a", &[RemoveDir, Refer], false),
-            need("/b", &[MakeDir, Refer], false)
-        ]
-    );
+    let e = ev(Op::Rename, "/a/d").to("/b/d").ftype(libc::S_IFDIR).arg(1);
+    assert_eq!(e.rights(), vec![need("/a", &[RemoveDir, Refer], false), need("/b", &[MakeDir, Refer], false)]);
 }
 
 #[test]
 fn cross_directory_link_needs_make_and_refer() {
     let e = ev(Op::Link, "/a/f").to("/b/f");
-    assert_eq!(
-        e.rights(),
-        vec![
-            need("/a", &[Refer], false),
-            need("/b", &[MakeReg, Refer], false)
-        ]
-    );
+    assert_eq!(e.rights(), vec![need("/a", &[Refer], false), need("/b", &[MakeReg, Refer], false)]);
 }
 
 #[test]
 fn failures_before_the_hook_need_nothing_but_denials_still_list_rights() {
     assert!(open_r("/a/missing").err(libc::ENOENT).rights().is_empty());
     assert!(ev(Op::Mkdir, "/a/d").err(libc::EEXIST).rights().is_empty());
-    assert_eq!(
-        open_r("/a/f").err(libc::EACCES).rights(),
-        vec![need("/a/f", &[ReadFile], true)]
-    );
+    assert_eq!(open_r("/a/f").err(libc::EACCES).rights(), vec![need("/a/f", &[ReadFile], true)]);
 }
 
 #[test]
@@ -365,11 +287,7 @@ fn enoent_probes_grant_nothing() {
 fn denied_accesses_are_not_granted_and_warned() {
     let l = learn(vec![open_r("/var/secret").err(libc::EACCES).comm("curl")]);
     assert!(l.rules.is_empty());
-    assert!(
-        l.warnings
-            .iter()
-            .any(|w| w.contains("denied") && w.contains("/var/secret") && w.contains("curl"))
-    );
+    assert!(l.warnings.iter().any(|w| w.contains("denied") && w.contains("/var/secret") && w.contains("curl")));
     assert_eq!(l.stats.ignored[synth::reason::DENIED], 1);
 }
 
@@ -377,13 +295,7 @@ fn denied_accesses_are_not_granted_and_warned() {
 fn failures_after_the_hook_are_not_granted_and_warned() {
     let l = learn(vec![ev(Op::Rmdir, "/var/lib/app/d").err(libc::ENOTEMPTY)]);
     assert!(l.rules.is_empty());
-    assert!(
-        l.warnings
-            .iter()
-            .any(|w| w.contains("ENOTEMPTY") && w.contains("EACCES")),
-        "{:?}",
-        l.warnings
-    );
+    assert!(l.warnings.iter().any(|w| w.contains("ENOTEMPTY") && w.contains("EACCES")), "{:?}", l.warnings);
 }
 
 #[test]
@@ -412,11 +324,7 @@ fn tcp_connects_and_binds_become_ports() {
     assert_eq!(l.connect_ports, [80, 443].into());
     assert_eq!(l.bind_ports, [0].into());
     assert!(l.rules.is_empty());
-    assert!(
-        l.warnings
-            .iter()
-            .any(|w| w.contains("/run/docker.sock") && w.contains("not restricted"))
-    );
+    assert!(l.warnings.iter().any(|w| w.contains("/run/docker.sock") && w.contains("not restricted")));
 }
 
 // -------------------------------------------------------- generalisation
@@ -438,10 +346,7 @@ fn system_tree_reads_collapse_to_the_root_with_an_explanation() {
 
 #[test]
 fn writes_in_a_system_tree_stay_exact() {
-    let l = learn(vec![
-        open_r("/opt/tool/bin/x"),
-        ev(Op::Open, "/opt/tool/state").write(),
-    ]);
+    let l = learn(vec![open_r("/opt/tool/bin/x"), ev(Op::Open, "/opt/tool/state").write()]);
     assert_eq!(rule(&l, "/opt").access, FsRight::read_set());
     let w = rule(&l, "/opt/tool/state");
     assert!(w.file);
@@ -450,15 +355,8 @@ fn writes_in_a_system_tree_stay_exact() {
 
 #[test]
 fn etc_cannot_collapse_because_it_holds_shadow() {
-    let l = learn(vec![
-        open_r("/etc/passwd"),
-        open_r("/etc/ssl/certs/ca.pem"),
-        open_r("/etc/ssl/openssl.cnf"),
-    ]);
-    assert_eq!(
-        paths(&l),
-        vec!["/etc/passwd", "/etc/ssl/certs", "/etc/ssl/openssl.cnf"]
-    );
+    let l = learn(vec![open_r("/etc/passwd"), open_r("/etc/ssl/certs/ca.pem"), open_r("/etc/ssl/openssl.cnf")]);
+    assert_eq!(paths(&l), vec!["/etc/passwd", "/etc/ssl/certs", "/etc/ssl/openssl.cnf"]);
     // Stopped on the file itself: only what was observed.
     assert_eq!(rule(&l, "/etc/passwd").access, set(&[ReadFile]));
     assert!(rule(&l, "/etc/passwd").file);
@@ -472,16 +370,11 @@ fn workdir_files_collapse_to_the_workdir() {
     let l = learn(vec![
         open_r("/home/u/proj/src/main.rs"),
         ev(Op::Open, "/home/u/proj/src/lib.rs").write().trunc(),
-        ev(Op::Open, "/home/u/proj/target/debug/out")
-            .write()
-            .create(),
+        ev(Op::Open, "/home/u/proj/target/debug/out").write().create(),
         ev(Op::Mkdir, "/home/u/proj/target/debug/build"),
     ]);
     assert_eq!(paths(&l), vec!["$CWD"]);
-    assert_eq!(
-        rule(&l, "$CWD").access,
-        set(&[ReadFile, WriteFile, Truncate, MakeReg, MakeDir])
-    );
+    assert_eq!(rule(&l, "$CWD").access, set(&[ReadFile, WriteFile, Truncate, MakeReg, MakeDir]));
     assert!(explanation(&l, "$CWD", "workdir").paths >= 4);
 }
 
@@ -493,14 +386,8 @@ fn tool_caches_and_temp_dirs_collapse_to_their_roots() {
         ev(Op::Open, "/tmp/tmp.AbC123xyz/out").write().create(),
         ev(Op::Mkdir, "/tmp/tmp.AbC123xyz"),
     ]);
-    assert_eq!(
-        paths(&l),
-        vec!["$HOME/.rustup", "$TMPDIR", "$XDG_CACHE_HOME"]
-    );
-    assert_eq!(
-        rule(&l, "$TMPDIR").access,
-        set(&[WriteFile, MakeDir, MakeReg])
-    );
+    assert_eq!(paths(&l), vec!["$HOME/.rustup", "$TMPDIR", "$XDG_CACHE_HOME"]);
+    assert_eq!(rule(&l, "$TMPDIR").access, set(&[WriteFile, MakeDir, MakeReg]));
     explanation(&l, "$TMPDIR", "temp dir /tmp");
     explanation(&l, "$XDG_CACHE_HOME", "tool cache");
 }
@@ -510,9 +397,7 @@ fn a_cache_holding_credentials_collapses_below_them() {
     // ~/.cargo holds credentials.toml: the rule stops at ~/.cargo/registry.
     let l = learn(vec![
         open_r("/home/u/.cargo/registry/src/index/serde-1.0/src/lib.rs"),
-        ev(Op::Open, "/home/u/.cargo/registry/cache/x.crate")
-            .write()
-            .create(),
+        ev(Op::Open, "/home/u/.cargo/registry/cache/x.crate").write().create(),
     ]);
     assert_eq!(paths(&l), vec!["$HOME/.cargo/registry"]);
     explanation(&l, "$HOME/.cargo/registry", ".cargo/credentials");
@@ -530,19 +415,8 @@ fn volatile_names_are_granted_on_their_parent() {
         // A temp suffix outside temp dirs.
         open_r("/srv/data/.tmpAb12Cd"),
     ]);
-    assert_eq!(
-        paths(&l),
-        vec![
-            "$HOME/.local/share/tool",
-            "/srv/data",
-            "/var/cache/app",
-            "/var/lib/app"
-        ]
-    );
-    assert_eq!(
-        rule(&l, "$HOME/.local/share/tool").access,
-        set(&[Execute, ReadFile])
-    );
+    assert_eq!(paths(&l), vec!["$HOME/.local/share/tool", "/srv/data", "/var/cache/app", "/var/lib/app"]);
+    assert_eq!(rule(&l, "$HOME/.local/share/tool").access, set(&[Execute, ReadFile]));
     explanation(&l, "/var/lib/app", "process id");
     explanation(&l, "/var/cache/app", "hash");
     explanation(&l, "$HOME/.local/share/tool", "version");
@@ -552,26 +426,10 @@ fn volatile_names_are_granted_on_their_parent() {
 #[test]
 fn stable_names_are_not_mistaken_for_volatile_ones() {
     let pids = [100].into();
-    for name in [
-        "python3",
-        "x86_64-linux-gnu",
-        "tmpfiles.d",
-        "ubuntu2204",
-        "sha256sums",
-        "deadbeef",
-        "1000",
-        "config",
-    ] {
+    for name in ["python3", "x86_64-linux-gnu", "tmpfiles.d", "ubuntu2204", "sha256sums", "deadbeef", "1000", "config"] {
         assert_eq!(generalise::volatile_kind(name, &pids), None, "{name}");
     }
-    for name in [
-        "tmp.k2J8aQ0xZ1",
-        "lock.100",
-        "1.75.0",
-        "node-v18.17.0",
-        "k2j3x9ab",
-        "1700000000",
-    ] {
+    for name in ["tmp.k2J8aQ0xZ1", "lock.100", "1.75.0", "node-v18.17.0", "k2j3x9ab", "1700000000"] {
         assert!(generalise::volatile_kind(name, &pids).is_some(), "{name}");
     }
 }
@@ -582,16 +440,11 @@ fn save_by_rename_grants_the_pattern_on_the_directory() {
     let dir = "/home/u/.config/app";
     let l = learn(vec![
         open_r(&format!("{dir}/settings.json")),
-        ev(Op::Open, &format!("{dir}/settings.json.tmp"))
-            .write()
-            .create(),
+        ev(Op::Open, &format!("{dir}/settings.json.tmp")).write().create(),
         ev(Op::Rename, &format!("{dir}/settings.json.tmp")).to(&format!("{dir}/settings.json")),
     ]);
     assert_eq!(paths(&l), vec!["$XDG_CONFIG_HOME/app"]);
-    assert_eq!(
-        rule(&l, "$XDG_CONFIG_HOME/app").access,
-        set(&[ReadFile, WriteFile, MakeReg, RemoveFile])
-    );
+    assert_eq!(rule(&l, "$XDG_CONFIG_HOME/app").access, set(&[ReadFile, WriteFile, MakeReg, RemoveFile]));
     let x = explanation(&l, "$XDG_CONFIG_HOME/app", "created or replaced");
     assert!(x.from.iter().any(|f| f.ends_with("settings.json.tmp")));
 }
@@ -604,18 +457,9 @@ fn lock_files_and_cross_directory_moves_get_refer() {
         ev(Op::Open, "/srv/app/incoming/x.part").write().create(),
         ev(Op::Rename, "/srv/app/incoming/x.part").to("/srv/app/data/x"),
     ]);
-    assert_eq!(
-        rule(&l, "/srv/app").access,
-        set(&[WriteFile, RemoveFile, MakeReg])
-    );
-    assert_eq!(
-        rule(&l, "/srv/app/incoming").access,
-        set(&[WriteFile, RemoveFile, MakeReg, Refer])
-    );
-    assert_eq!(
-        rule(&l, "/srv/app/data").access,
-        set(&[RemoveFile, MakeReg, Refer])
-    );
+    assert_eq!(rule(&l, "/srv/app").access, set(&[WriteFile, RemoveFile, MakeReg]));
+    assert_eq!(rule(&l, "/srv/app/incoming").access, set(&[WriteFile, RemoveFile, MakeReg, Refer]));
+    assert_eq!(rule(&l, "/srv/app/data").access, set(&[RemoveFile, MakeReg, Refer]));
 }
 
 #[test]
@@ -633,11 +477,7 @@ fn proc_reads_collapse_to_proc_and_writes_become_proc_self() {
     assert_eq!(rule(&l, "/proc").access, set(&[ReadFile, ReadDir]));
     explanation(&l, "/proc", "/proc/self");
     assert!(rule(&l, "/proc/self/oom_score_adj").file);
-    assert!(
-        l.warnings
-            .iter()
-            .any(|w| w.contains("/proc/self/oom_score_adj"))
-    );
+    assert!(l.warnings.iter().any(|w| w.contains("/proc/self/oom_score_adj")));
     assert_eq!(l.stats.ignored[synth::reason::FD_REOPEN], 1);
 }
 
@@ -651,26 +491,16 @@ fn devices_are_single_files_and_ptys_collapse() {
         ev(Op::Open, "/dev/pts/3").read().write(),
         ev(Op::Open, "pipe:[1234]").write(),
     ]);
-    assert_eq!(
-        paths(&l),
-        vec!["/dev/null", "/dev/pts", "/dev/tty", "/dev/urandom"]
-    );
+    assert_eq!(paths(&l), vec!["/dev/null", "/dev/pts", "/dev/tty", "/dev/urandom"]);
     assert!(rule(&l, "/dev/null").file);
-    assert_eq!(
-        rule(&l, "/dev/tty").access,
-        set(&[ReadFile, WriteFile, IoctlDev])
-    );
+    assert_eq!(rule(&l, "/dev/tty").access, set(&[ReadFile, WriteFile, IoctlDev]));
     assert!(!rule(&l, "/dev/pts").file);
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 }
 
 #[test]
 fn redundant_narrow_rules_are_dropped() {
-    let l = learn(vec![
-        open_r("/srv/app/a").dir(),
-        ev(Op::Open, "/srv/app/a/f").write().create(),
-        open_r("/srv/app/a/f"),
-    ]);
+    let l = learn(vec![open_r("/srv/app/a").dir(), ev(Op::Open, "/srv/app/a/f").write().create(), open_r("/srv/app/a/f")]);
     // /srv/app/a (read_dir, make_reg) and /srv/app/a/f (created -> hoisted
     // to /srv/app/a): one rule.
     assert_eq!(paths(&l), vec!["/srv/app/a"]);
@@ -680,22 +510,12 @@ fn redundant_narrow_rules_are_dropped() {
 
 #[test]
 fn variables_use_the_longest_matching_prefix() {
-    let l = learn(vec![
-        open_r("/home/u/proj/a"),
-        open_r("/home/u/.gitconfig"),
-        open_r("/home/u/.config/git/config"),
-    ]);
-    assert_eq!(
-        paths(&l),
-        vec!["$CWD", "$HOME/.gitconfig", "$XDG_CONFIG_HOME/git/config"]
-    );
+    let l = learn(vec![open_r("/home/u/proj/a"), open_r("/home/u/.gitconfig"), open_r("/home/u/.config/git/config")]);
+    assert_eq!(paths(&l), vec!["$CWD", "$HOME/.gitconfig", "$XDG_CONFIG_HOME/git/config"]);
     // A workdir inside the temp dir.
     let mut c = ctx();
     c.cwd = "/tmp/work".into();
-    let l = learn_with(
-        &c,
-        vec![ev(Op::Open, "/tmp/work/a").write(), open_r("/tmp/other")],
-    );
+    let l = learn_with(&c, vec![ev(Op::Open, "/tmp/work/a").write(), open_r("/tmp/other")]);
     assert_eq!(paths(&l), vec!["$CWD", "$TMPDIR"]);
     // With no extra rights the workdir rule is redundant under $TMPDIR.
     let l = learn_with(&c, vec![open_r("/tmp/work/a"), open_r("/tmp/other")]);
@@ -708,12 +528,7 @@ fn variables_use_the_longest_matching_prefix() {
 fn the_builtin_sensitive_list_is_expanded() {
     let list = sensitive_paths(&ctx());
     assert!(list.len() >= 48, "{}", list.len());
-    for p in [
-        "/home/u/.ssh",
-        "/home/u/.config/gh",
-        "/etc/shadow",
-        "/home/u/.cargo/credentials.toml",
-    ] {
+    for p in ["/home/u/.ssh", "/home/u/.config/gh", "/etc/shadow", "/home/u/.cargo/credentials.toml"] {
         assert!(list.contains(&PathBuf::from(p)), "{p}");
     }
 }
@@ -726,28 +541,16 @@ fn sensitive_paths_are_reported_not_granted() {
         open_r("/etc/shadow").err(libc::EACCES),
     ]);
     assert!(l.rules.is_empty(), "{:?}", l.rules);
-    let hit = l
-        .sensitive
-        .iter()
-        .find(|h| h.path == "/home/u/.ssh/id_ed25519")
-        .expect("hit");
+    let hit = l.sensitive.iter().find(|h| h.path == "/home/u/.ssh/id_ed25519").expect("hit");
     assert_eq!(hit.matched, "/home/u/.ssh");
     assert_eq!(hit.pids, vec![4321]);
     assert_eq!(hit.comms, vec!["ssh".to_owned()]);
     assert_eq!(hit.rights, set(&[ReadFile]));
     assert!(hit.ops.contains(&Op::Open));
     assert!(hit.why.contains("SSH"));
-    assert!(
-        l.sensitive
-            .iter()
-            .any(|h| h.path == "/home/u/.aws/credentials")
-    );
+    assert!(l.sensitive.iter().any(|h| h.path == "/home/u/.aws/credentials"));
     // Denied or failed attempts are reported too, and still not granted.
-    let shadow = l
-        .sensitive
-        .iter()
-        .find(|h| h.path == "/etc/shadow")
-        .expect("attempt reported");
+    let shadow = l.sensitive.iter().find(|h| h.path == "/etc/shadow").expect("attempt reported");
     assert!(shadow.why.contains("EACCES"), "{}", shadow.why);
     assert_eq!(shadow.rights, set(&[ReadFile]));
 }
@@ -764,10 +567,7 @@ fn a_sensitive_entry_holding_home_is_dropped() {
         allow_sensitive: Vec::new(),
     };
     assert!(!sensitive_paths(&c).contains(&PathBuf::from("/root")));
-    let l = learn_with(
-        &c,
-        vec![open_r("/root/proj/a"), open_r("/root/.ssh/id_rsa")],
-    );
+    let l = learn_with(&c, vec![open_r("/root/proj/a"), open_r("/root/.ssh/id_rsa")]);
     assert_eq!(paths(&l), vec!["$CWD"]);
     assert_eq!(l.sensitive.len(), 1);
 }
@@ -776,16 +576,9 @@ fn a_sensitive_entry_holding_home_is_dropped() {
 fn a_directory_containing_a_sensitive_path_is_never_granted() {
     // Listing $HOME or creating a file directly in it would need a rule on
     // $HOME, which would cover ~/.ssh.
-    let l = learn(vec![
-        open_r("/home/u").dir(),
-        ev(Op::Open, "/home/u/.lesshst").write().create(),
-    ]);
+    let l = learn(vec![open_r("/home/u").dir(), ev(Op::Open, "/home/u/.lesshst").write().create()]);
     assert!(!paths(&l).contains(&"$HOME"), "{:?}", l.rules);
-    let hit = l
-        .sensitive
-        .iter()
-        .find(|h| h.path == "/home/u")
-        .expect("hit on $HOME");
+    let hit = l.sensitive.iter().find(|h| h.path == "/home/u").expect("hit on $HOME");
     assert_eq!(hit.rights, set(&[ReadDir, MakeReg]));
     assert!(hit.why.contains("beneath"));
     // The created file itself falls back to an exact rule.
@@ -796,10 +589,7 @@ fn a_directory_containing_a_sensitive_path_is_never_granted() {
 fn a_workdir_equal_to_home_is_narrowed_to_safe_children() {
     let mut c = ctx();
     c.cwd = "/home/u".into();
-    let l = learn_with(
-        &c,
-        vec![open_r("/home/u/proj/a.rs"), open_r("/home/u/.gitconfig")],
-    );
+    let l = learn_with(&c, vec![open_r("/home/u/proj/a.rs"), open_r("/home/u/.gitconfig")]);
     assert_eq!(paths(&l), vec!["$CWD/.gitconfig", "$CWD/proj"]);
     explanation(&l, "$CWD/proj", "stopped below /home/u");
 }
@@ -808,22 +598,12 @@ fn a_workdir_equal_to_home_is_narrowed_to_safe_children() {
 fn allow_sensitive_grants_the_listed_path_only() {
     let mut c = ctx();
     c.allow_sensitive = vec!["/home/u/.ssh".into()];
-    let l = learn_with(
-        &c,
-        vec![
-            open_r("/home/u/.ssh/known_hosts"),
-            open_r("/home/u/.gnupg/pubring.kbx"),
-            open_r("/home/u").dir(),
-        ],
-    );
+    let l =
+        learn_with(&c, vec![open_r("/home/u/.ssh/known_hosts"), open_r("/home/u/.gnupg/pubring.kbx"), open_r("/home/u").dir()]);
     assert_eq!(paths(&l), vec!["$HOME/.ssh/known_hosts"]);
     // $HOME still holds ~/.gnupg (not allowed).
     assert!(l.sensitive.iter().any(|h| h.path == "/home/u"));
-    assert!(
-        l.sensitive
-            .iter()
-            .any(|h| h.path == "/home/u/.gnupg/pubring.kbx")
-    );
+    assert!(l.sensitive.iter().any(|h| h.path == "/home/u/.gnupg/pubring.kbx"));
     // Allowing $HOME itself allows everything beneath.
     c.allow_sensitive = vec!["/home/u".into()];
     let l = learn_with(&c, vec![open_r("/home/u").dir()]);
@@ -841,24 +621,13 @@ fn dotenv_in_the_workdir_is_granted_with_a_warning() {
 
 #[test]
 fn merge_marks_rules_seen_in_only_some_runs() {
-    let a = learn(vec![
-        ev(Op::Exec, "/usr/bin/git"),
-        open_r("/home/u/proj/a"),
-        net(Op::Connect, libc::AF_INET, 443),
-    ]);
-    let b = learn(vec![
-        ev(Op::Exec, "/usr/bin/git"),
-        open_r("/home/u/.gitconfig"),
-        net(Op::Connect, libc::AF_INET, 22),
-    ]);
+    let a = learn(vec![ev(Op::Exec, "/usr/bin/git"), open_r("/home/u/proj/a"), net(Op::Connect, libc::AF_INET, 443)]);
+    let b = learn(vec![ev(Op::Exec, "/usr/bin/git"), open_r("/home/u/.gitconfig"), net(Op::Connect, libc::AF_INET, 22)]);
     let m = merge(&[a.clone(), b.clone()]);
     assert_eq!(m.stats.runs, 2);
     assert_eq!(rule(&m, "/usr").seen_in, None);
     assert_eq!(rule(&m, "$CWD").seen_in, Some(SeenIn { runs: 1, of: 2 }));
-    assert_eq!(
-        rule(&m, "$HOME/.gitconfig").seen_in,
-        Some(SeenIn { runs: 1, of: 2 })
-    );
+    assert_eq!(rule(&m, "$HOME/.gitconfig").seen_in, Some(SeenIn { runs: 1, of: 2 }));
     assert_eq!(m.connect_ports, [22, 443].into());
     assert_eq!(m.stats.events, a.stats.events + b.stats.events);
     // Merging a merge counts the runs it stands for.
@@ -871,11 +640,7 @@ fn merge_marks_rules_seen_in_only_some_runs() {
 #[test]
 fn merge_unions_rights_and_drops_covered_rules() {
     let a = learn(vec![open_r("/srv/x/f")]);
-    let b = learn(vec![
-        open_r("/srv/x").dir(),
-        ev(Op::Open, "/srv/x/g").write().create(),
-        open_r("/srv/x/f"),
-    ]);
+    let b = learn(vec![open_r("/srv/x").dir(), ev(Op::Open, "/srv/x/g").write().create(), open_r("/srv/x/f")]);
     let m = merge(&[a, b]);
     // /srv/x/f (read_file, 2 runs) is not covered by /srv/x (1 run): kept.
     assert_eq!(rule(&m, "/srv/x/f").seen_in, None);
@@ -887,12 +652,7 @@ fn merge_unions_rights_and_drops_covered_rules() {
 
 #[test]
 fn stats_count_used_and_ignored_events() {
-    let l = learn(vec![
-        open_r("/home/u/proj/a"),
-        ev(Op::Fork, "").arg(101),
-        ev(Op::Exit, ""),
-        open_r("/nope").err(libc::ENOENT),
-    ]);
+    let l = learn(vec![open_r("/home/u/proj/a"), ev(Op::Fork, "").arg(101), ev(Op::Exit, ""), open_r("/nope").err(libc::ENOENT)]);
     assert_eq!(l.stats.events, 4);
     assert_eq!(l.stats.used, 1);
     assert_eq!(l.stats.ignored[synth::reason::LIFECYCLE], 2);
@@ -901,9 +661,7 @@ fn stats_count_used_and_ignored_events() {
 
 #[test]
 fn explanations_cap_their_examples() {
-    let events = (0..100)
-        .map(|i| open_r(&format!("/home/u/proj/f{i}")))
-        .collect();
+    let events = (0..100).map(|i| open_r(&format!("/home/u/proj/f{i}"))).collect();
     let l = learn(events);
     let x = explanation(&l, "$CWD", "workdir");
     assert_eq!(x.paths, 100);
@@ -912,20 +670,12 @@ fn explanations_cap_their_examples() {
 
 #[test]
 fn a_million_events_synthesise() {
-    let dirs = [
-        "/usr/lib",
-        "/home/u/proj/src",
-        "/tmp/build",
-        "/home/u/.cache/x",
-        "/var/lib/app",
-    ];
+    let dirs = ["/usr/lib", "/home/u/proj/src", "/tmp/build", "/home/u/.cache/x", "/var/lib/app"];
     let events = || {
         (0..1_000_000u32).map(move |i| {
             let dir = dirs[(i % 5) as usize];
             let e = match i % 7 {
-                0 => ev(Op::Open, &format!("{dir}/f{}", i % 2000))
-                    .write()
-                    .create(),
+                0 => ev(Op::Open, &format!("{dir}/f{}", i % 2000)).write().create(),
                 1 => ev(Op::Exec, &format!("{dir}/bin{}", i % 50)),
                 2 => open_r(&format!("{dir}/missing{}", i % 300)).err(libc::ENOENT),
                 _ => open_r(&format!("{dir}/f{}", i % 2000)),
@@ -954,10 +704,7 @@ fn a_million_events_synthesise() {
 
 #[test]
 fn learned_round_trips_through_json() {
-    let l = learn(vec![
-        open_r("/home/u/proj/a"),
-        open_r("/home/u/.ssh/id_rsa"),
-    ]);
+    let l = learn(vec![open_r("/home/u/proj/a"), open_r("/home/u/.ssh/id_rsa")]);
     let json = serde_json::to_string(&l).expect("serialize");
     let back: Learned = serde_json::from_str(&json).expect("deserialize");
     assert_eq!(back, l);

@@ -231,7 +231,8 @@ impl Profile {
     #[must_use]
     pub fn fs_grants(&self) -> Vec<(String, BTreeSet<FsRight>, bool)> {
         let fs = &self.filesystem;
-        let file_only = |set: BTreeSet<FsRight>| -> BTreeSet<FsRight> { set.into_iter().filter(|r| r.applies_to_file()).collect() };
+        let file_only =
+            |set: BTreeSet<FsRight>| -> BTreeSet<FsRight> { set.into_iter().filter(|r| r.applies_to_file()).collect() };
         let all: BTreeSet<FsRight> = FsRight::ALL.into_iter().collect();
         let mut out = Vec::new();
         for p in &fs.allow {

@@ -47,7 +47,8 @@ impl Vars {
     /// Expands a leading `$VAR` or `~`, then checks the result is absolute
     /// and free of `..`.
     pub fn expand(&self, spelled: &str, profile: &str) -> Result<PathBuf, ProfileError> {
-        let bad = |why: &str| ProfileError::BadPath { profile: profile.to_owned(), path: spelled.to_owned(), why: why.to_owned() };
+        let bad =
+            |why: &str| ProfileError::BadPath { profile: profile.to_owned(), path: spelled.to_owned(), why: why.to_owned() };
         if spelled.is_empty() {
             return Err(bad("empty path"));
         }
@@ -196,7 +197,10 @@ fn resolve_inner(
     stack.pop();
     for (spelled, rights, file) in profile.fs_grants() {
         if rights.is_empty() {
-            return Err(ProfileError::Invalid { profile: origin.to_owned(), message: format!("rule for {spelled:?} grants no right") });
+            return Err(ProfileError::Invalid {
+                profile: origin.to_owned(),
+                message: format!("rule for {spelled:?} grants no right"),
+            });
         }
         if file && rights.iter().any(|r| !r.applies_to_file()) {
             return Err(ProfileError::Invalid {

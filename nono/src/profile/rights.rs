@@ -55,13 +55,8 @@ impl FsRight {
     ];
 
     /// Rights that make sense on a regular file (the rest need a directory).
-    pub const FILE_RIGHTS: [FsRight; 5] = [
-        FsRight::Execute,
-        FsRight::WriteFile,
-        FsRight::ReadFile,
-        FsRight::Truncate,
-        FsRight::IoctlDev,
-    ];
+    pub const FILE_RIGHTS: [FsRight; 5] =
+        [FsRight::Execute, FsRight::WriteFile, FsRight::ReadFile, FsRight::Truncate, FsRight::IoctlDev];
 
     #[must_use]
     pub const fn name(self) -> &'static str {
@@ -102,10 +97,7 @@ impl FsRight {
     /// modifies the tree, without reading.
     #[must_use]
     pub fn write_set() -> BTreeSet<FsRight> {
-        FsRight::ALL
-            .into_iter()
-            .filter(|r| !matches!(r, FsRight::Execute | FsRight::ReadFile | FsRight::ReadDir))
-            .collect()
+        FsRight::ALL.into_iter().filter(|r| !matches!(r, FsRight::Execute | FsRight::ReadFile | FsRight::ReadDir)).collect()
     }
 }
 
@@ -123,10 +115,7 @@ pub struct UnknownRight(pub String);
 impl FromStr for FsRight {
     type Err = UnknownRight;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        FsRight::ALL
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| UnknownRight(s.to_owned()))
+        FsRight::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| UnknownRight(s.to_owned()))
     }
 }
 

@@ -40,18 +40,19 @@ fn unknown_keys_and_malformed_json_name_line_and_column() {
 
 #[test]
 fn hostile_paths_are_refused() {
-    for (path, why) in [
-        ("relative/dir", "not absolute"),
-        ("/usr/../etc/shadow", "`..`"),
-        ("$NOPE/x", "unknown variable"),
-        ("", "empty"),
-    ] {
+    for (path, why) in
+        [("relative/dir", "not absolute"), ("/usr/../etc/shadow", "`..`"), ("$NOPE/x", "unknown variable"), ("", "empty")]
+    {
         let text = format!("{{\"filesystem\": {{\"read\": [{path:?}]}}}}");
         let e = load_str(&text, "h.json", &vars()).expect_err(path);
         assert!(e.to_string().contains(why), "{path}: {e}");
     }
-    let e = load_str("{\"filesystem\": {\"rules\": [{\"path\": \"/x\", \"access\": [\"make_dir\"], \"file\": true}]}}", "f.json", &vars())
-        .expect_err("dir right on a file");
+    let e = load_str(
+        "{\"filesystem\": {\"rules\": [{\"path\": \"/x\", \"access\": [\"make_dir\"], \"file\": true}]}}",
+        "f.json",
+        &vars(),
+    )
+    .expect_err("dir right on a file");
     assert!(e.to_string().contains("directory-only"), "{e}");
 }
 
@@ -101,7 +102,13 @@ fn a_learned_profile_round_trips() {
         seen_in: None,
     });
     learned.connect_ports.insert(443);
-    let prov = Provenance { sessions: vec![4], nono_version: "0.1.0".into(), backend: "tracepoint".into(), lost_events: 0, learned_at: String::new() };
+    let prov = Provenance {
+        sessions: vec![4],
+        nono_version: "0.1.0".into(),
+        backend: "tracepoint".into(),
+        lost_events: 0,
+        learned_at: String::new(),
+    };
     let p = Profile::from_learned(&learned, "agent", prov);
     let text = p.to_json_pretty().expect("json");
     let back = Profile::parse(&text, "learned.json").expect("parses");

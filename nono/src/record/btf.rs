@@ -81,7 +81,8 @@ impl Btf {
         let (type_off, type_len, str_off, str_len) = (field(0)?, field(1)?, field(2)?, field(3)?);
         let types_start = hdr_len + type_off;
         let types_end = types_start + type_len;
-        let strings = data.get(hdr_len + str_off..hdr_len + str_off + str_len).ok_or_else(|| bad("string section out of bounds"))?;
+        let strings =
+            data.get(hdr_len + str_off..hdr_len + str_off + str_len).ok_or_else(|| bad("string section out of bounds"))?;
         if types_end > data.len() {
             return Err(bad("type section out of bounds"));
         }

@@ -56,9 +56,7 @@ impl Decoder {
             return Err(DecodeError::PathLength { declared: l1 + l2, actual: data.len() });
         }
         let op = Op::from_code(h.op).ok_or(DecodeError::UnknownOp(h.op))?;
-        let incomplete = h.flags
-            & (flag::PATH_FAILED | flag::PATH2_FAILED | flag::PATH_TRUNCATED | flag::PATH2_TRUNCATED)
-            != 0;
+        let incomplete = h.flags & (flag::PATH_FAILED | flag::PATH2_FAILED | flag::PATH_TRUNCATED | flag::PATH2_TRUNCATED) != 0;
         let mut path = decode_path(&data[..l1]);
         if h.flags & flag::DETACHED != 0 {
             path = path.map(|p| format!("<detached>{p}"));

@@ -168,10 +168,7 @@ fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str, backend: Backend) -> Result<&'
 where
     &'a mut aya::programs::Program: TryInto<&'a mut T, Error = aya::programs::ProgramError>,
 {
-    ebpf.program_mut(name)
-        .ok_or_else(|| RecordError::MissingProgram(name.to_owned()))?
-        .try_into()
-        .map_err(perr(name, backend))
+    ebpf.program_mut(name).ok_or_else(|| RecordError::MissingProgram(name.to_owned()))?.try_into().map_err(perr(name, backend))
 }
 
 impl Loaded {
@@ -203,9 +200,7 @@ impl Loaded {
     fn attach_syscalls(&mut self) -> Result<(), RecordError> {
         self.install_exit_common()?;
         for &(sys, optional) in SYSCALLS {
-            let exists = std::path::Path::new("/sys/kernel/tracing/events/syscalls")
-                .join(format!("sys_enter_{sys}"))
-                .exists();
+            let exists = std::path::Path::new("/sys/kernel/tracing/events/syscalls").join(format!("sys_enter_{sys}")).exists();
             if !exists && optional {
                 self.missing.push(sys.to_owned());
                 continue;
@@ -226,12 +221,14 @@ impl Loaded {
         let t = std::time::Instant::now();
         prog.load().map_err(perr(name, backend))?;
         log::debug!("loaded {name} in {:?}", t.elapsed());
-        let fd = prog.fd().map_err(perr(name, backend))?.try_clone().map_err(|source| RecordError::Sys {
-            call: "dup of the sys_exit_common program fd",
-            source,
-        })?;
+        let fd = prog
+            .fd()
+            .map_err(perr(name, backend))?
+            .try_clone()
+            .map_err(|source| RecordError::Sys { call: "dup of the sys_exit_common program fd", source })?;
         let map = self.ebpf.map_mut("TAIL").ok_or(RecordError::MissingMap("TAIL"))?;
-        let mut tail: ProgramArray<_> = ProgramArray::try_from(map).map_err(|source| RecordError::Map { name: "TAIL", source })?;
+        let mut tail: ProgramArray<_> =
+            ProgramArray::try_from(map).map_err(|source| RecordError::Map { name: "TAIL", source })?;
         tail.set(0, &fd, 0).map_err(|source| RecordError::Map { name: "TAIL", source })?;
         Ok(())
     }

@@ -71,7 +71,9 @@ pub enum BackendChoice {
 /// Everything that can go wrong while recording.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("this nono binary was built without its eBPF programs (AYA_BUILD_SKIP was set); rebuild with `cargo build --release`")]
+    #[error(
+        "this nono binary was built without its eBPF programs (AYA_BUILD_SKIP was set); rebuild with `cargo build --release`"
+    )]
     NoPrograms,
     #[error("reading kernel type information (BTF) from {path}")]
     Btf {

@@ -14,10 +14,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::Sender;
 
+use super::RecordError;
 use super::decode::Decoder;
 use super::loader::{KernelCounters, Recorder};
 use super::spawn::{self, Command};
-use super::RecordError;
 use crate::event::Event;
 
 /// Events per batch sent to the store.
@@ -112,9 +112,7 @@ fn register<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
 
 /// Offset from `CLOCK_BOOTTIME` (the kernel's stamps) to Unix time.
 fn boot_to_unix_ns() -> i64 {
-    let ns = |clock| {
-        nix::time::clock_gettime(clock).map_or(0, |t| t.tv_sec() * 1_000_000_000 + t.tv_nsec())
-    };
+    let ns = |clock| nix::time::clock_gettime(clock).map_or(0, |t| t.tv_sec() * 1_000_000_000 + t.tv_nsec());
     ns(nix::time::ClockId::CLOCK_REALTIME) - ns(nix::time::ClockId::CLOCK_BOOTTIME)
 }
 

@@ -131,10 +131,8 @@ fn resolve(program: &OsStr, env: &[(OsString, OsString)], cwd: &Path) -> Result<
     if program.as_bytes().contains(&b'/') {
         return Ok(cwd.join(program));
     }
-    let path = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"), |(_, v)| v.clone());
+    let path =
+        env.iter().find(|(k, _)| k == "PATH").map_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"), |(_, v)| v.clone());
     for dir in std::env::split_paths(&path) {
         let candidate = cwd.join(dir).join(program);
         if let Ok(meta) = std::fs::metadata(&candidate) {
@@ -301,10 +299,7 @@ unsafe fn child_main(
 impl Gated {
     /// Lets the child proceed and reports whether its exec succeeded.
     pub fn release(&mut self) -> Result<(), SpawnError> {
-        let go = self.go.take().ok_or(SpawnError::Sys {
-            call: "release",
-            source: io::Error::other("child already released"),
-        })?;
+        let go = self.go.take().ok_or(SpawnError::Sys { call: "release", source: io::Error::other("child already released") })?;
         nix::unistd::write(&go, &[1]).map_err(|e| sys("write to the child's gate")(e.into()))?;
         drop(go);
         // The error pipe closes on a successful exec (CLOEXEC) or carries

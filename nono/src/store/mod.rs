@@ -26,7 +26,9 @@ use serde::Serialize;
 use crate::event::{Access, Event, NetAddr, Op, Outcome};
 use crate::record::session::{ChildStatus, Outcome as RecordOutcome};
 
-pub use query::{ErrorCount, EventRow, OpCount, PathCount, ProcessRow, Query, ResultClass, Summary, UnknownResultClass, errno_name};
+pub use query::{
+    ErrorCount, EventRow, OpCount, PathCount, ProcessRow, Query, ResultClass, Summary, UnknownResultClass, errno_name,
+};
 pub use writer::{CHANNEL_BATCHES, WriterHandle, WriterStats, bench_ingest, spawn_writer, synthetic_event};
 
 /// How long a connection waits for another writer before reporting "busy".
@@ -655,7 +657,8 @@ const MAX_CACHED_VALUES: usize = 1 << 18;
 
 impl<'c> StringCache<'c> {
     pub(crate) fn new(conn: &'c Connection) -> Result<StringCache<'c>, StoreError> {
-        let lookup = conn.prepare_cached("SELECT value FROM strings WHERE id = ?1").map_err(StoreError::sql("reading strings"))?;
+        let lookup =
+            conn.prepare_cached("SELECT value FROM strings WHERE id = ?1").map_err(StoreError::sql("reading strings"))?;
         Ok(StringCache { lookup, values: HashMap::new() })
     }
 
@@ -713,10 +716,7 @@ pub(crate) fn outcome_columns(o: Outcome) -> (i64, i64) {
 /// Decodes a stored operation code; an unknown one means a corrupt database.
 pub(crate) fn op_column(r: &rusqlite::Row<'_>, idx: usize) -> Result<Op, StoreError> {
     let code: i64 = r.get(idx)?;
-    u16::try_from(code)
-        .ok()
-        .and_then(Op::from_code)
-        .ok_or_else(|| StoreError::Corrupt(format!("operation code {code}")))
+    u16::try_from(code).ok().and_then(Op::from_code).ok_or_else(|| StoreError::Corrupt(format!("operation code {code}")))
 }
 
 /// Decodes the event columns of [`EVENT_SELECT`] starting at column `at`.

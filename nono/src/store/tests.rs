@@ -377,10 +377,7 @@ fn query_filters_combine() {
     assert!(q(Query { comm: Some("nobody".into()), ..Query::default() }).is_empty());
     assert_eq!(q(Query { since_ns: Some(1_020), until_ns: Some(1_022), ..Query::default() }).len(), 2);
     assert_eq!(q(Query { limit: Some(3), ..Query::default() }).len(), 3);
-    assert_eq!(
-        paths(&q(Query { path_glob: Some("/etc/*".into()), op: Some(Op::Open), ..Query::default() })),
-        ["/etc/passwd"]
-    );
+    assert_eq!(paths(&q(Query { path_glob: Some("/etc/*".into()), op: Some(Op::Open), ..Query::default() })), ["/etc/passwd"]);
     assert!(matches!(store.query(&Query { session: Some(77), ..Query::default() }), Err(StoreError::UnknownSession(_))));
 }
 

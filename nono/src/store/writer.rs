@@ -89,8 +89,7 @@ pub fn spawn_writer(path: &Path, session: i64) -> Result<(mpsc::Sender<Vec<Event
     // that go with them) run on their own thread and connection, alongside
     // the inserts instead of inside a commit.
     let checkpoint_conn = connect(path)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)
-        .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     let (commit_tx, commit_rx) = std_mpsc::sync_channel(1);
     let (enc_tx, enc_rx) = std_mpsc::sync_channel(ENCODED_BATCHES);
@@ -219,14 +218,16 @@ const ROWS: usize = 64;
 const SIZES: usize = 7;
 
 /// Columns of the common insert (most events: one path, no socket).
-const COMMON_COLUMNS: &str = "session_id, time_ns, pid, tid, ppid, uid, comm_id, exe_id, op, path_id, access, arg, file_type, result, errno";
+const COMMON_COLUMNS: &str =
+    "session_id, time_ns, pid, tid, ppid, uid, comm_id, exe_id, op, path_id, access, arg, file_type, result, errno";
 const N_COMMON: usize = 15;
 /// The columns the full insert (one row at a time, for the rest) adds.
 const REST_COLUMNS: &str = "path2_id, net_family, net_addr, net_port, incomplete";
 const N_FULL: usize = N_COMMON + 5;
 
 fn insert_sql(full: bool, rows: usize) -> String {
-    let (columns, n) = if full { (format!("{COMMON_COLUMNS}, {REST_COLUMNS}"), N_FULL) } else { (COMMON_COLUMNS.to_owned(), N_COMMON) };
+    let (columns, n) =
+        if full { (format!("{COMMON_COLUMNS}, {REST_COLUMNS}"), N_FULL) } else { (COMMON_COLUMNS.to_owned(), N_COMMON) };
     let row = format!("({})", vec!["?"; n].join(","));
     format!("INSERT OR FAIL INTO events ({columns}) VALUES {}", vec![row; rows].join(","))
 }
@@ -248,8 +249,7 @@ struct Inserter<'c> {
 
 impl<'c> Inserter<'c> {
     fn new(conn: &'c Connection, session: i64) -> rusqlite::Result<Inserter<'c>> {
-        let common =
-            (0..SIZES).map(|i| conn.prepare(&insert_sql(false, ROWS >> i))).collect::<Result<Vec<_>, _>>()?;
+        let common = (0..SIZES).map(|i| conn.prepare(&insert_sql(false, ROWS >> i))).collect::<Result<Vec<_>, _>>()?;
         Ok(Inserter {
             conn,
             session,

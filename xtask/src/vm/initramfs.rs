@@ -30,8 +30,7 @@ pub struct GuestFiles<'a> {
 
 /// Writes the archive to `out`, with the static busybox found at `busybox`.
 pub fn write(out: &Path, busybox: &Path, files: &GuestFiles<'_>) -> Result<()> {
-    let busybox_bin =
-        fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
+    let busybox_bin = fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
     let mut entries = vec![
         Entry::Dir("bin"),
         Entry::Dir("dev"),
@@ -46,8 +45,7 @@ pub fn write(out: &Path, busybox: &Path, files: &GuestFiles<'_>) -> Result<()> {
         Entry::File { path: "nono-vm/config", mode: 0o644, data: files.config.as_bytes() },
         Entry::File { path: "nono-vm/cmd.sh", mode: 0o755, data: files.command.as_bytes() },
     ];
-    let module_paths: Vec<String> =
-        files.modules.iter().map(|(name, _)| format!("nono-vm/modules/{name}")).collect();
+    let module_paths: Vec<String> = files.modules.iter().map(|(name, _)| format!("nono-vm/modules/{name}")).collect();
     for ((_, data), path) in files.modules.iter().zip(&module_paths) {
         entries.push(Entry::File { path, mode: 0o644, data });
     }
@@ -67,8 +65,7 @@ pub fn write(out: &Path, busybox: &Path, files: &GuestFiles<'_>) -> Result<()> {
 /// Appends one `newc` record: a 110-byte ASCII header, the NUL-terminated
 /// name and the data, each padded to a multiple of four bytes.
 fn push_entry(buf: &mut Vec<u8>, ino: u32, name: &str, mode: u32, data: &[u8]) -> io::Result<()> {
-    let size = u32::try_from(data.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large for newc"))?;
+    let size = u32::try_from(data.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large for newc"))?;
     let nlink = if mode & 0o040_000 != 0 { 2 } else { 1 };
     let name_len = name.len() as u32 + 1;
     write!(

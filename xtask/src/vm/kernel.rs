@@ -81,12 +81,7 @@ fn locate(dir: &Path, package: &str) -> Option<Kernel> {
     let root = dir.join("root");
     let vmlinuz = root.join("boot").join(format!("vmlinuz-{release}"));
     let modules_dir = root.join("lib/modules").join(release);
-    (vmlinuz.is_file() && modules_dir.is_dir()).then(|| Kernel {
-
-        package: package.to_owned(),
-        vmlinuz,
-        modules_dir,
-    })
+    (vmlinuz.is_file() && modules_dir.is_dir()).then(|| Kernel { package: package.to_owned(), vmlinuz, modules_dir })
 }
 
 /// The newest package whose name matches `spec`, compared by its numbers.
@@ -103,8 +98,7 @@ fn newest_package(spec: KernelSpec) -> Result<String> {
         .filter_map(|line| line.split_whitespace().next())
         .filter_map(|name| {
             let middle = name.strip_prefix(spec.prefix)?.strip_suffix(spec.suffix)?;
-            let key: Option<Vec<u64>> =
-                middle.split(['.', '-']).map(|n| n.parse::<u64>().ok()).collect();
+            let key: Option<Vec<u64>> = middle.split(['.', '-']).map(|n| n.parse::<u64>().ok()).collect();
             Some((key?, name.to_owned()))
         })
         .max();
@@ -161,10 +155,7 @@ fn find_module(dir: &Path, name: &str) -> Option<PathBuf> {
                 continue;
             }
             let file = entry.file_name().to_string_lossy().replace('-', "_");
-            let stem = file
-                .strip_suffix(".ko")
-                .or_else(|| file.strip_suffix(".ko.xz"))
-                .or_else(|| file.strip_suffix(".ko.zst"));
+            let stem = file.strip_suffix(".ko").or_else(|| file.strip_suffix(".ko.xz")).or_else(|| file.strip_suffix(".ko.zst"));
             if stem == Some(want.as_str()) {
                 return Some(path);
             }
@@ -202,11 +193,7 @@ fn depends(ko: &[u8]) -> Vec<String> {
         .map(|at| {
             let rest = &ko[at + key.len()..];
             let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-            String::from_utf8_lossy(&rest[..end])
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
+            String::from_utf8_lossy(&rest[..end]).split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
         })
         .unwrap_or_default()
 }

@@ -30,7 +30,10 @@ pub enum Outcome {
     /// The guest printed its sentinel with this exit status.
     Exited(i32),
     /// QEMU ended (or the kernel panicked) without a sentinel.
-    NoSentinel { booted: bool, panicked: bool },
+    NoSentinel {
+        booted: bool,
+        panicked: bool,
+    },
     TimedOut,
 }
 
@@ -164,10 +167,7 @@ fn boot_once(b: &Boot<'_>, accel: &str) -> Result<Outcome> {
                     panicked = true;
                 }
                 if let Some(at) = clean.find(&exit_marker) {
-                    let digits: String = clean[at + exit_marker.len()..]
-                        .chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect();
+                    let digits: String = clean[at + exit_marker.len()..].chars().take_while(char::is_ascii_digit).collect();
                     let code = digits.parse::<i32>().unwrap_or(125);
                     // Give the guest a moment to power off, then reap it.
                     let grace = Instant::now();
