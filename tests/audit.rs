@@ -78,11 +78,20 @@ fn fixture() -> (tempfile::TempDir, PathBuf) {
         event(0, Op::Exec, "/usr/bin/make"),
         event(1, Op::Open, "/home/u/project/Makefile"),
         event(2, Op::Open, "/home/u/project/src/main.c"),
-        Event { outcome: Outcome::Denied(13), ..event(3, Op::Open, "/home/u/.ssh/id_rsa") },
+        Event {
+            outcome: Outcome::Denied { errno: 13, by: nono::event::DenyBy::Computed },
+            ..event(3, Op::Open, "/home/u/.ssh/id_rsa")
+        },
         Event { outcome: Outcome::Error(2), ..event(4, Op::Open, "/home/u/project/missing, \"odd\".h") },
         Event {
             path: None,
-            net: Some(NetAddr { family: 2, addr: Some(IpAddr::V4(Ipv4Addr::new(93, 184, 216, 34))), port: 443 }),
+            net: Some(NetAddr {
+                family: 2,
+                addr: Some(IpAddr::V4(Ipv4Addr::new(93, 184, 216, 34))),
+                port: 443,
+                sock_type: 1,
+                protocol: 0,
+            }),
             ..event(5, Op::Connect, "")
         },
     ];

@@ -43,8 +43,20 @@ pub mod op {
     pub const EXIT: u16 = 14;
     pub const IOCTL: u16 = 15;
     pub const CREATE: u16 = 16;
+    /// `socket(2)`: family in `net_family`, type and protocol in
+    /// `sock_type`/`sock_proto`, the raw type argument (with its flags) in `arg`.
+    pub const SOCKET: u16 = 17;
+    /// A datagram sent to an explicit address (`sendto`, `sendmsg`,
+    /// `sendmmsg` with a name): the destination is in the `net_*` fields.
+    pub const SEND: u16 = 18;
+    /// `kill`/`tkill`/`tgkill`/`pidfd_send_signal`: `arg` holds the signal
+    /// in its low 32 bits and the target pid (as `i32`) in its high 32 bits.
+    pub const SIGNAL: u16 = 19;
+    /// A kernel facility outside files and sockets (io_uring, keyrings,
+    /// SysV IPC, POSIX message queues): `arg` is the x86_64 syscall number.
+    pub const SYSCALL: u16 = 20;
     /// Highest value in use; userspace rejects anything above.
-    pub const MAX: u16 = 16;
+    pub const MAX: u16 = 20;
 }
 
 /// Bits of [`EventHeader::flags`].
@@ -69,6 +81,9 @@ pub mod flag {
     /// socket, anonymous inode, or an object of another mount namespace).
     /// Userspace must not read it as "/".
     pub const DETACHED: u16 = 1 << 8;
+    /// The Unix socket address is abstract: the first path field is a raw
+    /// segment holding the name without its leading NUL.
+    pub const ABSTRACT: u16 = 1 << 9;
 }
 
 /// How a path field is encoded.
@@ -138,7 +153,10 @@ pub struct EventHeader {
     pub net_family: u16,
     /// Port in host byte order.
     pub net_port: u16,
-    pub _pad0: u32,
+    /// `SOCK_STREAM`, `SOCK_DGRAM`, ... of the socket involved, or 0.
+    pub sock_type: u16,
+    /// Protocol of the socket involved (`IPPROTO_TCP`, ...), or 0.
+    pub sock_proto: u16,
     /// IPv4 address in the first 4 bytes, or IPv6 address, network order.
     pub net_addr: [u8; 16],
     /// `comm` of the task, NUL-padded.
@@ -317,7 +335,8 @@ mod tests {
         assert_eq!(offset_of!(EventHeader, path2_len), 46);
         assert_eq!(offset_of!(EventHeader, net_family), 48);
         assert_eq!(offset_of!(EventHeader, net_port), 50);
-        assert_eq!(offset_of!(EventHeader, _pad0), 52);
+        assert_eq!(offset_of!(EventHeader, sock_type), 52);
+        assert_eq!(offset_of!(EventHeader, sock_proto), 54);
         assert_eq!(offset_of!(EventHeader, net_addr), 56);
         assert_eq!(offset_of!(EventHeader, comm), 72);
         assert_eq!(size_of::<EventHeader>(), 88);
@@ -327,7 +346,7 @@ mod tests {
     /// No implicit padding: the sum of field sizes equals the struct size.
     #[test]
     fn structs_have_no_implicit_padding() {
-        let header_fields = 8 + 8 + 4 * 4 + 2 + 2 + 4 + 4 + 2 + 2 + 2 + 2 + 4 + 16 + COMM_LEN;
+        let header_fields = 8 + 8 + 4 * 4 + 2 + 2 + 4 + 4 + 2 + 2 + 2 + 2 + 2 + 2 + 16 + COMM_LEN;
         assert_eq!(size_of::<EventHeader>(), header_fields);
         assert_eq!(size_of::<Pending>(), 4 + 4 + 6 * 8);
         assert_eq!(size_of::<KernelOffsets>(), 29 * 4);

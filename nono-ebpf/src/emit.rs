@@ -144,7 +144,8 @@ impl Slot {
         h.path2_len = 0;
         h.net_family = 0;
         h.net_port = 0;
-        h._pad0 = 0;
+        h.sock_type = 0;
+        h.sock_proto = 0;
         h.net_addr = [0; 16];
         h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
         kread::begin(self.buf, kread::Field::First);

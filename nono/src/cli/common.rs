@@ -8,9 +8,9 @@ use anyhow::{Context as _, bail};
 
 use crate::record::Backend;
 use crate::record::RecordError;
-use crate::record::session::Outcome;
+use crate::record::session::{ChildStatus, Outcome};
 use crate::record::spawn::Identity;
-use crate::store::{NewSession, SessionEnd, SessionState, Store, StoreError, WriterStats};
+use crate::store::{LossCounters, NewSession, SessionEnd, SessionState, Store, StoreError, WriterStats};
 
 /// Output format for people (`table`) or tools (`json`, `csv`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -82,7 +82,7 @@ pub fn close_session(
     };
     let stored = writer.as_ref().map_or(0, |s| s.events);
     let unstored = outcome.events.saturating_sub(stored) + outcome.unstored;
-    let mut end = SessionEnd::from_outcome(&outcome, stored, unstored);
+    let mut end = session_end(&outcome, stored, unstored);
     if writer.is_err() {
         end.state = SessionState::Incomplete;
     }
@@ -91,4 +91,32 @@ pub fn close_session(
         eprintln!("nono: error: the audit store failed while recording: {e}; {unstored} events were not stored");
     }
     Ok((outcome, end))
+}
+
+/// What the store keeps of a finished recording: `stored` events reached
+/// the database and `unstored` did not. Complete only when nothing was lost.
+fn session_end(outcome: &Outcome, stored: u64, unstored: u64) -> SessionEnd {
+    let (exit_code, signal) = match outcome.status {
+        ChildStatus::Exited(c) => (Some(c), None),
+        ChildStatus::Signaled(s) => (None, Some(s)),
+    };
+    let k = &outcome.counters;
+    let counters = LossCounters {
+        ringbuf_drops: k.ringbuf_drops,
+        path_failures: k.path_failures,
+        path_truncations: k.path_truncations,
+        pending_full: k.pending_full,
+        traced_full: k.traced_full,
+        scratch_busy: k.scratch_busy,
+        decode_errors: outcome.decode_errors,
+        unstored,
+    };
+    SessionEnd {
+        state: if counters.lost() == 0 { SessionState::Complete } else { SessionState::Incomplete },
+        exit_code,
+        signal,
+        events: stored,
+        counters,
+        note: outcome.store_error.clone(),
+    }
 }

@@ -201,9 +201,9 @@ mod tests {
         let mut c443 = open("", false);
         c443.op = Op::Connect;
         c443.path = None;
-        c443.net = Some(NetAddr { family: 2, addr: Some("1.1.1.1".parse().expect("ip")), port: 443 });
+        c443.net = Some(NetAddr { family: 2, addr: Some("1.1.1.1".parse().expect("ip")), port: 443, sock_type: 1, protocol: 0 });
         let mut c22 = c443.clone();
-        c22.net = Some(NetAddr { family: 2, addr: Some("1.1.1.1".parse().expect("ip")), port: 22 });
+        c22.net = Some(NetAddr { family: 2, addr: Some("1.1.1.1".parse().expect("ip")), port: 22, sock_type: 1, protocol: 0 });
         let d = check(&[missing, c443, c22], &grants());
         assert_eq!(d.len(), 1, "{d:#?}");
         assert_eq!(d[0].path, "tcp:22");

@@ -55,8 +55,10 @@
 //! Landlock filesystem rights, so connects are listed as warnings, not
 //! rules; binding one creates a socket file (`make_sock` on its parent).
 
+mod agg;
 mod check;
 mod generalise;
+mod layout;
 mod merge;
 mod paths;
 mod rights;

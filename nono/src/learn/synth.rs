@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::event::{Event, Op, Outcome};
 
-use super::generalise::{self, Layout};
+use super::agg::PathAgg;
+use super::generalise;
+use super::layout::Layout;
 use super::rights::{Kind, Mask, fails_before_landlock, visit_needs};
 use super::{LearnContext, LearnStats, Learned, SensitiveHit};
 
@@ -19,6 +21,7 @@ pub(crate) mod reason {
     pub const ANONYMOUS: &str = "anonymous or relative path (pipe:, socket:, anon_inode:)";
     pub const FD_REOPEN: &str = "re-open through /proc/<pid>/fd or /dev/fd (not path-restricted)";
     pub const DENIED: &str = "denied while learning";
+    pub const REFUSED: &str = "refused by file permissions or the kernel while learning (EACCES/EPERM)";
     pub const FAILED_EARLY: &str = "failed before any Landlock check (ENOENT, EEXIST, ...)";
     pub const FAILED_LATE: &str = "failed after the permission check";
     pub const NO_RIGHTS: &str = "no Landlock right involved (O_PATH, ioctl on a non-device)";
@@ -30,29 +33,6 @@ pub(crate) mod reason {
 
 /// How many distinct examples each kind of note keeps.
 const MAX_NOTES: usize = 50;
-
-/// Pids and comms of accesses that may end up in a sensitive report.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Watch {
-    pub pids: Vec<u32>,
-    pub comms: Vec<String>,
-}
-
-/// Everything learned about one path.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct PathAgg {
-    /// Rights checked on the path as a file.
-    pub file: Mask,
-    /// Rights checked on the path as a directory (its own `read_dir`, and
-    /// `make_*`/`remove_*`/`refer` for entries in it).
-    pub dir: Mask,
-    /// Created (or renamed/linked into place) during the run.
-    pub born: bool,
-    /// Bit `1 << op.code()` for each operation that needed rights here.
-    pub ops: u32,
-    /// Kept only for paths near a sensitive one, to bound memory.
-    pub watch: Option<Box<Watch>>,
-}
 
 #[derive(Debug, Default)]
 struct Notes {
@@ -133,9 +113,13 @@ impl Synthesiser {
         }
         match e.outcome {
             Outcome::Ok => {}
-            Outcome::Denied(errno) => {
+            Outcome::Denied { errno, .. } => {
                 self.note_denied(e, path, errno);
                 return self.ignore(reason::DENIED);
+            }
+            Outcome::Error(errno @ (libc::EACCES | libc::EPERM)) => {
+                self.note_denied(e, path, errno);
+                return self.ignore(reason::REFUSED);
             }
             Outcome::Error(errno) if fails_before_landlock(errno) => {
                 return self.ignore(reason::FAILED_EARLY);
@@ -202,12 +186,12 @@ impl Synthesiser {
         let passed = match e.outcome {
             Outcome::Ok => true,
             // A non-blocking connect returns these after the permission check passed.
-            Outcome::Error(errno) => {
-                e.op == Op::Connect && matches!(errno, libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN | libc::EISCONN)
-            }
-            Outcome::Denied(errno) => {
+            Outcome::Denied { errno, .. } | Outcome::Error(errno @ (libc::EACCES | libc::EPERM)) => {
                 self.note_denied(e, &format!("port {}", net.port), errno);
                 return self.ignore(reason::DENIED);
+            }
+            Outcome::Error(errno) => {
+                e.op == Op::Connect && matches!(errno, libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN | libc::EISCONN)
             }
         };
         if !passed {

@@ -53,7 +53,7 @@ fn open_r(path: &str) -> Ev {
 fn net(op: Op, family: i32, port: u16) -> Ev {
     let mut e = ev(op, "");
     e.0.path = None;
-    e.0.net = Some(NetAddr { family: family as u16, addr: None, port });
+    e.0.net = Some(NetAddr { family: family as u16, addr: None, port, sock_type: 1, protocol: 0 });
     e
 }
 
@@ -288,7 +288,7 @@ fn denied_accesses_are_not_granted_and_warned() {
     let l = learn(vec![open_r("/var/secret").err(libc::EACCES).comm("curl")]);
     assert!(l.rules.is_empty());
     assert!(l.warnings.iter().any(|w| w.contains("denied") && w.contains("/var/secret") && w.contains("curl")));
-    assert_eq!(l.stats.ignored[synth::reason::DENIED], 1);
+    assert_eq!(l.stats.ignored[synth::reason::REFUSED], 1);
 }
 
 #[test]

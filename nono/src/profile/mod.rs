@@ -13,10 +13,12 @@ mod builtin;
 mod resolve;
 
 use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::Facility;
 use rights::{FsRight, FsRule};
 
 pub use builtin::{BUILTINS, builtin};
@@ -64,6 +66,8 @@ pub struct Profile {
     pub filesystem: Filesystem,
     #[serde(default)]
     pub network: Network,
+    #[serde(default, skip_serializing_if = "SandboxPolicy::is_default")]
+    pub sandbox: SandboxPolicy,
     #[serde(default, skip_serializing_if = "Security::is_default")]
     pub security: Security,
 }
@@ -144,11 +148,78 @@ pub struct Filesystem {
     pub write_file: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<FsRule>,
+    /// Operations nono's supervisor performs on the command's behalf where
+    /// Landlock cannot express the grant (an atomic save beside secrets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brokered: Vec<BrokeredRule>,
+    /// Where `chmod`, `chown`, `utimensat` and the xattr calls may change
+    /// metadata (Landlock has no right for them).
+    #[serde(default, skip_serializing_if = "MetadataPolicy::is_default")]
+    pub metadata: MetadataPolicy,
+}
+
+/// A brokered rule: in directory `dir`, entries whose names match one of
+/// `names` (globs within one directory: `*` and `?`, no `/`) may undergo
+/// `ops`, performed by the supervisor. A rename is allowed only when both
+/// names match in the same directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokeredRule {
+    pub dir: String,
+    pub names: Vec<String>,
+    pub ops: BTreeSet<BrokerOp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a brokered rule lets the supervisor do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerOp {
+    /// Create a regular file (the new descriptor is handed to the command).
+    Create,
+    /// Open an existing matching file for writing.
+    Write,
+    /// Rename one matching name over another (an atomic replace).
+    Rename,
+    /// Unlink a matching file.
+    Remove,
+    /// Create a matching directory (a lock directory).
+    Mkdir,
+    /// Remove a matching directory.
+    Rmdir,
+    /// Change mode or timestamps of a matching entry (`chmod`, `utimensat`).
+    Metadata,
+}
+
+/// Where metadata changes (`chmod`, `chown`, timestamps, xattrs) are allowed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataPolicy {
+    /// Beneath a grant that allows writing (`write_file` on a file, or a
+    /// directory rule with `write_file`), and on brokered entries with the
+    /// `metadata` op; denied elsewhere.
+    #[default]
+    WriteGrants,
+    /// Nowhere.
+    None,
+    /// Anywhere the user's own permissions allow (nono does not restrict them).
+    Any,
+}
+
+impl MetadataPolicy {
+    fn is_default(&self) -> bool {
+        *self == MetadataPolicy::default()
+    }
 }
 
 /// Network policy. A port list that is present (even empty) restricts TCP
 /// connect (`open_port`) or bind (`listen_port`) to those ports; absent
 /// leaves it unrestricted. `block` denies all network but Unix sockets.
+///
+/// Everything else is closed unless listed: UDP (`udp`), ICMP ping sockets
+/// (`icmp`), connects to pathname Unix sockets (`unix_connect`) and socket
+/// families other than Unix, IPv4 and IPv6 (`families`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
@@ -158,6 +229,67 @@ pub struct Network {
     pub open_port: Option<BTreeSet<u16>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen_port: Option<BTreeSet<u16>>,
+    /// UDP destinations; absent means no UDP socket at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<Udp>,
+    /// Hosts ICMP echo ("ping") sockets may send to; absent means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<BTreeSet<IpAddr>>,
+    /// Pathname Unix sockets the command may connect (or send) to, with
+    /// variables like filesystem paths; absent means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix_connect: Option<Vec<String>>,
+    /// Socket families beyond `unix`, `inet` and `inet6` (`netlink`,
+    /// `vsock`, ...; see `crate::event::SOCKET_FAMILIES`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub families: Vec<String>,
+}
+
+/// UDP destinations.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Udp {
+    /// Queries to the system's DNS resolvers (the `nameserver`s of
+    /// `/etc/resolv.conf`, read when the sandbox starts) on port 53.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dns: bool,
+    /// Other destinations, `ADDR:PORT` (`[v6]:PORT` for IPv6).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub to: BTreeSet<SocketAddr>,
+}
+
+/// Kernel facilities beyond files and sockets, and Landlock's scoping
+/// (ABI 6): by default the command cannot signal or reach abstract Unix
+/// sockets of processes outside the sandbox, and cannot use io_uring,
+/// keyrings, SysV IPC or POSIX message queues.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxPolicy {
+    /// Let the command signal processes outside the sandbox.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signal_outside: bool,
+    /// Let the command connect to abstract Unix sockets outside the sandbox.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abstract_unix_outside: bool,
+    /// Facilities the command may use.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub allow: BTreeSet<Facility>,
+}
+
+impl SandboxPolicy {
+    fn is_default(&self) -> bool {
+        *self == SandboxPolicy::default()
+    }
+
+    /// Parent then child: what either allows is allowed (grants add up).
+    #[must_use]
+    pub fn merge(&self, other: &SandboxPolicy) -> SandboxPolicy {
+        SandboxPolicy {
+            signal_outside: self.signal_outside || other.signal_outside,
+            abstract_unix_outside: self.abstract_unix_outside || other.abstract_unix_outside,
+            allow: self.allow.union(&other.allow).copied().collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,7 +347,9 @@ impl Profile {
                 block: false,
                 open_port: Some(learned.connect_ports.clone()),
                 listen_port: Some(learned.bind_ports.clone()),
+                ..Network::default()
             },
+            sandbox: SandboxPolicy::default(),
             security: Security::default(),
         }
     }

@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 use super::rights::FsRight;
-use super::{MAX_EXTENDS_DEPTH, MAX_PROFILE_BYTES, Network, Profile, ProfileError, Security, builtin, dir_of};
+use super::{
+    BrokerOp, MAX_EXTENDS_DEPTH, MAX_PROFILE_BYTES, MetadataPolicy, Network, Profile, ProfileError, SandboxPolicy, Security, Udp,
+    builtin, dir_of,
+};
 
 /// The values behind the path variables.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +94,17 @@ pub struct Grant {
     pub origin: String,
 }
 
+/// A brokered rule with its directory expanded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Brokered {
+    pub dir: PathBuf,
+    pub names: Vec<String>,
+    pub ops: BTreeSet<BrokerOp>,
+    /// The directory as the profile spells it.
+    pub spelled: String,
+    pub origin: String,
+}
+
 /// A profile with its `extends` chain folded in and variables expanded.
 #[derive(Clone, Debug)]
 pub struct Resolved {
@@ -100,6 +114,11 @@ pub struct Resolved {
     pub chain: Vec<String>,
     pub grants: Vec<Grant>,
     pub network: Network,
+    /// `network.unix_connect` with variables expanded (`None`: absent).
+    pub unix_connect: Option<Vec<PathBuf>>,
+    pub brokered: Vec<Brokered>,
+    pub metadata: MetadataPolicy,
+    pub sandbox: SandboxPolicy,
     pub security: Security,
 }
 
@@ -182,14 +201,24 @@ fn resolve_inner(
         chain: Vec::new(),
         grants: Vec::new(),
         network: Network::default(),
+        unix_connect: None,
+        brokered: Vec::new(),
+        metadata: MetadataPolicy::None,
+        sandbox: SandboxPolicy::default(),
         security: Security::default(),
     };
+    let mut metadata_set = false;
     for parent in profile.extends.names() {
         let (p, id, pdir) = read_spec(&parent, dir)?;
         let r = resolve_inner(p, &id, pdir.as_deref(), vars, stack)?;
         out.chain.extend(r.chain);
         out.grants.extend(r.grants);
         out.network = merge_network(&out.network, &r.network);
+        out.unix_connect = merge_paths(out.unix_connect.take(), r.unix_connect);
+        out.brokered.extend(r.brokered);
+        out.metadata = widest(out.metadata, r.metadata);
+        metadata_set = true;
+        out.sandbox = out.sandbox.merge(&r.sandbox);
         if r.security != Security::default() {
             out.security = r.security;
         }
@@ -214,7 +243,25 @@ fn resolve_inner(
         let path = vars.expand(&spelled, origin)?;
         out.grants.push(Grant { path, rights, file, spelled, origin: origin.to_owned() });
     }
+    validate_network(&profile.network, origin)?;
     out.network = merge_network(&out.network, &profile.network);
+    if let Some(paths) = &profile.network.unix_connect {
+        let expanded = paths.iter().map(|p| vars.expand(p, origin)).collect::<Result<Vec<_>, _>>()?;
+        out.unix_connect = merge_paths(out.unix_connect.take(), Some(expanded));
+    }
+    for b in &profile.filesystem.brokered {
+        validate_brokered(b, origin)?;
+        out.brokered.push(Brokered {
+            dir: vars.expand(&b.dir, origin)?,
+            names: b.names.clone(),
+            ops: b.ops.clone(),
+            spelled: b.dir.clone(),
+            origin: origin.to_owned(),
+        });
+    }
+    // The top profile's own policy counts like a parent's: the widest wins.
+    out.metadata = if metadata_set { widest(out.metadata, profile.filesystem.metadata) } else { profile.filesystem.metadata };
+    out.sandbox = out.sandbox.merge(&profile.sandbox);
     if profile.security != Security::default() {
         out.security = profile.security.clone();
     }
@@ -223,16 +270,98 @@ fn resolve_inner(
 }
 
 /// Parent then child: `block` if either blocks; a port list present on
-/// either side restricts, and two lists add up.
+/// either side restricts, and two lists add up. The closed-unless-listed
+/// parts (UDP, ICMP, Unix connects, families) add up.
 fn merge_network(a: &Network, b: &Network) -> Network {
-    let ports = |x: &Option<BTreeSet<u16>>, y: &Option<BTreeSet<u16>>| match (x, y) {
+    fn union<T: Ord + Clone>(x: &Option<BTreeSet<T>>, y: &Option<BTreeSet<T>>) -> Option<BTreeSet<T>> {
+        match (x, y) {
+            (None, None) => None,
+            (Some(s), None) | (None, Some(s)) => Some(s.clone()),
+            (Some(s), Some(t)) => Some(s.union(t).cloned().collect()),
+        }
+    }
+    let udp = match (&a.udp, &b.udp) {
         (None, None) => None,
-        (Some(s), None) | (None, Some(s)) => Some(s.clone()),
-        (Some(s), Some(t)) => Some(s.union(t).copied().collect()),
+        (Some(u), None) | (None, Some(u)) => Some(u.clone()),
+        (Some(u), Some(v)) => Some(Udp { dns: u.dns || v.dns, to: u.to.union(&v.to).copied().collect() }),
+    };
+    let unix_connect = match (&a.unix_connect, &b.unix_connect) {
+        (None, None) => None,
+        (Some(u), None) | (None, Some(u)) => Some(u.clone()),
+        (Some(u), Some(v)) => Some(u.iter().chain(v).cloned().collect::<BTreeSet<_>>().into_iter().collect()),
     };
     Network {
         block: a.block || b.block,
-        open_port: ports(&a.open_port, &b.open_port),
-        listen_port: ports(&a.listen_port, &b.listen_port),
+        open_port: union(&a.open_port, &b.open_port),
+        listen_port: union(&a.listen_port, &b.listen_port),
+        udp,
+        icmp: union(&a.icmp, &b.icmp),
+        unix_connect,
+        families: a.families.iter().chain(&b.families).cloned().collect::<BTreeSet<_>>().into_iter().collect(),
     }
+}
+
+fn merge_paths(a: Option<Vec<PathBuf>>, b: Option<Vec<PathBuf>>) -> Option<Vec<PathBuf>> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(v), None) | (None, Some(v)) => Some(v),
+        (Some(mut v), Some(w)) => {
+            for p in w {
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+            Some(v)
+        }
+    }
+}
+
+/// The more permissive of two metadata policies (grants add up).
+fn widest(a: MetadataPolicy, b: MetadataPolicy) -> MetadataPolicy {
+    let rank = |m: MetadataPolicy| match m {
+        MetadataPolicy::None => 0,
+        MetadataPolicy::WriteGrants => 1,
+        MetadataPolicy::Any => 2,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+fn validate_network(n: &Network, origin: &str) -> Result<(), ProfileError> {
+    for f in &n.families {
+        if !crate::event::SOCKET_FAMILIES.iter().any(|(name, _)| name == f) {
+            return Err(ProfileError::Invalid {
+                profile: origin.to_owned(),
+                message: format!(
+                    "network.families: unknown socket family {f:?}; known: {} (unix, inet and inet6 need no entry)",
+                    crate::event::SOCKET_FAMILIES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn validate_brokered(b: &super::BrokeredRule, origin: &str) -> Result<(), ProfileError> {
+    let bad = |message: String| ProfileError::Invalid { profile: origin.to_owned(), message };
+    if b.names.is_empty() {
+        return Err(bad(format!("filesystem.brokered rule for {:?} lists no names", b.dir)));
+    }
+    if b.ops.is_empty() {
+        return Err(bad(format!("filesystem.brokered rule for {:?} lists no ops", b.dir)));
+    }
+    for n in &b.names {
+        if n.is_empty() || n.contains('/') || n == "." || n == ".." || n.contains('\0') {
+            return Err(bad(format!(
+                "filesystem.brokered name {n:?} in {:?}: a name is one directory entry (globs `*` and `?`, no `/`)",
+                b.dir
+            )));
+        }
+        if n.chars().all(|c| c == '*' || c == '?') {
+            return Err(bad(format!(
+                "filesystem.brokered name {n:?} in {:?} matches every entry; name the file (e.g. `.app.json.tmp.*`)",
+                b.dir
+            )));
+        }
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nono_common::{EventHeader, flag, path::RAW_TAG};
 
-use crate::event::{Access, Event, NetAddr, Op, Outcome};
+use crate::event::{Access, Event, NetAddr, Op, Outcome, escape_bytes as escape};
 
 /// Why a record could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -81,7 +81,13 @@ impl Decoder {
             family: h.net_family,
             addr: ip_of(h.net_family, &h.net_addr),
             port: h.net_port,
+            sock_type: h.sock_type,
+            protocol: h.sock_proto,
         });
+        if h.flags & flag::ABSTRACT != 0 {
+            // An abstract Unix name: `@` and the name's bytes (escaped).
+            path = raw_segment(&data[..l1]).map(|raw| format!("@{}", escape(raw)));
+        }
         // Fork and exit carry a pid or code, not an errno.
         let outcome = if matches!(op, Op::Fork | Op::Exit) { Outcome::Ok } else { Outcome::from_ret(i64::from(h.result)) };
         match op {
@@ -208,19 +214,6 @@ pub fn normalise(path: &[u8]) -> String {
     escape(&out)
 }
 
-/// UTF-8 text with each invalid byte written as `\xNN`.
-#[must_use]
-pub fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,7 +264,8 @@ mod tests {
             path2_len: 0,
             net_family: 0,
             net_port: 0,
-            _pad0: 0,
+            sock_type: 0,
+            sock_proto: 0,
             net_addr: [0; 16],
             comm: *b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0",
         }
@@ -300,6 +294,7 @@ mod tests {
     #[test]
     fn invalid_utf8_is_escaped_not_lost() {
         assert_eq!(escape(b"a\xffb"), "a\\xffb");
+        assert_eq!(decode_path(&components(&["a\\b", "w"])).as_deref(), Some("/w/a\\\\b"), "a real backslash is doubled");
     }
 
     #[test]

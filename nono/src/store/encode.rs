@@ -38,15 +38,17 @@ pub(super) struct Row {
     pub file_type: u32,
     pub result: i64,
     pub errno: i64,
+    pub denied_by: Option<i64>,
     pub net: Option<NetColumns>,
     pub incomplete: bool,
 }
 
 impl Row {
     /// Whether the row fits the short insert: no second path, no socket
-    /// address, complete (the columns it leaves out take their defaults).
+    /// address, no denial attribution, complete (the columns it leaves out
+    /// take their defaults).
     pub fn is_common(&self) -> bool {
-        self.path2.is_none() && self.net.is_none() && !self.incomplete
+        self.path2.is_none() && self.net.is_none() && !self.incomplete && self.denied_by.is_none()
     }
 }
 
@@ -56,6 +58,8 @@ pub(super) struct NetColumns {
     pub family: u16,
     pub addr: Option<String>,
     pub port: u16,
+    pub sock_type: u16,
+    pub sock_proto: u16,
 }
 
 /// One input batch, encoded.
@@ -91,7 +95,7 @@ impl Encoder {
             let exe = e.exe.map(|x| self.recent_id(1, x, &mut out.strings));
             let path = e.path.map(|p| self.id(p, &mut out.strings));
             let path2 = e.path2.map(|p| self.id(p, &mut out.strings));
-            let (result, errno) = outcome_columns(e.outcome);
+            let (result, errno, denied_by) = outcome_columns(e.outcome);
             out.rows.push(Row {
                 time_ns: e.time_ns,
                 pid: e.pid,
@@ -109,7 +113,14 @@ impl Encoder {
                 file_type: e.file_type,
                 result,
                 errno,
-                net: e.net.map(|n| NetColumns { family: n.family, addr: n.addr.map(|a| a.to_string()), port: n.port }),
+                denied_by,
+                net: e.net.map(|n| NetColumns {
+                    family: n.family,
+                    addr: n.addr.map(|a| a.to_string()),
+                    port: n.port,
+                    sock_type: n.sock_type,
+                    sock_proto: n.protocol,
+                }),
                 incomplete: e.incomplete,
             });
         }

@@ -23,8 +23,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use rusqlite_migration::{M, Migrations};
 use serde::Serialize;
 
-use crate::event::{Access, Event, NetAddr, Op, Outcome};
-use crate::record::session::{ChildStatus, Outcome as RecordOutcome};
+use crate::event::{Access, DenyBy, Event, NetAddr, Op, Outcome};
 
 pub use query::{
     ErrorCount, EventRow, OpCount, PathCount, ProcessRow, Query, ResultClass, Summary, UnknownResultClass, errno_name,
@@ -41,6 +40,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0001_init.sql")),
         M::up(include_str!("migrations/0002_session_ranges.sql")),
         M::up(include_str!("migrations/0003_bucketed_path_index.sql")),
+        M::up(include_str!("migrations/0004_attribution_and_sockets.sql")),
     ])
 }
 
@@ -212,35 +212,6 @@ impl SessionEnd {
             events: 0,
             counters: LossCounters::default(),
             note: Some(note.to_owned()),
-        }
-    }
-
-    /// From a finished recording: `stored` events reached the database and
-    /// `unstored` did not. Complete only when nothing was lost.
-    #[must_use]
-    pub fn from_outcome(outcome: &RecordOutcome, stored: u64, unstored: u64) -> SessionEnd {
-        let (exit_code, signal) = match outcome.status {
-            ChildStatus::Exited(c) => (Some(c), None),
-            ChildStatus::Signaled(s) => (None, Some(s)),
-        };
-        let k = &outcome.counters;
-        let counters = LossCounters {
-            ringbuf_drops: k.ringbuf_drops,
-            path_failures: k.path_failures,
-            path_truncations: k.path_truncations,
-            pending_full: k.pending_full,
-            traced_full: k.traced_full,
-            scratch_busy: k.scratch_busy,
-            decode_errors: outcome.decode_errors,
-            unstored,
-        };
-        SessionEnd {
-            state: if counters.lost() == 0 { SessionState::Complete } else { SessionState::Incomplete },
-            exit_code,
-            signal,
-            events: stored,
-            counters,
-            note: outcome.store_error.clone(),
         }
     }
 }
@@ -643,8 +614,8 @@ impl Store {
 /// [`StringCache`]: a query's rows share few distinct strings, and one
 /// lookup each beats four joins per row.
 pub(crate) const EVENT_SELECT: &str = "SELECT e.id, e.session_id, e.time_ns, e.pid, e.tid, e.ppid, e.uid, e.comm_id, e.exe_id, e.op, \
-     e.path_id, e.path2_id, e.access, e.arg, e.file_type, e.result, e.errno, e.net_family, e.net_addr, e.net_port, e.incomplete \
-     FROM events e";
+     e.path_id, e.path2_id, e.access, e.arg, e.file_type, e.result, e.errno, e.net_family, e.net_addr, e.net_port, e.incomplete, \
+     e.denied_by, e.sock_type, e.sock_proto FROM events e";
 
 /// Interned strings already read, by id, for decoding event rows.
 pub(crate) struct StringCache<'c> {
@@ -704,13 +675,33 @@ fn access_from_bits(b: i64) -> Access {
     }
 }
 
-/// `(result class, errno)` as stored.
-pub(crate) fn outcome_columns(o: Outcome) -> (i64, i64) {
+/// `(result class, errno, denied_by)` as stored.
+pub(crate) fn outcome_columns(o: Outcome) -> (i64, i64, Option<i64>) {
     match o {
-        Outcome::Ok => (0, 0),
-        Outcome::Denied(e) => (1, i64::from(e)),
-        Outcome::Error(e) => (2, i64::from(e)),
+        Outcome::Ok => (0, 0, None),
+        Outcome::Denied { errno, by } => (1, i64::from(errno), Some(i64::from(by.code()))),
+        Outcome::Error(e) => (2, i64::from(e), None),
     }
+}
+
+/// The outcome of stored `(result class, errno, denied_by)`.
+pub(crate) fn outcome_of(class: i64, errno: i32, denied_by: Option<i64>) -> Result<Outcome, StoreError> {
+    Ok(match class {
+        0 => Outcome::Ok,
+        1 => {
+            let by = match denied_by {
+                // Rows from before schema 4 were "denied" for any EACCES/EPERM.
+                None => DenyBy::Unattributed,
+                Some(code) => u8::try_from(code)
+                    .ok()
+                    .and_then(DenyBy::from_code)
+                    .ok_or_else(|| StoreError::Corrupt(format!("denial attribution {code}")))?,
+            };
+            Outcome::Denied { errno, by }
+        }
+        2 => Outcome::Error(errno),
+        other => return Err(StoreError::Corrupt(format!("result class {other}"))),
+    })
 }
 
 /// Decodes a stored operation code; an unknown one means a corrupt database.
@@ -722,14 +713,7 @@ pub(crate) fn op_column(r: &rusqlite::Row<'_>, idx: usize) -> Result<Op, StoreEr
 /// Decodes the event columns of [`EVENT_SELECT`] starting at column `at`.
 pub(crate) fn event_from_row(r: &rusqlite::Row<'_>, at: usize, strings: &mut StringCache<'_>) -> Result<Event, StoreError> {
     let op = op_column(r, at + 7)?;
-    let class: i64 = r.get(at + 13)?;
-    let errno: i32 = r.get(at + 14)?;
-    let outcome = match class {
-        0 => Outcome::Ok,
-        1 => Outcome::Denied(errno),
-        2 => Outcome::Error(errno),
-        other => return Err(StoreError::Corrupt(format!("result class {other}"))),
-    };
+    let outcome = outcome_of(r.get(at + 13)?, r.get(at + 14)?, r.get(at + 19)?)?;
     let family: Option<u16> = r.get(at + 15)?;
     let net = match family {
         None => None,
@@ -739,7 +723,13 @@ pub(crate) fn event_from_row(r: &rusqlite::Row<'_>, at: usize, strings: &mut Str
                 None => None,
                 Some(a) => Some(a.parse().map_err(|_| StoreError::Corrupt(format!("network address {a:?}")))?),
             };
-            Some(NetAddr { family, addr, port: r.get::<_, Option<u16>>(at + 17)?.unwrap_or(0) })
+            Some(NetAddr {
+                family,
+                addr,
+                port: r.get::<_, Option<u16>>(at + 17)?.unwrap_or(0),
+                sock_type: r.get::<_, Option<u16>>(at + 20)?.unwrap_or(0),
+                protocol: r.get::<_, Option<u16>>(at + 21)?.unwrap_or(0),
+            })
         }
     };
     Ok(Event {

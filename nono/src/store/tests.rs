@@ -174,24 +174,36 @@ fn every_event_field_round_trips() {
             access: all,
             arg: u64::MAX,
             file_type: 0o040_000,
-            outcome: Outcome::Denied(libc::EACCES),
+            outcome: Outcome::Denied { errno: libc::EACCES, by: crate::event::DenyBy::Computed },
             net: None,
             incomplete: true,
         },
         Event {
             op: Op::Connect,
             path: None,
-            net: Some(NetAddr { family: libc::AF_INET as u16, addr: Some(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))), port: 443 }),
+            net: Some(NetAddr {
+                family: libc::AF_INET as u16,
+                addr: Some(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))),
+                port: 443,
+                sock_type: 1,
+                protocol: 0,
+            }),
             outcome: Outcome::Error(libc::ECONNREFUSED),
             ..event(1, Op::Connect, None)
         },
         Event {
             op: Op::Bind,
-            net: Some(NetAddr { family: libc::AF_INET6 as u16, addr: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)), port: 8080 }),
+            net: Some(NetAddr {
+                family: libc::AF_INET6 as u16,
+                addr: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+                port: 8080,
+                sock_type: 1,
+                protocol: 0,
+            }),
             ..event(2, Op::Bind, None)
         },
         Event {
-            net: Some(NetAddr { family: libc::AF_UNIX as u16, addr: None, port: 0 }),
+            net: Some(NetAddr { family: libc::AF_UNIX as u16, addr: None, port: 0, sock_type: 1, protocol: 0 }),
             ..event(3, Op::Connect, Some("/run/socket"))
         },
     ];
@@ -321,7 +333,10 @@ fn query_fixture() -> (tempfile::TempDir, Store, i64, i64) {
         "/etc/passwd",
     ];
     let mut events: Vec<Event> = paths.iter().enumerate().map(|(i, p)| event(i as i64, Op::Open, Some(p))).collect();
-    events.push(Event { outcome: Outcome::Denied(libc::EACCES), ..event(20, Op::Unlink, Some("/etc/passwd")) });
+    events.push(Event {
+        outcome: Outcome::Denied { errno: libc::EACCES, by: crate::event::DenyBy::Computed },
+        ..event(20, Op::Unlink, Some("/etc/passwd"))
+    });
     events.push(Event { pid: 200, comm: "cargo".into(), ..event(21, Op::Exec, Some("/usr/bin/cargo")) });
     events.push(Event { outcome: Outcome::Error(libc::ENOENT), ..event(22, Op::Open, Some("/home/u/p/missing")) });
     write(&db, a, events);

@@ -222,8 +222,8 @@ const COMMON_COLUMNS: &str =
     "session_id, time_ns, pid, tid, ppid, uid, comm_id, exe_id, op, path_id, access, arg, file_type, result, errno";
 const N_COMMON: usize = 15;
 /// The columns the full insert (one row at a time, for the rest) adds.
-const REST_COLUMNS: &str = "path2_id, net_family, net_addr, net_port, incomplete";
-const N_FULL: usize = N_COMMON + 5;
+const REST_COLUMNS: &str = "path2_id, net_family, net_addr, net_port, incomplete, denied_by, sock_type, sock_proto";
+const N_FULL: usize = N_COMMON + 8;
 
 fn insert_sql(full: bool, rows: usize) -> String {
     let (columns, n) =
@@ -377,6 +377,9 @@ fn bind_full(stmt: &mut Statement<'_>, session: i64, row: &Row, ids: &[i64]) -> 
     stmt.raw_bind_parameter(N_COMMON + 3, net.and_then(|n| n.addr.as_deref()))?;
     stmt.raw_bind_parameter(N_COMMON + 4, net.map(|n| n.port))?;
     stmt.raw_bind_parameter(N_COMMON + 5, row.incomplete)?;
+    stmt.raw_bind_parameter(N_COMMON + 6, row.denied_by)?;
+    stmt.raw_bind_parameter(N_COMMON + 7, net.map(|n| n.sock_type))?;
+    stmt.raw_bind_parameter(N_COMMON + 8, net.map(|n| n.sock_proto))?;
     Ok(())
 }
 

@@ -1,0 +1,118 @@
+//! The learning context, normalised once: the roots that collapse
+//! (system trees, workdir, tool caches, temp dirs), the variables rule
+//! paths are spelled with, and the sensitive list. Shared by both stages
+//! of synthesis (`synth` folds events, `generalise` builds rules).
+
+use super::LearnContext;
+use super::paths::{Vars, is_at_or_beneath, normalise_root};
+use super::sensitive::SensitiveSet;
+
+/// Read-only system trees: reads collapse to the root; writes stay exact.
+const SYSTEM_TREES: &[&str] = &["/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt", "/nix/store"];
+
+/// Tool caches and toolchains under `$HOME`, besides `$XDG_CACHE_HOME`.
+const HOME_CACHES: &[&str] = &[
+    ".cache",
+    ".cargo",
+    ".rustup",
+    ".npm",
+    ".yarn",
+    ".pnpm-store",
+    ".local/share/pnpm",
+    ".bun",
+    ".deno",
+    ".nvm",
+    ".pyenv",
+    ".m2",
+    ".gradle",
+    ".ivy2",
+    ".sbt",
+    "go/pkg/mod",
+    ".cabal",
+    ".stack",
+    ".ghcup",
+    ".nuget/packages",
+    ".gem",
+    ".conan",
+    ".elan",
+    ".opam",
+];
+
+/// Temp dirs besides `$TMPDIR`.
+const TEMP_DIRS: &[&str] = &["/tmp", "/var/tmp", "/dev/shm"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RootKind {
+    System,
+    Sys,
+    Workdir,
+    Cache,
+    Temp,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Root {
+    pub path: String,
+    pub kind: RootKind,
+}
+
+/// The context, normalised once: roots, variables, sensitive list.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    pub cwd: Option<String>,
+    pub vars: Vars,
+    /// Longest first, so the first match is the most specific.
+    pub roots: Vec<Root>,
+    pub sensitive: SensitiveSet,
+}
+
+impl Layout {
+    pub(crate) fn new(ctx: &LearnContext) -> Layout {
+        let cwd = normalise_root(&ctx.cwd);
+        let home = normalise_root(&ctx.home);
+        let tmpdir = normalise_root(&ctx.tmpdir);
+        let cache = normalise_root(&ctx.xdg_cache_home);
+        let config = normalise_root(&ctx.xdg_config_home);
+        let mut roots: Vec<Root> = Vec::new();
+        let mut push = |path: String, kind: RootKind| {
+            // `/` as a root would collapse the whole filesystem.
+            if path != "/" && !roots.iter().any(|r| r.path == path) {
+                roots.push(Root { path, kind });
+            }
+        };
+        if let Some(c) = &cwd {
+            push(c.clone(), RootKind::Workdir);
+        }
+        for s in SYSTEM_TREES {
+            push((*s).to_owned(), RootKind::System);
+        }
+        push("/sys".to_owned(), RootKind::Sys);
+        if let Some(c) = &cache {
+            push(c.clone(), RootKind::Cache);
+        }
+        if let Some(h) = &home {
+            for rel in HOME_CACHES {
+                push(format!("{h}/{rel}"), RootKind::Cache);
+            }
+        }
+        if let Some(t) = &tmpdir {
+            push(t.clone(), RootKind::Temp);
+        }
+        for t in TEMP_DIRS {
+            push((*t).to_owned(), RootKind::Temp);
+        }
+        // Stable: on equal length the earlier (workdir first) wins.
+        roots.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+        let vars = Vars::new(cwd.as_deref(), tmpdir.as_deref(), cache.as_deref(), config.as_deref(), home.as_deref());
+        Layout { cwd, vars, roots, sensitive: SensitiveSet::new(ctx) }
+    }
+
+    pub(crate) fn root_for(&self, p: &str) -> Option<&Root> {
+        self.roots.iter().find(|r| is_at_or_beneath(p, &r.path))
+    }
+
+    /// Whether accesses to `p` must keep pids and comms for a report.
+    pub(crate) fn watch(&self, p: &str) -> bool {
+        self.sensitive.inside(p).is_some() || self.sensitive.contained_in(p).is_some()
+    }
+}
