@@ -171,3 +171,106 @@ impl Sandbox {
         }
     }
 }
+
+/// The PATH an unprivileged test user gets: system directories only (the
+/// development host's own PATH starts with tools under /root, which an
+/// ordinary user cannot reach).
+pub const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// An ordinary user made for one test, whose home is the test sandbox's
+/// `home/`. Tests run `sudo nono learn` (root with `SUDO_UID`) and
+/// `nono run` as this user, the way real users do: a sandbox tested as root
+/// hides bugs (root passes every file permission check). Removed on drop.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl TestUser {
+    /// Creates the user and hands it the sandbox's workdir, home and temp
+    /// dir. `None` (after printing why, or failing under CI) without root.
+    pub fn create(test: &str, sb: &Sandbox) -> Option<TestUser> {
+        if !is_root() {
+            skip(test, "creating a test user needs root");
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("nono-t{}x{n}", std::process::id());
+        let out = Command::new("useradd")
+            .args(["--no-create-home", "--no-log-init", "--user-group", "--shell", "/bin/sh", "--home-dir"])
+            .arg(sb.home())
+            .arg(&name)
+            .output()
+            .expect("run useradd");
+        assert!(out.status.success(), "useradd {name}: {}", String::from_utf8_lossy(&out.stderr));
+        let user = nix::unistd::User::from_name(&name).expect("getpwnam").expect("the new user exists");
+        let me = TestUser { name, uid: user.uid.as_raw(), gid: user.gid.as_raw() };
+        // The sandbox root is root's 0700 temp dir: let the user through,
+        // and give it its three directories.
+        std::fs::set_permissions(sb.root(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod sandbox");
+        for d in [sb.work(), sb.home(), sb.root().join("tmp")] {
+            me.chown_tree(&d);
+        }
+        Some(me)
+    }
+
+    /// Gives `path` and everything beneath it to the user.
+    pub fn chown_tree(&self, path: &Path) {
+        let status = Command::new("chown").arg("-R").arg(format!("{}:{}", self.uid, self.gid)).arg(path).status().expect("chown");
+        assert!(status.success(), "chown -R {}", path.display());
+    }
+
+    /// `nono ARGS...` run by the user (no root at all), in the sandbox's
+    /// workdir, with HOME, TMPDIR and NONO_DB of the sandbox.
+    pub fn nono(&self, sb: &Sandbox) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", &self.uid.to_string(), "--regid", &self.gid.to_string(), "--init-groups", "--"]).arg(NONO);
+        self.env(&mut c, sb);
+        c
+    }
+
+    /// Any program run by the user, with the same environment.
+    pub fn run(&self, sb: &Sandbox, program: &str) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", &self.uid.to_string(), "--regid", &self.gid.to_string(), "--init-groups", "--"]).arg(program);
+        self.env(&mut c, sb);
+        c
+    }
+
+    /// `sudo nono ARGS...` on the user's behalf: root, with the variables
+    /// sudo sets (nono runs the command as the user, from `SUDO_UID`).
+    pub fn sudo_nono(&self, sb: &Sandbox) -> Command {
+        let mut c = Command::new(NONO);
+        self.env(&mut c, sb);
+        c.env("SUDO_UID", self.uid.to_string())
+            .env("SUDO_GID", self.gid.to_string())
+            .env("SUDO_USER", &self.name)
+            .env("SUDO_COMMAND", "nono");
+        c
+    }
+
+    fn env(&self, c: &mut Command, sb: &Sandbox) {
+        c.current_dir(sb.work())
+            .env_clear()
+            .env("HOME", sb.home())
+            .env("USER", &self.name)
+            .env("LOGNAME", &self.name)
+            .env("PATH", USER_PATH)
+            .env("TMPDIR", sb.root().join("tmp"))
+            .env("NONO_DB", sb.db())
+            .env("LANG", "C.UTF-8");
+        if let Ok(v) = std::env::var("NONO_LOG") {
+            c.env("NONO_LOG", v);
+        }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // Processes the test left behind would keep userdel from working.
+        let _ = Command::new("pkill").args(["-KILL", "-U", &self.uid.to_string()]).status();
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
