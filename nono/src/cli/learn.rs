@@ -63,6 +63,10 @@ pub struct LearnArgs {
     /// No live progress line.
     #[arg(long)]
     pub no_progress: bool,
+    /// Do not add the rights a later run needs in directories the agent
+    /// owns (removing, renaming, rewriting what this run created).
+    #[arg(long)]
+    pub no_anticipate: bool,
     /// The command to run.
     #[arg(trailing_var_arg = true, required_unless_present = "from", value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -84,7 +88,7 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
     let db_path = common::db_path(args.db.as_deref(), identity.as_ref())?;
     check_output(&args.output, args.force)?;
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let ctx = learn_context(&cwd, identity.as_ref(), &args.allow_sensitive);
+    let ctx = crate::cli::context::learn_context(&cwd, identity.as_ref(), &args.allow_sensitive, !args.no_anticipate);
 
     if !args.from.is_empty() {
         drop(sigfd);
@@ -273,31 +277,6 @@ fn write_profile(output: &Path, json: &str) -> anyhow::Result<()> {
     std::fs::write(&tmp, json.as_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, output).with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
     Ok(())
-}
-
-fn learn_context(cwd: &Path, identity: Option<&spawn::Identity>, allow_sensitive: &[PathBuf]) -> LearnContext {
-    let home = identity
-        .map(|i| i.home.clone())
-        .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/root"));
-    let env_dir = |var: &str, default: PathBuf| {
-        // Under sudo, nono's own XDG variables are root's: use the user's defaults.
-        if identity.is_some() {
-            return default;
-        }
-        std::env::var_os(var).map(PathBuf::from).filter(|p| p.is_absolute()).unwrap_or(default)
-    };
-    LearnContext {
-        cwd: cwd.to_path_buf(),
-        tmpdir: std::env::var_os("TMPDIR")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .unwrap_or_else(|| PathBuf::from("/tmp")),
-        xdg_config_home: env_dir("XDG_CONFIG_HOME", home.join(".config")),
-        xdg_cache_home: env_dir("XDG_CACHE_HOME", home.join(".cache")),
-        allow_sensitive: allow_sensitive.iter().map(|p| if p.is_absolute() { p.clone() } else { cwd.join(p) }).collect(),
-        home,
-    }
 }
 
 fn default_name(command: &[OsString]) -> String {

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod audit;
 mod audit_check;
 pub mod common;
+pub mod context;
 pub mod learn;
 pub mod profile;
 pub mod run;

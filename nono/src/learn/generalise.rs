@@ -23,7 +23,7 @@ use super::paths::{child_toward, components, is_at_or_beneath, parent};
 use super::rights::{Kind, Mask};
 use super::sensitive::Sensitive;
 use super::{Explanation, SensitiveHit};
-use crate::profile::rights::FsRule;
+use crate::profile::rights::{FsRight, FsRule};
 
 /// Most example paths kept per explanation.
 const MAX_EXAMPLES: usize = 8;
@@ -105,6 +105,8 @@ struct RuleAcc {
     file: bool,
     /// Keyed by the reason's text.
     reasons: BTreeMap<String, ReasonAcc>,
+    /// Rights added for the steady state, not seen.
+    anticipated: Mask,
 }
 
 /// What generalisation returns to the synthesiser.
@@ -134,7 +136,7 @@ struct Builder<'a> {
     contains: HashMap<String, Option<Sensitive>>,
 }
 
-pub(crate) fn build(layout: &Layout, paths: &HashMap<String, PathAgg>, pids: &HashSet<u32>) -> Built {
+pub(crate) fn build(layout: &Layout, paths: &HashMap<String, PathAgg>, pids: &HashSet<u32>, anticipate: bool) -> Built {
     let mut b = Builder {
         layout,
         paths,
@@ -164,6 +166,9 @@ pub(crate) fn build(layout: &Layout, paths: &HashMap<String, PathAgg>, pids: &Ha
         if !agg.dir.is_empty() {
             b.place(p, agg.dir, Kind::Dir, agg);
         }
+    }
+    if anticipate {
+        b.anticipate();
     }
     b.drop_covered();
     b.finish()
@@ -356,8 +361,12 @@ the rule may not match on the next run",
     }
 
     fn add_rule(&mut self, anchor: &str, mask: Mask, file: bool, label: &'static str, text: String, from: &str) {
-        let rule =
-            self.rules.entry(anchor.to_owned()).or_insert_with(|| RuleAcc { mask: Mask::EMPTY, file, reasons: BTreeMap::new() });
+        let rule = self.rules.entry(anchor.to_owned()).or_insert_with(|| RuleAcc {
+            mask: Mask::EMPTY,
+            file,
+            reasons: BTreeMap::new(),
+            anticipated: Mask::EMPTY,
+        });
         rule.mask = rule.mask.union(mask);
         rule.file &= file;
         let reason = rule.reasons.entry(text).or_insert_with(|| ReasonAcc { label, from: Vec::new(), count: 0 });
@@ -403,6 +412,69 @@ the rule may not match on the next run",
             self.warnings
                 .push(format!("{p} was accessed: secrets in the workdir are granted with the workdir; keep them elsewhere"));
         }
+    }
+
+    /// Adds what a later run needs in directories the agent owns (see the
+    /// module docs of `learn`): what this run created there, the next one
+    /// reads, rewrites, renames and removes.
+    fn anticipate(&mut self) {
+        let makes = Mask::of(FsRight::MakeReg)
+            .with(FsRight::MakeDir)
+            .with(FsRight::MakeSym)
+            .with(FsRight::MakeSock)
+            .with(FsRight::MakeFifo);
+        let mut adds: Vec<(String, Mask, String)> = Vec::new();
+        for (path, rule) in &self.rules {
+            if rule.file || rule.mask.intersect(makes).is_empty() {
+                continue;
+            }
+            let Some(owner) = self.owned(path) else { continue };
+            let has = |r: FsRight| rule.mask.contains_all(Mask::of(r));
+            let mut want = Mask::of(FsRight::Refer);
+            if has(FsRight::MakeReg) {
+                want = want.with(FsRight::ReadFile).with(FsRight::WriteFile).with(FsRight::Truncate).with(FsRight::RemoveFile);
+            }
+            if has(FsRight::MakeDir) {
+                want = want.with(FsRight::ReadDir).with(FsRight::RemoveDir);
+            }
+            if has(FsRight::MakeSym) || has(FsRight::MakeSock) || has(FsRight::MakeFifo) {
+                want = want.with(FsRight::RemoveFile);
+            }
+            let add = want.minus(rule.mask);
+            if !add.is_empty() {
+                adds.push((path.clone(), add, owner));
+            }
+        }
+        for (path, add, owner) in adds {
+            let Some(rule) = self.rules.get_mut(&path) else { continue };
+            rule.mask = rule.mask.union(add);
+            rule.anticipated = rule.anticipated.union(add);
+            let text = format!(
+                "anticipated steady state: {owner} is the agent's, and a later run reads, rewrites, renames and removes \
+what this run created here: +{}",
+                add.label()
+            );
+            rule.reasons.insert(text, ReasonAcc { label: "anticipated", from: Vec::new(), count: 1 });
+        }
+    }
+
+    /// Why the directory `path` belongs to the agent, if it does: the
+    /// workdir, a temp dir, a tool cache, a directory this run created, or
+    /// an application's own state directory (`~/.app`,
+    /// `$XDG_CONFIG_HOME/app`, `~/.local/share/app`, `~/.local/state/app`).
+    fn owned(&self, path: &str) -> Option<String> {
+        if let Some(root) = self.layout.root_for(path) {
+            return match root.kind {
+                RootKind::Workdir => Some("the workdir".to_owned()),
+                RootKind::Temp => Some(format!("temp dir {}", root.path)),
+                RootKind::Cache => Some(format!("tool cache {}", root.path)),
+                RootKind::System | RootKind::Sys => None,
+            };
+        }
+        if self.paths.get(path).is_some_and(|a| a.born) {
+            return Some(format!("{path}, which this run created,"));
+        }
+        self.layout.state_dir(path).map(|d| format!("its state directory {d}"))
     }
 
     /// Drops rules whose rights a directory rule on an ancestor already
@@ -455,6 +527,7 @@ the rule may not match on the next run",
                 file: acc.file,
                 reason: Some(labels.into_iter().collect::<Vec<_>>().join(", ")),
                 seen_in: None,
+                anticipated: acc.anticipated.to_set(),
             });
         }
         rules.sort_by(|a, b| a.path.cmp(&b.path));

@@ -60,6 +60,8 @@ pub(crate) struct Root {
 #[derive(Clone, Debug)]
 pub(crate) struct Layout {
     pub cwd: Option<String>,
+    pub home: Option<String>,
+    pub config: Option<String>,
     pub vars: Vars,
     /// Longest first, so the first match is the most specific.
     pub roots: Vec<Root>,
@@ -104,11 +106,45 @@ impl Layout {
         // Stable: on equal length the earlier (workdir first) wins.
         roots.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
         let vars = Vars::new(cwd.as_deref(), tmpdir.as_deref(), cache.as_deref(), config.as_deref(), home.as_deref());
-        Layout { cwd, vars, roots, sensitive: SensitiveSet::new(ctx) }
+        Layout { cwd, home, config, vars, roots, sensitive: SensitiveSet::new(ctx) }
     }
 
     pub(crate) fn root_for(&self, p: &str) -> Option<&Root> {
         self.roots.iter().find(|r| is_at_or_beneath(p, &r.path))
+    }
+
+    /// The application state directory `p` lies in, if any: `~/.app`
+    /// (a dot directory of `$HOME` that is not an XDG root),
+    /// `$XDG_CONFIG_HOME/app`, `~/.local/share/app` or `~/.local/state/app`.
+    pub(crate) fn state_dir(&self, p: &str) -> Option<String> {
+        let within = |root: &str, depth: usize| -> Option<String> {
+            if !is_at_or_beneath(p, root) || p.len() == root.len() {
+                return None;
+            }
+            let rest = &p[root.len() + 1..];
+            let mut parts = rest.split('/');
+            let mut end = root.len();
+            for _ in 0..depth {
+                let c = parts.next().filter(|c| !c.is_empty())?;
+                end += 1 + c.len();
+            }
+            Some(p[..end].to_owned())
+        };
+        if let Some(config) = &self.config
+            && let Some(d) = within(config, 1)
+        {
+            return Some(d);
+        }
+        let home = self.home.as_deref()?;
+        for xdg in ["/.local/share", "/.local/state"] {
+            if let Some(d) = within(&format!("{home}{xdg}"), 1) {
+                return Some(d);
+            }
+        }
+        let d = within(home, 1)?;
+        let name = &d[home.len() + 1..];
+        let xdg_roots = [".config", ".local", ".cache"];
+        (name.starts_with('.') && !xdg_roots.contains(&name)).then_some(d)
     }
 
     /// Whether accesses to `p` must keep pids and comms for a report.

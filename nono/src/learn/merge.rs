@@ -30,6 +30,12 @@ pub fn merge(runs: &[Learned]) -> Learned {
             let seen = r.seen_in.map_or(weight, |s| s.runs);
             match rules.get_mut(&r.path) {
                 Some((acc, n)) => {
+                    // A right anticipated in one run but used in another was seen.
+                    let used_here: Vec<_> = r.access.difference(&r.anticipated).copied().collect();
+                    acc.anticipated.extend(r.anticipated.iter().copied().filter(|x| !acc.access.contains(x)));
+                    for x in &used_here {
+                        acc.anticipated.remove(x);
+                    }
                     acc.access.extend(r.access.iter().copied());
                     acc.file &= r.file;
                     if let Some(reason) = &r.reason
@@ -49,6 +55,22 @@ pub fn merge(runs: &[Learned]) -> Learned {
         }
         out.connect_ports.extend(l.connect_ports.iter().copied());
         out.bind_ports.extend(l.bind_ports.iter().copied());
+        if let Some(u) = &l.udp {
+            let acc = out.udp.get_or_insert_with(crate::profile::Udp::default);
+            acc.dns |= u.dns;
+            acc.to.extend(u.to.iter().copied());
+        }
+        if let Some(i) = &l.icmp {
+            out.icmp.get_or_insert_with(Default::default).extend(i.iter().copied());
+        }
+        out.unix_connect.extend(l.unix_connect.iter().cloned());
+        out.families.extend(l.families.iter().cloned());
+        out.sandbox = out.sandbox.merge(&l.sandbox);
+        for n in &l.notes {
+            if !out.notes.contains(n) {
+                out.notes.push(n.clone());
+            }
+        }
         for h in &l.sensitive {
             match hits.get_mut(&h.path) {
                 Some(acc) => {

@@ -51,15 +51,33 @@
 //! keeps other processes' `environ`, `mem` and fds unreadable. Writes are
 //! kept exact, spelled `/proc/self/...`, with a warning.
 //!
-//! Unix sockets: connecting to a pathname socket is not restricted by
-//! Landlock filesystem rights, so connects are listed as warnings, not
-//! rules; binding one creates a socket file (`make_sock` on its parent).
+//! # Network and kernel facilities
+//! TCP connect/bind ports become `open_port`/`listen_port`; a UDP or ICMP
+//! destination becomes `network.udp`/`network.icmp` (queries to a
+//! nameserver of the learning machine are `udp.dns`), a pathname Unix
+//! socket connected or sent to becomes `network.unix_connect`, a socket
+//! family beyond Unix/IP `network.families`. Binding a pathname Unix socket
+//! creates a socket file (`make_sock` on its parent). Signals to processes
+//! outside the traced tree, connects to abstract Unix sockets nobody in the
+//! tree bound, and io_uring/keyring/SysV/mqueue use set the matching
+//! `sandbox` keys; each is reported ([`Learned::notes`]), because each
+//! relaxes a default of the sandbox. Container-runtime and agent sockets
+//! (Docker, ssh-agent, ...) are sensitive: never granted silently.
+//!
+//! # Steady state
+//! One run is not the next: what a run creates in a directory the agent
+//! owns (the workdir, temp and cache dirs, its own state directories such
+//! as `~/.app` or `$XDG_CONFIG_HOME/app`, directories the run created), a
+//! later run reads, overwrites, renames and removes. The learner adds those
+//! rights to such rules and marks them ([`FsRule::anticipated`], and an
+//! explanation), unless [`LearnContext::anticipate`] is off.
 
 mod agg;
 mod check;
 mod generalise;
 mod layout;
 mod merge;
+mod net;
 mod paths;
 mod rights;
 mod sensitive;
@@ -68,17 +86,19 @@ mod synth;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Op};
 use crate::profile::rights::{FsRight, FsRule};
+use crate::profile::{SandboxPolicy, Udp};
 
 pub use check::{Denial, Grant, Grants, check};
 pub use merge::merge;
 pub use rights::rights_for_event;
-pub use sensitive::sensitive_paths;
+pub use sensitive::{SensitiveEntry, sensitive_entries, sensitive_paths};
 pub use synth::Synthesiser;
 
 /// Where the recorded session ran: the values behind the profile
@@ -93,6 +113,26 @@ pub struct LearnContext {
     pub xdg_cache_home: PathBuf,
     /// Sensitive paths the user allows (they and everything beneath).
     pub allow_sensitive: Vec<PathBuf>,
+    /// `$XDG_RUNTIME_DIR` of the learning user (agent and container
+    /// sockets live there), if known.
+    #[serde(default)]
+    pub runtime_dir: Option<PathBuf>,
+    /// `$SSH_AUTH_SOCK` of the learning session: the ssh-agent socket signs
+    /// with the user's keys, so it is sensitive.
+    #[serde(default)]
+    pub ssh_auth_sock: Option<PathBuf>,
+    /// The nameservers of the learning machine (`/etc/resolv.conf`): UDP to
+    /// one of them on port 53 is DNS.
+    #[serde(default)]
+    pub nameservers: Vec<IpAddr>,
+    /// Add the rights a later run needs in directories the agent owns (see
+    /// the module docs). On unless `--no-anticipate`.
+    #[serde(default = "yes")]
+    pub anticipate: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The outcome of synthesis (or of a [`merge`]).
@@ -102,6 +142,19 @@ pub struct Learned {
     pub rules: Vec<FsRule>,
     pub connect_ports: BTreeSet<u16>,
     pub bind_ports: BTreeSet<u16>,
+    /// UDP use: `None` when the run created no UDP socket.
+    pub udp: Option<Udp>,
+    /// ICMP ("ping") destinations: `None` when the run created no ICMP socket.
+    pub icmp: Option<BTreeSet<IpAddr>>,
+    /// Pathname Unix sockets connected or sent to (rule spelling).
+    pub unix_connect: BTreeSet<String>,
+    /// Socket families beyond Unix and IP (`network.families` names).
+    pub families: BTreeSet<String>,
+    /// Scoping relaxations and facilities the run needed.
+    pub sandbox: SandboxPolicy,
+    /// What relaxed a sandbox default, and why (`signal_outside` because
+    /// `kill` signalled pid 42, ...), for the summary.
+    pub notes: Vec<String>,
     /// Accesses to sensitive paths that were not granted.
     pub sensitive: Vec<SensitiveHit>,
     /// Each generalisation: which concrete paths became which rule, and why.

@@ -64,7 +64,8 @@ pub(crate) fn components(p: &str) -> impl Iterator<Item = (usize, &str)> {
 /// Relative or empty paths are unusable (they would match nothing or
 /// everything) and yield `None`.
 pub(crate) fn normalise_root(p: &Path) -> Option<String> {
-    let s = p.to_string_lossy();
+    // The same escaped text as recorded paths, so they compare equal.
+    let s = crate::event::escape_path(p);
     if !s.starts_with('/') {
         return None;
     }

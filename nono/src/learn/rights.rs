@@ -166,7 +166,16 @@ pub(crate) fn visit_needs(e: &Event, mut need: impl FnMut(&str, Mask, Kind)) {
     };
     match e.op {
         Op::Open => open_needs(e, path, &mut need),
-        Op::Exec => need(path, Mask::of(FsRight::Execute).with(FsRight::ReadFile), Kind::File),
+        Op::Exec => {
+            // The executable that runs, and the file the exec named when
+            // that differs (a script: the kernel opens it for exec too,
+            // then its `#!` interpreter).
+            let x = Mask::of(FsRight::Execute).with(FsRight::ReadFile);
+            need(path, x, Kind::File);
+            if let Some(named) = e.path2.as_deref().filter(|n| *n != path && n.starts_with('/')) {
+                need(named, x, Kind::File);
+            }
+        }
         Op::Unlink => on_parent(path, Mask::of(FsRight::RemoveFile)),
         Op::Rmdir => on_parent(path, Mask::of(FsRight::RemoveDir)),
         Op::Mkdir => on_parent(path, Mask::of(FsRight::MakeDir)),
@@ -215,6 +224,13 @@ fn open_needs(e: &Event, path: &str, need: &mut impl FnMut(&str, Mask, Kind)) {
         return;
     }
     let mut m = Mask::EMPTY;
+    if is_terminal(path, e.file_type) && (a.read || a.write) {
+        // A program that opens a terminal asks it for its size and modes
+        // (TCGETS, TIOCGWINSZ). Landlock checks those ioctls on devices
+        // opened inside the sandbox (ABI 5), and not every backend records
+        // ioctls: grant them with the open.
+        m = m.with(FsRight::IoctlDev);
+    }
     if a.read {
         m = m.with(FsRight::ReadFile);
     }
@@ -230,6 +246,17 @@ fn open_needs(e: &Event, path: &str, need: &mut impl FnMut(&str, Mask, Kind)) {
     if !m.is_empty() {
         need(path, m, Kind::File);
     }
+}
+
+/// A terminal device: the controlling terminal, a pseudo-terminal, a
+/// virtual console.
+pub(crate) fn is_terminal(path: &str, file_type: u32) -> bool {
+    if file_type & libc::S_IFMT != 0 && file_type & libc::S_IFMT != libc::S_IFCHR {
+        return false;
+    }
+    matches!(path, "/dev/tty" | "/dev/console" | "/dev/ptmx")
+        || path.strip_prefix("/dev/pts/").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        || path.strip_prefix("/dev/tty").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Rename (`removable`) and link. The recorder does not say whether a

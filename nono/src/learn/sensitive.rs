@@ -30,6 +30,8 @@ enum Base {
     Config,
     /// An absolute path.
     Root,
+    /// `$XDG_RUNTIME_DIR/...` (the user's sockets).
+    Runtime,
 }
 
 /// One entry: base, path below it, and why it is sensitive.
@@ -96,11 +98,30 @@ const BUILTIN: &[(Base, &str, &str)] = &[
     (Base::Root, "/root", "root's home directory"),
 ];
 
+/// Sockets that give power outside the sandbox to whoever connects. They
+/// are sensitive for `network.unix_connect` only: Landlock's filesystem
+/// rights do not govern connecting to a socket (that is the broker's job),
+/// so they do not stop a directory that holds them from being granted.
+const SOCKETS: &[(Base, &str, &str)] = &[
+    (Base::Root, "/var/run/docker.sock", "the Docker daemon's socket: whoever reaches it is root"),
+    (Base::Root, "/run/docker.sock", "the Docker daemon's socket: whoever reaches it is root"),
+    (Base::Root, "/run/containerd/containerd.sock", "containerd's socket: whoever reaches it is root"),
+    (Base::Root, "/run/podman/podman.sock", "Podman's API socket: runs containers as root"),
+    (Base::Runtime, "docker.sock", "rootless Docker's socket: runs containers as the user, outside the sandbox"),
+    (Base::Runtime, "podman/podman.sock", "rootless Podman's API socket: runs containers outside the sandbox"),
+    (Base::Runtime, "bus", "the user's D-Bus session bus: can start programs outside the sandbox (systemd --user)"),
+    (Base::Runtime, "systemd", "systemd --user's sockets: start services outside the sandbox"),
+    (Base::Runtime, "gnupg", "gpg-agent's sockets: sign and decrypt with the user's keys"),
+    (Base::Runtime, "keyring", "GNOME keyring's sockets: the user's secrets and ssh-agent"),
+];
+
 /// One expanded sensitive path and why it is on the list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Sensitive {
     pub path: String,
     pub why: &'static str,
+    /// A socket: sensitive to connect to, not as a file.
+    pub socket: bool,
 }
 
 /// The expanded list and the user's exceptions.
@@ -115,28 +136,38 @@ impl SensitiveSet {
         let home = normalise_root(&ctx.home);
         let config = normalise_root(&ctx.xdg_config_home);
         let home_config = home.as_deref().map(|h| join(h, ".config"));
+        let runtime = ctx.runtime_dir.as_deref().and_then(normalise_root);
         let mut entries: Vec<Sensitive> = Vec::new();
-        let mut push = |path: String, why: &'static str| {
+        let mut push = |path: String, why: &'static str, socket: bool| {
             if !entries.iter().any(|e| e.path == path) {
-                entries.push(Sensitive { path, why });
+                entries.push(Sensitive { path, why, socket });
             }
         };
-        for &(base, rel, why) in BUILTIN {
+        let all = BUILTIN.iter().map(|e| (e, false)).chain(SOCKETS.iter().map(|e| (e, true)));
+        for (&(base, rel, why), socket) in all {
             match base {
-                Base::Root => push(rel.to_owned(), why),
+                Base::Root => push(rel.to_owned(), why, socket),
                 Base::Home => {
                     if let Some(h) = &home {
-                        push(join(h, rel), why);
+                        push(join(h, rel), why, socket);
+                    }
+                }
+                Base::Runtime => {
+                    if let Some(r) = &runtime {
+                        push(join(r, rel), why, socket);
                     }
                 }
                 Base::Config => {
                     // Both spellings: tools differ in whether they honour
                     // XDG_CONFIG_HOME.
                     for dir in [&config, &home_config].into_iter().flatten() {
-                        push(join(dir, rel), why);
+                        push(join(dir, rel), why, socket);
                     }
                 }
             }
+        }
+        if let Some(sock) = ctx.ssh_auth_sock.as_deref().and_then(normalise_root) {
+            push(sock, "the ssh-agent socket ($SSH_AUTH_SOCK): signs with the user's SSH keys", true);
         }
         // An entry that holds $HOME or the workdir (`/root` when running as
         // root) would refuse the whole session; the entries below $HOME
@@ -157,18 +188,26 @@ impl SensitiveSet {
     }
 
     /// The entry `p` is (or lies beneath), unless the user allowed `p`.
+    /// Sockets count only for connects ([`Self::socket`]).
     pub(crate) fn inside(&self, p: &str) -> Option<&Sensitive> {
+        let hit = self.entries.iter().find(|e| !e.socket && is_at_or_beneath(p, &e.path))?;
+        (!self.is_allowed(p)).then_some(hit)
+    }
+
+    /// The entry a connect to socket `p` would reach (any entry: a socket,
+    /// or a socket inside a sensitive directory), unless allowed.
+    pub(crate) fn socket(&self, p: &str) -> Option<&Sensitive> {
         let hit = self.entries.iter().find(|e| is_at_or_beneath(p, &e.path))?;
         (!self.is_allowed(p)).then_some(hit)
     }
 
     /// A non-allowed entry strictly beneath directory `d`: granting `d`
-    /// would grant it too.
+    /// would grant it too. Sockets do not count (see [`SOCKETS`]).
     pub(crate) fn contained_in(&self, d: &str) -> Option<&Sensitive> {
         if self.is_allowed(d) {
             return None;
         }
-        self.entries.iter().find(|e| is_strictly_beneath(&e.path, d) && !self.is_allowed(&e.path))
+        self.entries.iter().find(|e| !e.socket && is_strictly_beneath(&e.path, d) && !self.is_allowed(&e.path))
     }
 }
 
@@ -180,4 +219,31 @@ fn join(dir: &str, rel: &str) -> String {
 #[must_use]
 pub fn sensitive_paths(ctx: &LearnContext) -> Vec<PathBuf> {
     SensitiveSet::new(ctx).paths().map(PathBuf::from).collect()
+}
+
+/// One expanded entry of the sensitive list, for enforcement-time checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SensitiveEntry {
+    pub path: PathBuf,
+    pub why: &'static str,
+    /// A socket (Docker's, the ssh-agent's, the D-Bus session bus): sensitive
+    /// to connect to (`network.unix_connect`), not as a file. A filesystem
+    /// grant that contains it does not expose it.
+    pub socket: bool,
+}
+
+/// The sensitive list, expanded for this context, with what each entry is.
+/// Entries the user allowed (`allow_sensitive`) are left out.
+#[must_use]
+pub fn sensitive_entries(ctx: &LearnContext) -> Vec<SensitiveEntry> {
+    let set = SensitiveSet::new(ctx);
+    set.entries
+        .iter()
+        .filter(|e| !set.is_allowed(&e.path))
+        .map(|e| SensitiveEntry {
+            path: crate::event::unescape_path(&e.path).unwrap_or_else(|_| PathBuf::from(&e.path)),
+            why: e.why,
+            socket: e.socket,
+        })
+        .collect()
 }

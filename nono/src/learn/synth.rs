@@ -10,6 +10,7 @@ use crate::event::{Event, Op, Outcome};
 use super::agg::PathAgg;
 use super::generalise;
 use super::layout::Layout;
+use super::net::{NetLearner, Verdict};
 use super::rights::{Kind, Mask, fails_before_landlock, visit_needs};
 use super::{LearnContext, LearnStats, Learned, SensitiveHit};
 
@@ -25,10 +26,6 @@ pub(crate) mod reason {
     pub const FAILED_EARLY: &str = "failed before any Landlock check (ENOENT, EEXIST, ...)";
     pub const FAILED_LATE: &str = "failed after the permission check";
     pub const NO_RIGHTS: &str = "no Landlock right involved (O_PATH, ioctl on a non-device)";
-    pub const UNIX_CONNECT: &str = "unix socket connect (not restricted by Landlock)";
-    pub const OTHER_FAMILY: &str = "socket family other than TCP/IP";
-    pub const NO_ADDRESS: &str = "socket event without address";
-    pub const NET_FAILED: &str = "connect or bind failed";
 }
 
 /// How many distinct examples each kind of note keeps.
@@ -41,7 +38,6 @@ struct Notes {
     late: BTreeMap<i32, (u64, String)>,
     incomplete: Option<String>,
     incomplete_count: u64,
-    unix_connects: BTreeSet<String>,
     unclassified: BTreeSet<String>,
     /// Failed or denied accesses to sensitive paths, by path.
     attempts: BTreeMap<String, SensitiveHit>,
@@ -54,8 +50,9 @@ pub struct Synthesiser {
     layout: Layout,
     paths: HashMap<String, PathAgg>,
     pids: HashSet<u32>,
-    connect_ports: BTreeSet<u16>,
-    bind_ports: BTreeSet<u16>,
+    net: NetLearner,
+    nameservers: Vec<std::net::IpAddr>,
+    anticipate: bool,
     stats: LearnStats,
     notes: Notes,
 }
@@ -67,8 +64,9 @@ impl Synthesiser {
             layout: Layout::new(ctx),
             paths: HashMap::new(),
             pids: HashSet::new(),
-            connect_ports: BTreeSet::new(),
-            bind_ports: BTreeSet::new(),
+            net: NetLearner::default(),
+            nameservers: ctx.nameservers.clone(),
+            anticipate: ctx.anticipate,
             stats: LearnStats { runs: 1, ..LearnStats::default() },
             notes: Notes::default(),
         }
@@ -85,8 +83,9 @@ impl Synthesiser {
                 return self.ignore(reason::LIFECYCLE);
             }
             Op::Exit => return self.ignore(reason::LIFECYCLE),
-            Op::Connect => return self.add_net(e),
-            Op::Bind if !is_unix(e) => return self.add_net(e),
+            Op::Connect | Op::Send | Op::Socket | Op::Signal | Op::Syscall => return self.add_net(e),
+            // A pathname Unix bind creates a socket file: a filesystem need.
+            Op::Bind if !(is_unix(e) && e.path.as_deref().is_some_and(|p| p.starts_with('/'))) => return self.add_net(e),
             _ => {}
         }
         if e.incomplete {
@@ -111,7 +110,12 @@ impl Synthesiser {
         if e.outcome != Outcome::Ok {
             self.note_sensitive_attempt(e, path);
         }
+        // Without a controlling terminal, opening /dev/tty fails with ENXIO
+        // after Landlock's check; without a rule the sandboxed run would get
+        // EACCES instead, which programs do not expect. Grant it.
+        let tty_probe = path == "/dev/tty" && e.outcome == Outcome::Error(libc::ENXIO);
         match e.outcome {
+            _ if tty_probe => {}
             Outcome::Ok => {}
             Outcome::Denied { errno, .. } => {
                 self.note_denied(e, path, errno);
@@ -168,41 +172,22 @@ impl Synthesiser {
     }
 
     fn add_net(&mut self, e: &Event) {
-        let Some(net) = &e.net else {
-            return self.ignore(reason::NO_ADDRESS);
-        };
-        let family = i32::from(net.family);
-        if family == libc::AF_UNIX {
-            if let Some(p) = &e.path
-                && self.notes.unix_connects.len() < MAX_NOTES
-            {
-                self.notes.unix_connects.insert(p.clone());
+        match self.net.add(e, &self.layout, &self.nameservers, &self.pids) {
+            Verdict::Used => self.stats.used += 1,
+            Verdict::Ignored(why) => self.ignore(why),
+            Verdict::Refused(errno) => {
+                let what = match (&e.net, e.path.as_deref()) {
+                    (_, Some(p)) => p.to_owned(),
+                    (Some(n), None) if n.addr.is_some() => {
+                        format!("{}:{}", n.addr.map(|a| a.to_string()).unwrap_or_default(), n.port)
+                    }
+                    (Some(n), None) => format!("{} socket", crate::event::family_name(i32::from(n.family))),
+                    (None, None) => e.op.to_string(),
+                };
+                self.note_denied(e, &what, errno);
+                self.ignore(super::net::reason::REFUSED);
             }
-            return self.ignore(reason::UNIX_CONNECT);
         }
-        if family != libc::AF_INET && family != libc::AF_INET6 {
-            return self.ignore(reason::OTHER_FAMILY);
-        }
-        let passed = match e.outcome {
-            Outcome::Ok => true,
-            // A non-blocking connect returns these after the permission check passed.
-            Outcome::Denied { errno, .. } | Outcome::Error(errno @ (libc::EACCES | libc::EPERM)) => {
-                self.note_denied(e, &format!("port {}", net.port), errno);
-                return self.ignore(reason::DENIED);
-            }
-            Outcome::Error(errno) => {
-                e.op == Op::Connect && matches!(errno, libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN | libc::EISCONN)
-            }
-        };
-        if !passed {
-            return self.ignore(reason::NET_FAILED);
-        }
-        if e.op == Op::Connect {
-            self.connect_ports.insert(net.port);
-        } else {
-            self.bind_ports.insert(net.port);
-        }
-        self.stats.used += 1;
     }
 
     fn note_denied(&mut self, e: &Event, what: &str, errno: i32) {
@@ -263,11 +248,14 @@ impl Synthesiser {
 
     /// Generalises what was seen into rules.
     #[must_use]
-    pub fn finish(self) -> Learned {
-        let built = generalise::build(&self.layout, &self.paths, &self.pids);
+    pub fn finish(mut self) -> Learned {
+        let built = generalise::build(&self.layout, &self.paths, &self.pids, self.anticipate);
         let mut warnings = self.notes.render();
         warnings.extend(built.warnings);
+        let (notes, net_warnings) = self.net.take_notes();
+        warnings.extend(net_warnings);
         let mut sensitive = built.sensitive;
+        sensitive.extend(std::mem::take(&mut self.net.hits).into_values());
         // A path both used and attempted is already reported as used.
         for (path, hit) in self.notes.attempts {
             if !sensitive.iter().any(|h| h.path == path) {
@@ -277,10 +265,17 @@ impl Synthesiser {
         sensitive.sort_by(|a, b| a.path.cmp(&b.path));
         let mut stats = self.stats;
         stats.distinct_paths = self.paths.len() as u64;
+        let net = self.net;
         Learned {
             rules: built.rules,
-            connect_ports: self.connect_ports,
-            bind_ports: self.bind_ports,
+            connect_ports: net.connect_ports,
+            bind_ports: net.bind_ports,
+            udp: net.udp,
+            icmp: net.icmp,
+            unix_connect: net.unix_connect.iter().map(|p| self.layout.vars.express(p)).collect(),
+            families: net.families,
+            sandbox: net.sandbox,
+            notes,
             sensitive,
             explanations: built.explanations,
             warnings,
@@ -293,7 +288,11 @@ impl Notes {
     fn render(&self) -> Vec<String> {
         let mut out = Vec::new();
         for ((what, op), (comm, errno, count)) in &self.denied {
-            out.push(format!("denied while learning, not granted: {op} {what} by {comm} ({}, {count}x)", errno_name(*errno)));
+            out.push(format!(
+                "refused while learning (not by nono: file permissions or the kernel), not granted: {op} {what} by {comm} \
+({}, {count}x)",
+                errno_name(*errno)
+            ));
         }
         if self.denied_more > 0 {
             out.push(format!("... and {} more denied accesses", self.denied_more));
@@ -311,9 +310,6 @@ so under the sandbox they fail with EACCES instead",
                 self.incomplete_count,
                 self.incomplete.as_ref().map(|p| format!(", e.g. {p}")).unwrap_or_default()
             ));
-        }
-        for p in &self.unix_connects {
-            out.push(format!("connect to unix socket {p}: not restricted by Landlock filesystem rules"));
         }
         for p in &self.unclassified {
             out.push(format!("path could not be classified (not absolute): {p}"));

@@ -19,6 +19,10 @@ fn ctx() -> LearnContext {
         xdg_config_home: "/home/u/.config".into(),
         xdg_cache_home: "/home/u/.cache".into(),
         allow_sensitive: Vec::new(),
+        runtime_dir: Some("/run/user/1000".into()),
+        ssh_auth_sock: Some("/tmp/ssh-AbC123/agent.77".into()),
+        nameservers: vec!["127.0.0.53".parse().expect("ip")],
+        anticipate: false,
     }
 }
 
@@ -287,7 +291,11 @@ fn enoent_probes_grant_nothing() {
 fn denied_accesses_are_not_granted_and_warned() {
     let l = learn(vec![open_r("/var/secret").err(libc::EACCES).comm("curl")]);
     assert!(l.rules.is_empty());
-    assert!(l.warnings.iter().any(|w| w.contains("denied") && w.contains("/var/secret") && w.contains("curl")));
+    assert!(
+        l.warnings.iter().any(|w| w.contains("refused") && w.contains("/var/secret") && w.contains("curl")),
+        "{:?}",
+        l.warnings
+    );
     assert_eq!(l.stats.ignored[synth::reason::REFUSED], 1);
 }
 
@@ -321,10 +329,14 @@ fn tcp_connects_and_binds_become_ports() {
         net(Op::Bind, libc::AF_INET, 0),
         unix,
     ]);
-    assert_eq!(l.connect_ports, [80, 443].into());
+    // A refused connect got past Landlock's port check: without the port the
+    // sandboxed run would see EACCES instead of ECONNREFUSED.
+    assert_eq!(l.connect_ports, [80, 443, 8080].into());
     assert_eq!(l.bind_ports, [0].into());
     assert!(l.rules.is_empty());
-    assert!(l.warnings.iter().any(|w| w.contains("/run/docker.sock") && w.contains("not restricted")));
+    // Docker's socket is sensitive: reported, never granted.
+    assert!(l.unix_connect.is_empty());
+    assert!(l.sensitive.iter().any(|h| h.path == "/run/docker.sock" && h.why.contains("root")), "{:?}", l.sensitive);
 }
 
 // -------------------------------------------------------- generalisation
@@ -564,7 +576,7 @@ fn a_sensitive_entry_holding_home_is_dropped() {
         tmpdir: "/tmp".into(),
         xdg_config_home: "/root/.config".into(),
         xdg_cache_home: "/root/.cache".into(),
-        allow_sensitive: Vec::new(),
+        ..ctx()
     };
     assert!(!sensitive_paths(&c).contains(&PathBuf::from("/root")));
     let l = learn_with(&c, vec![open_r("/root/proj/a"), open_r("/root/.ssh/id_rsa")]);

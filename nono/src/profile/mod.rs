@@ -347,9 +347,12 @@ impl Profile {
                 block: false,
                 open_port: Some(learned.connect_ports.clone()),
                 listen_port: Some(learned.bind_ports.clone()),
-                ..Network::default()
+                udp: learned.udp.clone(),
+                icmp: learned.icmp.clone(),
+                unix_connect: (!learned.unix_connect.is_empty()).then(|| learned.unix_connect.iter().cloned().collect()),
+                families: learned.families.iter().cloned().collect(),
             },
-            sandbox: SandboxPolicy::default(),
+            sandbox: learned.sandbox.clone(),
             security: Security::default(),
         }
     }

@@ -140,6 +140,11 @@ pub struct FsRule {
     /// when that is fewer than all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen_in: Option<SeenIn>,
+    /// Rights in `access` that no run used: the learner added them because a
+    /// later run of the agent will need them (it removes, renames or rewrites
+    /// what an earlier run created here). Review them like the rest.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub anticipated: BTreeSet<FsRight>,
 }
 
 /// "Seen in `runs` of `of` merged sessions."

@@ -100,6 +100,7 @@ fn a_learned_profile_round_trips() {
         file: false,
         reason: Some("workdir".into()),
         seen_in: None,
+        anticipated: [FsRight::RemoveFile].into(),
     });
     learned.connect_ports.insert(443);
     let prov = Provenance {
