@@ -7,11 +7,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::*;
+
+mod net;
+mod steady;
 use crate::event::{Access, NetAddr, Outcome};
 use crate::profile::rights::FsRight::{self, *};
 use crate::profile::rights::SeenIn;
 
-fn ctx() -> LearnContext {
+pub(super) fn ctx() -> LearnContext {
     LearnContext {
         home: "/home/u".into(),
         cwd: "/home/u/proj".into(),
@@ -27,9 +30,9 @@ fn ctx() -> LearnContext {
 }
 
 /// Event builder: `ev(Op::Open, "/x").read().pid(7)`.
-struct Ev(Event);
+pub(super) struct Ev(pub(super) Event);
 
-fn ev(op: Op, path: &str) -> Ev {
+pub(super) fn ev(op: Op, path: &str) -> Ev {
     Ev(Event {
         time_ns: 0,
         pid: 100,
@@ -50,11 +53,11 @@ fn ev(op: Op, path: &str) -> Ev {
     })
 }
 
-fn open_r(path: &str) -> Ev {
+pub(super) fn open_r(path: &str) -> Ev {
     ev(Op::Open, path).read()
 }
 
-fn net(op: Op, family: i32, port: u16) -> Ev {
+pub(super) fn net(op: Op, family: i32, port: u16) -> Ev {
     let mut e = ev(op, "");
     e.0.path = None;
     e.0.net = Some(NetAddr { family: family as u16, addr: None, port, sock_type: 1, protocol: 0 });
@@ -62,85 +65,85 @@ fn net(op: Op, family: i32, port: u16) -> Ev {
 }
 
 impl Ev {
-    fn read(mut self) -> Self {
+    pub(super) fn read(mut self) -> Self {
         self.0.access.read = true;
         self
     }
-    fn write(mut self) -> Self {
+    pub(super) fn write(mut self) -> Self {
         self.0.access.write = true;
         self
     }
-    fn create(mut self) -> Self {
+    pub(super) fn create(mut self) -> Self {
         self.0.access.create = true;
         self
     }
-    fn trunc(mut self) -> Self {
+    pub(super) fn trunc(mut self) -> Self {
         self.0.access.truncate = true;
         self
     }
-    fn dir(mut self) -> Self {
+    pub(super) fn dir(mut self) -> Self {
         self.0.access.directory = true;
         self
     }
-    fn to(mut self, p: &str) -> Self {
+    pub(super) fn to(mut self, p: &str) -> Self {
         self.0.path2 = Some(p.into());
         self
     }
-    fn ftype(mut self, mode: u32) -> Self {
+    pub(super) fn ftype(mut self, mode: u32) -> Self {
         self.0.file_type = mode;
         self
     }
-    fn arg(mut self, a: u64) -> Self {
+    pub(super) fn arg(mut self, a: u64) -> Self {
         self.0.arg = a;
         self
     }
-    fn pid(mut self, pid: u32) -> Self {
+    pub(super) fn pid(mut self, pid: u32) -> Self {
         self.0.pid = pid;
         self.0.tid = pid;
         self
     }
-    fn comm(mut self, c: &str) -> Self {
+    pub(super) fn comm(mut self, c: &str) -> Self {
         self.0.comm = c.into();
         self
     }
-    fn err(mut self, errno: i32) -> Self {
+    pub(super) fn err(mut self, errno: i32) -> Self {
         self.0.outcome = Outcome::from_ret(-i64::from(errno));
         self
     }
-    fn incomplete(mut self) -> Self {
+    pub(super) fn incomplete(mut self) -> Self {
         self.0.incomplete = true;
         self
     }
-    fn rights(&self) -> Vec<(String, BTreeSet<FsRight>, bool)> {
+    pub(super) fn rights(&self) -> Vec<(String, BTreeSet<FsRight>, bool)> {
         rights_for_event(&self.0).into_iter().map(|(p, r, f)| (p.to_string_lossy().into_owned(), r, f)).collect()
     }
 }
 
-fn set(r: &[FsRight]) -> BTreeSet<FsRight> {
+pub(super) fn set(r: &[FsRight]) -> BTreeSet<FsRight> {
     r.iter().copied().collect()
 }
 
-fn need(p: &str, r: &[FsRight], file: bool) -> (String, BTreeSet<FsRight>, bool) {
+pub(super) fn need(p: &str, r: &[FsRight], file: bool) -> (String, BTreeSet<FsRight>, bool) {
     (p.to_owned(), set(r), file)
 }
 
-fn learn_with(ctx: &LearnContext, events: Vec<Ev>) -> Learned {
+pub(super) fn learn_with(ctx: &LearnContext, events: Vec<Ev>) -> Learned {
     synthesise(events.into_iter().map(|e| e.0), ctx)
 }
 
-fn learn(events: Vec<Ev>) -> Learned {
+pub(super) fn learn(events: Vec<Ev>) -> Learned {
     learn_with(&ctx(), events)
 }
 
-fn rule<'a>(l: &'a Learned, path: &str) -> &'a FsRule {
+pub(super) fn rule<'a>(l: &'a Learned, path: &str) -> &'a FsRule {
     l.rules.iter().find(|r| r.path == path).unwrap_or_else(|| panic!("no rule {path}; rules: {:#?}", l.rules))
 }
 
-fn paths(l: &Learned) -> Vec<&str> {
+pub(super) fn paths(l: &Learned) -> Vec<&str> {
     l.rules.iter().map(|r| r.path.as_str()).collect()
 }
 
-fn explanation<'a>(l: &'a Learned, rule_path: &str, needle: &str) -> &'a Explanation {
+pub(super) fn explanation<'a>(l: &'a Learned, rule_path: &str, needle: &str) -> &'a Explanation {
     l.explanations
         .iter()
         .find(|x| x.rule_path == rule_path && x.reason.contains(needle))
