@@ -14,17 +14,19 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 
 use crate::cli::common::{self, Format};
+use crate::cli::learn_report::{self, RunSummary};
 use crate::event::Event;
 use crate::learn::{LearnContext, Learned, Synthesiser};
 use crate::profile::{Profile, Provenance};
 use crate::record::{self, Backend, BackendChoice, Recorder, session, spawn};
-use crate::store::{self, Store};
+use crate::store::{self, SessionEnd, Store};
 
 /// Ring buffer size by default: 4 MiB (fits the 8 MiB memlock limit some
 /// hosts cannot raise, with room for the other maps).
 const DEFAULT_RING_BYTES: u32 = 4 << 20;
 
 #[derive(Debug, clap::Args)]
+#[expect(clippy::struct_excessive_bools, reason = "independent command-line switches")]
 pub struct LearnArgs {
     /// Where to write the learned profile.
     #[arg(long, short, default_value = "learned.json")]
@@ -67,6 +69,11 @@ pub struct LearnArgs {
     /// owns (removing, renaming, rewriting what this run created).
     #[arg(long)]
     pub no_anticipate: bool,
+    /// Run the command N times in a row (one session each, nothing reset in
+    /// between) and merge them: what a later run does to what an earlier
+    /// one left is then observed, not anticipated.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
+    pub runs: u32,
     /// The command to run.
     #[arg(trailing_var_arg = true, required_unless_present = "from", value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -102,46 +109,100 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
     }
 
     let offsets = record::btf::running_kernel_offsets().context("reading kernel struct offsets from BTF")?;
-    let (mut recorder, why) = load_recorder(args.backend, &offsets, args.ring_bytes)?;
-    let backend = recorder.backend();
     let store = Store::open(&db_path, owner).with_context(|| format!("opening the audit database {}", db_path.display()))?;
-    let session_id = store.begin_session(&common::new_session(&args.command, &cwd, identity.as_ref(), backend))?;
-    if let Some(why) = &why {
-        eprintln!("nono: recording with the {backend} backend ({why})");
+    let mut recorded: Vec<Recorded> = Vec::new();
+    let mut sigfd = Some(sigfd);
+    for run in 1..=args.runs {
+        // Signals are already blocked for every thread: a fresh signalfd per run.
+        let fd = match sigfd.take() {
+            Some(fd) => fd,
+            None => session::block_signals()?,
+        };
+        if args.runs > 1 {
+            eprintln!("nono: run {run} of {}", args.runs);
+        }
+        let r = record_once(&args, &cmd, &offsets, &store, &db_path, identity.as_ref(), fd, run == 1)?;
+        let killed = matches!(r.outcome.status, session::ChildStatus::Signaled(_));
+        recorded.push(r);
+        if killed && run < args.runs {
+            eprintln!("nono: run {run} was killed by a signal: not starting the remaining runs");
+            break;
+        }
     }
-    let (tx, writer) = store::spawn_writer(&db_path, session_id)?;
-    let progress = if args.no_progress { session::Progress::Off } else { session::Progress::Auto };
-    let outcome = session::run(recorder.as_mut(), &cmd, progress, tx, sigfd);
-    // Detach every program before anything else can fail.
-    drop(recorder);
-    let (outcome, end) = common::close_session(&store, session_id, outcome, writer.join(), "recording")?;
-    let (stored, lost) = (end.events, end.counters.lost());
+    let Some(last) = recorded.last() else { bail!("no run was recorded") };
+    let (status, backend) = (last.outcome.status, last.backend);
 
     // Synthesis reads the stored trail back: the profile is exactly what
     // the audit log shows.
-    let mut synth = Synthesiser::new(&ctx);
-    store.events(session_id, |e: Event| {
-        synth.add(&e);
-        Ok(())
-    })?;
-    let learned = synth.finish();
+    let mut runs = Vec::with_capacity(recorded.len());
+    for r in &recorded {
+        runs.push(synthesise_stored(&store, r.session, &ctx)?);
+    }
+    let learned = if runs.len() == 1 { runs.remove(0) } else { crate::learn::merge(&runs) };
     let provenance = Provenance {
-        sessions: vec![session_id],
+        sessions: recorded.iter().map(|r| r.session).collect(),
         nono_version: env!("CARGO_PKG_VERSION").to_owned(),
         backend: backend.as_str().to_owned(),
-        lost_events: lost,
+        lost_events: recorded.iter().map(|r| r.end.counters.lost()).sum(),
         learned_at: jiff::Timestamp::now().to_string(),
     };
     let name = args.name.clone().unwrap_or_else(|| default_name(&args.command));
     let profile = merged(Profile::from_learned(&learned, &name, provenance), args.merge.as_deref())?.to_json_pretty()?;
     write_profile(&args.output, &profile)?;
     let output = args.output.canonicalize().unwrap_or_else(|_| args.output.clone());
-    store.set_profile_path(session_id, &output.to_string_lossy())?;
+    for r in &recorded {
+        store.set_profile_path(r.session, &output.to_string_lossy())?;
+    }
     if let Some((uid, gid)) = owner {
         let _ = std::os::unix::fs::chown(&output, Some(uid), Some(gid));
     }
-    print_summary(&args, session_id, &outcome, stored, lost, &learned, &output, backend);
-    Ok(ExitCode::from(outcome.status.exit_code()))
+    print_summary(&args, &recorded, &learned, &output, backend);
+    Ok(ExitCode::from(status.exit_code()))
+}
+
+/// One recorded run.
+struct Recorded {
+    session: i64,
+    backend: Backend,
+    outcome: session::Outcome,
+    end: SessionEnd,
+}
+
+/// Loads the recorder, records one run of `cmd` into a new session and
+/// closes it; the recorder is detached before anything else can fail.
+#[expect(clippy::too_many_arguments, reason = "the pieces of one recording, prepared once for every run")]
+fn record_once(
+    args: &LearnArgs,
+    cmd: &spawn::Command,
+    offsets: &nono_common::KernelOffsets,
+    store: &Store,
+    db_path: &Path,
+    identity: Option<&spawn::Identity>,
+    sigfd: nix::sys::signalfd::SignalFd,
+    first: bool,
+) -> anyhow::Result<Recorded> {
+    let (mut recorder, why) = load_recorder(args.backend, offsets, args.ring_bytes)?;
+    let backend = recorder.backend();
+    let session = store.begin_session(&common::new_session(&args.command, &cmd.cwd, identity, backend))?;
+    if first && let Some(why) = &why {
+        eprintln!("nono: recording with the {backend} backend ({why})");
+    }
+    let (tx, writer) = store::spawn_writer(db_path, session)?;
+    let progress = if args.no_progress { session::Progress::Off } else { session::Progress::Auto };
+    let outcome = session::run(recorder.as_mut(), cmd, progress, tx, sigfd);
+    drop(recorder);
+    let (outcome, end) = common::close_session(store, session, outcome, writer.join(), "recording")?;
+    Ok(Recorded { session, backend, outcome, end })
+}
+
+/// The learned result of one stored session.
+fn synthesise_stored(store: &Store, session: i64, ctx: &LearnContext) -> anyhow::Result<Learned> {
+    let mut synth = Synthesiser::new(ctx);
+    store.events(session, |e: Event| {
+        synth.add(&e);
+        Ok(())
+    })?;
+    Ok(synth.finish())
 }
 
 /// `--from`: re-synthesise (and merge) stored sessions without recording.
@@ -154,17 +215,13 @@ fn from_sessions(args: &LearnArgs, db_path: &Path, ctx: &LearnContext) -> anyhow
     let mut backends = Vec::new();
     for s in &args.from {
         let session = store.session(s)?;
-        let mut synth = Synthesiser::new(ctx);
-        store.events(session.id, |e: Event| {
-            synth.add(&e);
-            Ok(())
-        })?;
+        let learned = synthesise_stored(&store, session.id, ctx)?;
         lost += session.lost();
         ids.push(session.id);
         if !backends.contains(&session.info.backend) {
             backends.push(session.info.backend.clone());
         }
-        runs.push(synth.finish());
+        runs.push(learned);
     }
     let learned = crate::learn::merge(&runs);
     let provenance = Provenance {
@@ -179,7 +236,7 @@ fn from_sessions(args: &LearnArgs, db_path: &Path, ctx: &LearnContext) -> anyhow
             .to_json_pretty()?;
     write_profile(&args.output, &profile)?;
     eprintln!("nono: profile from {} session(s) written to {}", runs.len(), args.output.display());
-    report_learned(&learned, args.explain);
+    learn_report::report_learned(&learned, args.explain);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -255,6 +312,29 @@ fn merged(new: Profile, base: Option<&Path>) -> anyhow::Result<Profile> {
     };
     out.network.open_port = union(&new.network.open_port, &base.network.open_port);
     out.network.listen_port = union(&new.network.listen_port, &base.network.listen_port);
+    out.network.udp = match (&new.network.udp, &base.network.udp) {
+        (Some(a), Some(b)) => Some(crate::profile::Udp { dns: a.dns || b.dns, to: a.to.union(&b.to).copied().collect() }),
+        (a, b) => a.clone().or_else(|| b.clone()),
+    };
+    out.network.icmp = match (&new.network.icmp, &base.network.icmp) {
+        (Some(a), Some(b)) => Some(a.union(b).copied().collect()),
+        (a, b) => a.clone().or_else(|| b.clone()),
+    };
+    out.network.unix_connect = match (&new.network.unix_connect, &base.network.unix_connect) {
+        (Some(a), Some(b)) => Some(a.iter().chain(b).cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect()),
+        (a, b) => a.clone().or_else(|| b.clone()),
+    };
+    out.network.families = new
+        .network
+        .families
+        .iter()
+        .chain(&base.network.families)
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    out.sandbox = new.sandbox.merge(&base.sandbox);
+    out.filesystem.brokered.extend(base.filesystem.brokered.iter().filter(|b| !new.filesystem.brokered.contains(b)).cloned());
     out.extends = base.extends;
     Ok(out)
 }
@@ -286,30 +366,40 @@ fn default_name(command: &[OsString]) -> String {
         .map_or_else(|| "learned".to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
-#[expect(clippy::too_many_arguments, reason = "one summary of one session")]
-fn print_summary(
-    args: &LearnArgs,
-    session_id: i64,
-    outcome: &session::Outcome,
-    stored: u64,
-    lost: u64,
-    learned: &Learned,
-    output: &Path,
-    backend: Backend,
-) {
+fn print_summary(args: &LearnArgs, recorded: &[Recorded], learned: &Learned, output: &Path, backend: Backend) {
     if args.format == Format::Json {
+        let runs: Vec<_> = recorded
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "session": r.session,
+                    "exit_code": r.outcome.status.exit_code(),
+                    "duration_ms": r.outcome.duration.as_millis() as u64,
+                    "events": r.end.events,
+                    "lost": r.end.counters.lost(),
+                    "complete": r.end.counters.lost() == 0,
+                    "counters": r.outcome.counters,
+                })
+            })
+            .collect();
+        let last = recorded.last();
         let summary = serde_json::json!({
-            "session": session_id,
+            "session": last.map(|r| r.session),
+            "sessions": recorded.iter().map(|r| r.session).collect::<Vec<_>>(),
             "backend": backend.as_str(),
-            "exit_code": outcome.status.exit_code(),
-            "duration_ms": outcome.duration.as_millis() as u64,
-            "events": stored,
-            "lost": lost,
-            "complete": lost == 0,
-            "counters": outcome.counters,
+            "exit_code": last.map(|r| r.outcome.status.exit_code()),
+            "events": recorded.iter().map(|r| r.end.events).sum::<u64>(),
+            "lost": recorded.iter().map(|r| r.end.counters.lost()).sum::<u64>(),
+            "runs": runs,
             "rules": learned.rules.len(),
             "connect_ports": learned.connect_ports,
             "bind_ports": learned.bind_ports,
+            "udp": learned.udp,
+            "icmp": learned.icmp,
+            "unix_connect": learned.unix_connect,
+            "families": learned.families,
+            "sandbox": learned.sandbox,
+            "notes": learned.notes,
             "sensitive": learned.sensitive,
             "warnings": learned.warnings,
             "profile": output,
@@ -317,79 +407,12 @@ fn print_summary(
         println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
         return;
     }
-    eprintln!(
-        "nono: session {session_id} ({backend}): {} after {:.1?}, {stored} events recorded",
-        describe_status(outcome.status),
-        outcome.duration
-    );
-    if lost > 0 {
-        eprintln!(
-            "nono: WARNING: {lost} events were lost ({} ring-buffer drops, {} unreadable paths, {} truncated paths, {} pending-table overflows, {} tree-table overflows, {} undecodable, {} unstored).",
-            outcome.counters.ringbuf_drops,
-            outcome.counters.path_failures,
-            outcome.counters.path_truncations,
-            outcome.counters.pending_full,
-            outcome.counters.traced_full,
-            outcome.decode_errors,
-            lost.saturating_sub(outcome.counters.lost() + outcome.decode_errors),
-        );
-        eprintln!("nono: WARNING: the profile may be incomplete; re-run `nono learn`, or merge sessions with --from.");
-    }
-    if outcome.still_running > 0 {
-        eprintln!(
-            "nono: note: {} process(es) of the tree were still running when the command exited; their later actions were not recorded.",
-            outcome.still_running
+    for r in recorded {
+        learn_report::print_run(
+            &RunSummary { session: r.session, outcome: &r.outcome, stored: r.end.events, lost: r.end.counters.lost() },
+            backend,
         );
     }
-    report_learned(learned, args.explain);
-    eprintln!(
-        "nono: profile: {} rules, {} connect port(s), {} listen port(s) -> {}",
-        learned.rules.len(),
-        learned.connect_ports.len(),
-        learned.bind_ports.len(),
-        output.display()
-    );
-    eprintln!("nono: enforce it with: nono run --profile {} -- {}", output.display(), shell_words(&args.command));
-}
-
-fn report_learned(learned: &Learned, explain: bool) {
-    for hit in &learned.sensitive {
-        eprintln!(
-            "nono: SENSITIVE: {} ({}) was used by {} and NOT granted: {}. Grant it with --allow-sensitive {}",
-            hit.path,
-            hit.matched,
-            hit.comms.join(","),
-            hit.why,
-            hit.path
-        );
-    }
-    for w in &learned.warnings {
-        eprintln!("nono: warning: {w}");
-    }
-    if explain {
-        for x in &learned.explanations {
-            eprintln!("nono: explain: {} <- {} path(s) ({}): {}", x.rule_path, x.paths, x.reason, x.from.join(", "));
-        }
-    }
-}
-
-fn describe_status(status: session::ChildStatus) -> String {
-    match status {
-        session::ChildStatus::Exited(c) => format!("exited with {c}"),
-        session::ChildStatus::Signaled(s) => format!("killed by signal {s}"),
-    }
-}
-
-fn shell_words(argv: &[OsString]) -> String {
-    argv.iter()
-        .map(|a| {
-            let s = a.to_string_lossy();
-            if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@".contains(c)) && !s.is_empty() {
-                s.into_owned()
-            } else {
-                format!("'{}'", s.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    learn_report::report_learned(learned, args.explain);
+    learn_report::print_profile_line(learned, output, &args.command);
 }

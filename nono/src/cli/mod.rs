@@ -10,6 +10,7 @@ mod audit_check;
 pub mod common;
 pub mod context;
 pub mod learn;
+mod learn_report;
 pub mod profile;
 pub mod run;
 pub mod setup;

@@ -59,7 +59,7 @@
 //! family beyond Unix/IP `network.families`. Binding a pathname Unix socket
 //! creates a socket file (`make_sock` on its parent). Signals to processes
 //! outside the traced tree, connects to abstract Unix sockets nobody in the
-//! tree bound, and io_uring/keyring/SysV/mqueue use set the matching
+//! tree bound, and `io_uring`, keyring, `SysV` IPC and mqueue use set the matching
 //! `sandbox` keys; each is reported ([`Learned::notes`]), because each
 //! relaxes a default of the sandbox. Container-runtime and agent sockets
 //! (Docker, ssh-agent, ...) are sensitive: never granted silently.
