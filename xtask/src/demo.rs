@@ -29,6 +29,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     }
     let work = dir.join("project");
     let home = dir.join("home");
+    // A private temp dir beside (not above) the home: with TMPDIR=/tmp and
+    // a clone under /tmp, the temp dir would hold ~/.ssh and could not be
+    // granted, and the agent's `mktemp` would be denied on the replay.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp)?;
     std::fs::create_dir_all(&work)?;
     std::fs::create_dir_all(home.join(".ssh"))?;
     std::fs::write(home.join(".ssh/id_rsa"), "-----BEGIN OPENSSH PRIVATE KEY----- (demo)\n")?;
@@ -38,7 +43,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let nono_cmd = |sub: &[&str]| {
         let mut c = Command::new(&nono);
         // cargo sets LD_LIBRARY_PATH for xtask; the agent should not see it.
-        c.args(sub).current_dir(&work).env("HOME", &home).env("TMPDIR", "/tmp").env_remove("LD_LIBRARY_PATH");
+        c.args(sub).current_dir(&work).env("HOME", &home).env("TMPDIR", &tmp).env_remove("LD_LIBRARY_PATH");
         c
     };
 

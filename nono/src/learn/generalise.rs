@@ -327,6 +327,18 @@ covers everything beneath its directory",
         let (label, text) = match blocked {
             None => (label, text),
             Some((dir, s)) => {
+                if label == "temp-dir"
+                    && let Some(home) = self.layout.home.as_deref()
+                    && is_at_or_beneath(home, &dir)
+                    && self.warned.insert(format!("temp holds home {dir}"))
+                {
+                    self.warnings.push(format!(
+                        "the temp dir {dir} holds $HOME ({home}), so it cannot be granted (that would grant {}): temp \
+files with random names will not match on the next run; set TMPDIR to a directory outside $HOME's parents \
+(e.g. a private one) when learning and running",
+                        s.path
+                    ));
+                }
                 if warn_if_narrowed && self.warned.insert(anchor.clone()) {
                     self.warnings.push(format!(
                         "could not generalise {p} above {anchor}: {dir} contains sensitive {}; \

@@ -4,7 +4,7 @@
 //! of synthesis (`synth` folds events, `generalise` builds rules).
 
 use super::LearnContext;
-use super::paths::{Vars, is_at_or_beneath, normalise_root};
+use super::paths::{Vars, is_at_or_beneath, is_strictly_beneath, normalise_root};
 use super::sensitive::SensitiveSet;
 
 /// Read-only system trees: reads collapse to the root; writes stay exact.
@@ -109,8 +109,13 @@ impl Layout {
         Layout { cwd, home, config, vars, roots, sensitive: SensitiveSet::new(ctx) }
     }
 
+    /// The most specific collapse root of `p`. A root that holds `$HOME`
+    /// (a test or demo home under /tmp, a workdir above it) does not speak
+    /// for paths inside `$HOME`: those are the user's, classified on their
+    /// own (state directories, caches), never as "temp".
     pub(crate) fn root_for(&self, p: &str) -> Option<&Root> {
-        self.roots.iter().find(|r| is_at_or_beneath(p, &r.path))
+        let in_home = self.home.as_deref().filter(|h| is_at_or_beneath(p, h));
+        self.roots.iter().find(|r| is_at_or_beneath(p, &r.path) && in_home.is_none_or(|h| !is_strictly_beneath(h, &r.path)))
     }
 
     /// The application state directory `p` lies in, if any: `~/.app`

@@ -38,13 +38,14 @@ pub fn merge(runs: &[Learned]) -> Learned {
                     }
                     acc.access.extend(r.access.iter().copied());
                     acc.file &= r.file;
-                    if let Some(reason) = &r.reason
-                        && acc.reason.as_ref().is_none_or(|a| !a.split(", ").any(|x| x == reason))
-                    {
-                        acc.reason = Some(match &acc.reason {
-                            Some(a) => format!("{a}, {reason}"),
-                            None => reason.clone(),
-                        });
+                    if let Some(reason) = &r.reason {
+                        let mut labels: Vec<&str> = acc.reason.as_deref().map(|a| a.split(", ").collect()).unwrap_or_default();
+                        for l in reason.split(", ") {
+                            if !labels.contains(&l) {
+                                labels.push(l);
+                            }
+                        }
+                        acc.reason = Some(labels.join(", "));
                     }
                     *n += seen;
                 }

@@ -118,3 +118,30 @@ fn a_terminal_gets_its_ioctls_and_dev_tty_survives_enxio() {
     let r = rule(&l, "/dev/tty");
     assert!(r.file && r.access.contains(&ReadFile) && r.access.contains(&WriteFile), "{r:#?}");
 }
+
+#[test]
+fn a_home_inside_a_temp_dir_is_still_a_home() {
+    // Demos and tests keep $HOME under /tmp: paths in it must not collapse
+    // to the temp dir (which then holds ~/.ssh and would be narrowed).
+    let c = LearnContext {
+        home: "/tmp/t/home".into(),
+        cwd: "/tmp/t/work".into(),
+        tmpdir: "/tmp/t/tmp".into(),
+        xdg_config_home: "/tmp/t/home/.config".into(),
+        xdg_cache_home: "/tmp/t/home/.cache".into(),
+        runtime_dir: None,
+        ssh_auth_sock: None,
+        ..anticipating()
+    };
+    let l = learn_with(
+        &c,
+        vec![ev(Op::Mkdir, "/tmp/t/home/.app/run-k2j3x9ab4q"), ev(Op::Open, "/tmp/t/tmp/scratch").write().create()],
+    );
+    assert_eq!(paths(&l), ["$HOME/.app", "$TMPDIR"], "{:#?}", l.rules);
+    explanation(&l, "$HOME/.app", "state directory");
+    // With $TMPDIR holding $HOME, a temp file cannot be granted through
+    // its directory (that would grant ~/.ssh): say why, with the fix.
+    let c = LearnContext { tmpdir: "/tmp".into(), ..c };
+    let l = learn_with(&c, vec![ev(Op::Open, "/tmp/scratch").write().create()]);
+    assert!(l.warnings.iter().any(|w| w.contains("TMPDIR") && w.contains("$HOME")), "{:?}", l.warnings);
+}
