@@ -73,6 +73,7 @@
 //! explanation), unless [`LearnContext::anticipate`] is off.
 
 mod agg;
+pub mod amend;
 mod check;
 mod generalise;
 mod layout;

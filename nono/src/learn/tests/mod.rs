@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::*;
 
+mod amend;
 mod net;
 mod steady;
 use crate::event::{Access, NetAddr, Outcome};
