@@ -41,10 +41,14 @@ pub enum Op {
     /// A kernel facility outside files and sockets ([`Facility`]); `arg` is
     /// the x86_64 syscall number.
     Syscall = 20,
+    /// A metadata change (`chmod`, `chown`, timestamps, xattrs) seen by
+    /// nono's supervisor; `arg` is the x86_64 syscall number. Never
+    /// emitted by the kernel side.
+    Metadata = 21,
 }
 
 impl Op {
-    pub const ALL: [Op; 20] = [
+    pub const ALL: [Op; 21] = [
         Op::Open,
         Op::Exec,
         Op::Unlink,
@@ -65,6 +69,7 @@ impl Op {
         Op::Send,
         Op::Signal,
         Op::Syscall,
+        Op::Metadata,
     ];
 
     #[must_use]
@@ -100,6 +105,7 @@ impl Op {
             Op::Send => "send",
             Op::Signal => "signal",
             Op::Syscall => "syscall",
+            Op::Metadata => "metadata",
         }
     }
 
@@ -745,13 +751,15 @@ mod tests {
             (Op::Signal, op::SIGNAL),
             (Op::Syscall, op::SYSCALL),
         ];
-        assert_eq!(pairs.len(), Op::ALL.len());
+        // Metadata is the supervisor's, never the kernel side's.
+        assert_eq!(pairs.len() + 1, Op::ALL.len());
         for (o, code) in pairs {
             assert_eq!(o.code(), code, "{o}");
             assert_eq!(Op::from_code(code), Some(o));
             assert_eq!(o.name().parse::<Op>().ok(), Some(o));
         }
-        assert_eq!(Op::from_code(op::MAX + 1), None);
+        assert_eq!(Op::from_code(op::MAX + 1), Some(Op::Metadata));
+        assert_eq!(Op::from_code(op::MAX + 2), None);
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! (`prepare`: opens every rule path, so a missing path is reported before
 //! anything runs), and only `Prepared::apply` runs in the child.
 
+pub mod broker;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 

@@ -205,7 +205,7 @@ pub(crate) fn visit_needs(e: &Event, mut need: impl FnMut(&str, Mask, Kind)) {
                 on_parent(path, Mask::of(FsRight::MakeSock));
             }
         }
-        Op::Connect | Op::Fork | Op::Exit | Op::Socket | Op::Send | Op::Signal | Op::Syscall => {}
+        Op::Connect | Op::Fork | Op::Exit | Op::Socket | Op::Send | Op::Signal | Op::Syscall | Op::Metadata => {}
     }
 }
 

@@ -1,0 +1,345 @@
+//! The broker: `nono run`'s supervisor answering seccomp user
+//! notifications for what Landlock cannot express (issue 14).
+//!
+//! - **Atomic saves beside secrets**: `filesystem.brokered` rules let the
+//!   supervisor create, write, rename and remove a few named entries of a
+//!   directory that cannot be granted as a whole (`$HOME`, which holds
+//!   `~/.ssh` and `~/.bashrc`), performing each operation itself.
+//! - **Metadata**: `chmod`, `chown`, timestamps and xattrs have no Landlock
+//!   right; the broker allows them beneath write grants only (by default).
+//! - **Unix sockets and datagrams**: pathname Unix sockets (below Landlock
+//!   ABI 9) and UDP/ICMP destinations (below ABI 10) are checked against
+//!   `network.unix_connect`, `network.udp` and `network.icmp`.
+//!
+//! Reads never notify. Everything else is answered CONTINUE (Landlock
+//! decides) or performed by the broker on its own descriptors (never by
+//! letting the kernel re-read the caller's memory after the broker looked).
+//!
+//! # Threads
+//! - The **notifier** (unconfined, the user's identity) receives each
+//!   notification, reads the caller's arguments once, decides, performs
+//!   filesystem operations and answers them.
+//! - The **confined** thread and its workers (the user's identity and the
+//!   command's own Landlock domain, see `confined`) perform network calls.
+//!
+//! # Threat model
+//! The command is hostile and may race the broker from other threads or
+//! processes sharing its memory or descriptors. Each decision is made on
+//! data the broker copied and on objects it holds (`pidfd_getfd`
+//! duplicates, `O_PATH` descriptors compared by inode); each notification
+//! is checked to still be pending (`SECCOMP_IOCTL_NOTIF_ID_VALID`) before
+//! the broker acts on what it read. If the supervisor dies, the filter's
+//! notifications fail with ENOSYS (closed, not open) and the command is
+//! killed with it.
+
+mod caller;
+pub mod confined;
+mod fs;
+mod metadata;
+mod net;
+mod notif;
+pub mod plan;
+
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::sync::Arc;
+
+use crate::event::{Access, DenyBy, Event, NetAddr, Op, Outcome};
+
+pub use confined::{Confined, become_user};
+pub use notif::{Listener, Notif, Reply};
+pub use plan::BrokerPlan;
+
+/// Why the broker could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("{call} failed")]
+    Sys {
+        call: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the audit trail records of a call the broker answered.
+#[derive(Clone, Debug)]
+pub struct AuditNote {
+    pub op: Op,
+    pub path: Option<String>,
+    pub path2: Option<String>,
+    pub arg: u64,
+    pub net: Option<NetAddr>,
+}
+
+impl AuditNote {
+    /// The same note for an open that created its file.
+    fn created(self) -> AuditNote {
+        self
+    }
+}
+
+/// How a notification was answered by a handler.
+pub(crate) enum Answer {
+    Reply(Reply),
+    /// Install this descriptor in the caller and return its number.
+    Fd(OwnedFd, bool),
+    /// The caller is gone (interrupted or killed): nothing to answer.
+    Gone,
+}
+
+/// A handler's result: the answer, whether the broker refused it by
+/// policy (a sandbox denial), and what to record.
+pub(crate) struct Handled {
+    pub answer: Answer,
+    pub refused: bool,
+    pub note: Option<AuditNote>,
+}
+
+impl Handled {
+    fn cont() -> Handled {
+        Handled { answer: Answer::Reply(Reply::Continue), refused: false, note: None }
+    }
+    fn gone() -> Handled {
+        Handled { answer: Answer::Gone, refused: false, note: None }
+    }
+    fn reply(r: Reply) -> Handled {
+        Handled { answer: Answer::Reply(r), refused: false, note: None }
+    }
+    fn reply_noted(r: Reply, note: AuditNote) -> Handled {
+        Handled { answer: Answer::Reply(r), refused: false, note: Some(note) }
+    }
+    fn refused(errno: i32, note: AuditNote) -> Handled {
+        Handled { answer: Answer::Reply(Reply::Error(errno)), refused: true, note: Some(note) }
+    }
+    fn fd(fd: OwnedFd, cloexec: bool, note: AuditNote) -> Handled {
+        Handled { answer: Answer::Fd(fd, cloexec), refused: false, note: Some(note) }
+    }
+}
+
+/// A notification the baseline filter raised to be denied and recorded
+/// (`nono run --audit`): the errno to answer and the event to store.
+pub type DenyHook = dyn Fn(&Notif) -> Option<(i32, Event)> + Send + Sync;
+
+/// Where the broker's audit events go (`nono run --audit`).
+pub type AuditSink = std::sync::mpsc::SyncSender<Vec<Event>>;
+
+/// Everything the notifier needs.
+pub struct Broker {
+    pub listener: Arc<Listener>,
+    pub plan: Arc<BrokerPlan>,
+    pub confined: Confined,
+    pub audit: Option<AuditSink>,
+    /// Decides notifications that the seccomp baseline raised only to be
+    /// denied and recorded.
+    pub deny: Option<Box<DenyHook>>,
+}
+
+/// The running notifier.
+pub struct BrokerHandle {
+    stop: OwnedFd,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BrokerHandle {
+    /// Stops the notifier (after the command is gone) and waits for it.
+    pub fn stop(mut self) {
+        self.signal_stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn signal_stop(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writing 8 bytes to our eventfd.
+        unsafe { libc::write(self.stop.as_raw_fd(), one.as_ptr().cast(), 8) };
+    }
+}
+
+impl Drop for BrokerHandle {
+    fn drop(&mut self) {
+        self.signal_stop();
+    }
+}
+
+impl Broker {
+    /// Starts the notifier thread. `identity`: take the user's identity on
+    /// that thread first (nono runs as root under sudo).
+    pub fn start(self, identity: Option<(u32, u32, Vec<u32>)>) -> Result<BrokerHandle, BrokerError> {
+        // SAFETY: eventfd returns a new descriptor we own.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(BrokerError::Sys { call: "eventfd", source: std::io::Error::last_os_error() });
+        }
+        // SAFETY: fresh descriptor.
+        let stop = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(efd) };
+        let stop_raw = stop.as_raw_fd();
+        let thread = std::thread::Builder::new()
+            .name("nono-broker".into())
+            .spawn(move || {
+                if let Some((uid, gid, groups)) = identity
+                    && let Err(e) = become_user(uid, gid, &groups)
+                {
+                    log::error!("broker: taking the user's identity failed: {e}; answering nothing (calls fail closed)");
+                    return;
+                }
+                // The notifier creates files with the caller's umask, applied
+                // by hand: a private fs struct, umask 0.
+                // SAFETY: unshare(CLONE_FS) affects only this thread.
+                unsafe {
+                    libc::unshare(libc::CLONE_FS);
+                    libc::umask(0);
+                }
+                self.serve(stop_raw);
+            })
+            .map_err(|source| BrokerError::Sys { call: "spawning the broker thread", source })?;
+        Ok(BrokerHandle { stop, thread: Some(thread) })
+    }
+
+    fn serve(self, stop: i32) {
+        let listener = Arc::clone(&self.listener);
+        loop {
+            let mut fds = [
+                libc::pollfd { fd: listener.fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: stop, events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: two pollfds.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if r < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                log::error!("broker: poll failed: {}", std::io::Error::last_os_error());
+                return;
+            }
+            if fds[1].revents != 0 {
+                return;
+            }
+            if fds[0].revents & libc::POLLIN == 0 {
+                // POLLHUP: every process of the sandbox is gone.
+                if fds[0].revents != 0 {
+                    return;
+                }
+                continue;
+            }
+            match listener.recv() {
+                Ok(Some(n)) => self.dispatch(&n),
+                Ok(None) => {}
+                Err(e) => {
+                    log::error!("broker: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, n: &Notif) {
+        let listener = &self.listener;
+        if let Some(deny) = &self.deny
+            && let Some((errno, event)) = deny(n)
+        {
+            let _ = listener.reply(n.id, Reply::Error(errno));
+            self.record(vec![event]);
+            return;
+        }
+        let mut caller = caller::Caller::new(n);
+        let valid = || listener.valid(n.id);
+        if let Some(h) = fs::handle(n, &mut caller, &self.plan, &valid) {
+            self.answer(n, h);
+            return;
+        }
+        match net::handle(n, &mut caller, &self.plan) {
+            Some(Ok(work)) => {
+                let worker_listener = Arc::clone(listener);
+                let audit = self.audit.clone();
+                let tid = n.pid as i32;
+                let submitted = self.confined.submit(Box::new(move || {
+                    if let Some(reply) = net::perform(&work, &worker_listener, tid)
+                        && let Some(sink) = audit
+                    {
+                        let _ = sink.try_send(vec![event_of(tid, &work.note, reply, false, None)]);
+                    }
+                }));
+                if !submitted {
+                    let _ = listener.reply(n.id, Reply::Error(libc::EIO));
+                }
+            }
+            Some(Err(h)) => self.answer(n, h),
+            // Not ours (a rule we do not know): the kernel decides.
+            None => {
+                let _ = listener.reply(n.id, Reply::Continue);
+            }
+        }
+    }
+
+    fn answer(&self, n: &Notif, h: Handled) {
+        let tid = n.pid as i32;
+        let reply = match h.answer {
+            Answer::Gone => return,
+            Answer::Reply(r) => {
+                let _ = self.listener.reply(n.id, r);
+                r
+            }
+            Answer::Fd(fd, cloexec) => {
+                use std::os::fd::AsFd as _;
+                match self.listener.reply_fd(n.id, fd.as_fd(), cloexec) {
+                    Ok(Some(num)) => Reply::Value(i64::from(num)),
+                    Ok(None) => return,
+                    Err(e) => {
+                        log::error!("broker: {e}");
+                        let _ = self.listener.reply(n.id, Reply::Error(libc::EIO));
+                        Reply::Error(libc::EIO)
+                    }
+                }
+            }
+        };
+        if let Some(note) = &h.note {
+            let created = matches!(reply, Reply::Value(_)) && note.op == Op::Open;
+            self.record(vec![event_of(tid, note, reply, h.refused, created.then_some(n.args))]);
+        }
+    }
+
+    fn record(&self, events: Vec<Event>) {
+        if let Some(sink) = &self.audit {
+            // A full channel drops the event rather than stall the command;
+            // the writer's own counters do not see it, so say so.
+            if sink.try_send(events).is_err() {
+                log::warn!("broker: an audit event was dropped (the store is behind)");
+            }
+        }
+    }
+}
+
+/// An audit event for a call the broker answered.
+fn event_of(tid: i32, note: &AuditNote, reply: Reply, refused: bool, open_args: Option<[u64; 6]>) -> Event {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).unwrap_or_default();
+    let field =
+        |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.split_whitespace().next()?.parse::<u32>().ok());
+    let outcome = match reply {
+        Reply::Continue | Reply::Value(_) => Outcome::Ok,
+        Reply::Error(e) if refused => Outcome::Denied { errno: e, by: DenyBy::Broker },
+        Reply::Error(e) => Outcome::Error(e),
+    };
+    let access = match (note.op, open_args) {
+        (Op::Open, Some(_)) => Access::from_open_flags(note.arg, true, false),
+        (Op::Open, None) => Access::from_open_flags(note.arg, false, false),
+        _ => Access::default(),
+    };
+    Event {
+        time_ns: jiff::Timestamp::now().as_nanosecond() as i64,
+        pid: field("Tgid:").unwrap_or(tid as u32),
+        tid: tid as u32,
+        ppid: field("PPid:").unwrap_or(0),
+        uid: field("Uid:").unwrap_or(0),
+        comm: std::fs::read_to_string(format!("/proc/{tid}/comm")).unwrap_or_default().trim_end().to_owned(),
+        exe: std::fs::read_link(format!("/proc/{tid}/exe")).ok().map(|p| crate::event::escape_path(&p)),
+        op: note.op,
+        path: note.path.clone(),
+        path2: note.path2.clone(),
+        access,
+        arg: note.arg,
+        file_type: 0,
+        outcome,
+        net: note.net.clone(),
+        incomplete: false,
+    }
+}
