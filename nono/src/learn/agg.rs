@@ -3,14 +3,39 @@
 //! (near sensitive paths only) who touched it. Produced by `synth`,
 //! consumed by `generalise`.
 
+use std::collections::BTreeMap;
+
 use super::rights::Mask;
 
-/// Pids and comms of accesses that may end up in a sensitive report.
+/// Pids and comms of accesses that may end up in a sensitive report, and
+/// (for a directory) which of its entries caused which of its rights, so
+/// an atomic replace or a lock beside a secret can be told apart from
+/// everything else done there (see `generalise::brokered`).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Watch {
     pub pids: Vec<u32>,
     pub comms: Vec<String>,
+    /// Rights on this directory caused by operations on one entry, by name.
+    pub entries: BTreeMap<String, Entry>,
+    /// Rights on this directory not caused by an entry (listing it).
+    pub own: Mask,
+    /// Renames within this directory, `(from, to)`.
+    pub renames: Vec<(String, String)>,
 }
+
+/// What happened to one entry of a watched directory.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Entry {
+    pub mask: Mask,
+    /// Bits `1 << op.code()`.
+    pub ops: u32,
+    /// Created during the run (by an open, mkdir, or as a rename's target).
+    pub born: bool,
+}
+
+/// Most entries a watched directory keeps (bounds memory; a directory
+/// with more is not a candidate for brokered rules).
+pub(crate) const MAX_ENTRIES: usize = 256;
 
 /// Everything learned about one path.
 #[derive(Clone, Debug, Default)]

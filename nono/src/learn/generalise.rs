@@ -23,6 +23,7 @@ use super::paths::{child_toward, components, is_at_or_beneath, parent};
 use super::rights::{Kind, Mask};
 use super::sensitive::Sensitive;
 use super::{Explanation, SensitiveHit};
+use crate::profile::BrokeredRule;
 use crate::profile::rights::{FsRight, FsRule};
 
 /// Most example paths kept per explanation.
@@ -112,6 +113,7 @@ struct RuleAcc {
 /// What generalisation returns to the synthesiser.
 pub(crate) struct Built {
     pub rules: Vec<FsRule>,
+    pub brokered: Vec<BrokeredRule>,
     pub sensitive: Vec<SensitiveHit>,
     pub explanations: Vec<Explanation>,
     pub warnings: Vec<String>,
@@ -134,6 +136,8 @@ struct Builder<'a> {
     warned: BTreeSet<String>,
     /// `contained_in` answers per directory; most placements share a few.
     contains: HashMap<String, Option<Sensitive>>,
+    /// Targets of brokered saves: kept as exact file rules, never moved up.
+    brokered_targets: HashSet<String>,
 }
 
 pub(crate) fn build(layout: &Layout, paths: &HashMap<String, PathAgg>, pids: &HashSet<u32>, anticipate: bool) -> Built {
@@ -146,35 +150,83 @@ pub(crate) fn build(layout: &Layout, paths: &HashMap<String, PathAgg>, pids: &Ha
         warnings: Vec::new(),
         warned: BTreeSet::new(),
         contains: HashMap::new(),
+        brokered_targets: HashSet::new(),
     };
+    let (brokered, dir_masks, taken, explanations) = b.brokered();
     let mut keys: Vec<&String> = paths.keys().collect();
     keys.sort();
     for p in keys {
         let Some(agg) = paths.get(p) else { continue };
-        if agg.file.is_empty() && agg.dir.is_empty() {
+        let file_mask = if taken.contains(p.as_str()) { Mask::EMPTY } else { agg.file };
+        let dir_mask = dir_masks.get(p).copied().unwrap_or(agg.dir);
+        if file_mask.is_empty() && dir_mask.is_empty() {
             continue;
         }
         b.note_workdir_dotenv(p);
         if let Some(s) = layout.sensitive.inside(p) {
             let why = format!("inside sensitive {} ({}); not granted unless listed in allow_sensitive", s.path, s.why);
-            b.hit(p, &s.path, agg.file.union(agg.dir), agg, why);
+            b.hit(p, &s.path, file_mask.union(dir_mask), agg, why);
             continue;
         }
-        if !agg.file.is_empty() {
-            b.place(p, agg.file, Kind::File, agg);
+        if !file_mask.is_empty() {
+            b.place(p, file_mask, Kind::File, agg);
         }
-        if !agg.dir.is_empty() {
-            b.place(p, agg.dir, Kind::Dir, agg);
+        if !dir_mask.is_empty() {
+            b.place(p, dir_mask, Kind::Dir, agg);
         }
     }
     if anticipate {
         b.anticipate();
     }
     b.drop_covered();
-    b.finish()
+    let mut built = b.finish();
+    built.brokered = brokered;
+    built.explanations.extend(explanations);
+    built
 }
 
 impl Builder<'_> {
+    /// Saves and locks in directories that cannot be granted become
+    /// brokered rules (see `brokered`). Returns the rules, each such
+    /// directory's remaining rights, the paths whose own needs the rules
+    /// take over, and explanations.
+    fn brokered(&mut self) -> (Vec<BrokeredRule>, HashMap<String, Mask>, HashSet<String>, Vec<Explanation>) {
+        let (mut rules, mut masks, mut taken, mut explanations) = (Vec::new(), HashMap::new(), HashSet::new(), Vec::new());
+        let layout = self.layout;
+        for (dir, agg) in self.paths {
+            let Some(w) = agg.watch.as_deref() else { continue };
+            if w.entries.is_empty() || agg.dir.is_empty() || layout.sensitive.contained_in(dir).is_none() {
+                continue;
+            }
+            let join = |name: &str| if dir == "/" { format!("/{name}") } else { format!("{dir}/{name}") };
+            let sensitive = |name: &str| layout.sensitive.inside(&join(name)).is_some();
+            let found = super::brokered::split(dir, &layout.vars.express(dir), w, self.pids, &sensitive);
+            if found.rules.is_empty() {
+                continue;
+            }
+            masks.insert(dir.clone(), found.rest);
+            let targets: HashSet<&str> = found.rules.iter().map(|(t, _)| t.as_str()).collect();
+            for m in &found.members {
+                if targets.contains(m.as_str()) {
+                    self.brokered_targets.insert(join(m));
+                } else {
+                    taken.insert(join(m));
+                }
+            }
+            for (target, rule) in found.rules {
+                explanations.push(Explanation {
+                    rule_path: format!("brokered {}/{target}", rule.dir),
+                    from: rule.names.clone(),
+                    paths: rule.names.len(),
+                    reason: rule.reason.clone().unwrap_or_default(),
+                });
+                rules.push(rule);
+            }
+        }
+        rules.sort_by(|a: &BrokeredRule, b: &BrokeredRule| (&a.dir, &a.names).cmp(&(&b.dir, &b.names)));
+        (rules, masks, taken, explanations)
+    }
+
     fn place(&mut self, p: &str, mask: Mask, kind: Kind, agg: &PathAgg) {
         if let Some(n) = p.strip_prefix("/dev/pts/")
             && !n.is_empty()
@@ -260,6 +312,11 @@ which covers only the process the sandbox starts"
     }
 
     fn place_exact(&mut self, p: &str, mask: Mask, kind: Kind, agg: &PathAgg) {
+        if kind == Kind::File && self.brokered_targets.contains(p) {
+            let text = "the target of a brokered save: an exact file rule (the broker keeps its inode)".to_owned();
+            self.place_at(p, p, mask, kind, "brokered-target", text, agg, false);
+            return;
+        }
         let mut anchor = p;
         let mut label = "observed";
         let mut text = "observed access".to_owned();
@@ -543,6 +600,6 @@ what this run created here: +{}",
             });
         }
         rules.sort_by(|a, b| a.path.cmp(&b.path));
-        Built { rules, sensitive: self.hits.into_values().collect(), explanations, warnings: self.warnings }
+        Built { rules, brokered: Vec::new(), sensitive: self.hits.into_values().collect(), explanations, warnings: self.warnings }
     }
 }

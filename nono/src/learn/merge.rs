@@ -65,6 +65,19 @@ pub fn merge(runs: &[Learned]) -> Learned {
             out.icmp.get_or_insert_with(Default::default).extend(i.iter().copied());
         }
         out.unix_connect.extend(l.unix_connect.iter().cloned());
+        for b in &l.brokered {
+            match out.brokered.iter_mut().find(|o| o.dir == b.dir && o.names.first() == b.names.first()) {
+                Some(o) => {
+                    for n in &b.names {
+                        if !o.names.contains(n) {
+                            o.names.push(n.clone());
+                        }
+                    }
+                    o.ops.extend(b.ops.iter().copied());
+                }
+                None => out.brokered.push(b.clone()),
+            }
+        }
         out.families.extend(l.families.iter().cloned());
         out.sandbox = out.sandbox.merge(&l.sandbox);
         for n in &l.notes {

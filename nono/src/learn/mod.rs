@@ -74,6 +74,7 @@
 
 mod agg;
 pub mod amend;
+mod brokered;
 mod check;
 mod generalise;
 mod layout;
@@ -141,6 +142,8 @@ fn yes() -> bool {
 pub struct Learned {
     /// Sorted by path; paths use `$CWD`/`$HOME`/`$TMPDIR`/`$XDG_*` where they apply.
     pub rules: Vec<FsRule>,
+    /// Saves and locks beside secrets, performed by nono's supervisor.
+    pub brokered: Vec<crate::profile::BrokeredRule>,
     pub connect_ports: BTreeSet<u16>,
     pub bind_ports: BTreeSet<u16>,
     /// UDP use: `None` when the run created no UDP socket.

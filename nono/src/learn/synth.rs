@@ -152,6 +152,9 @@ impl Synthesiser {
                     if !w.comms.contains(&e.comm) && w.comms.len() < 16 {
                         w.comms.push(e.comm.clone());
                     }
+                    if kind == Kind::Dir {
+                        note_entry(w, e, p, m);
+                    }
                 }
             });
         });
@@ -268,6 +271,7 @@ impl Synthesiser {
         let net = self.net;
         Learned {
             rules: built.rules,
+            brokered: built.brokered,
             connect_ports: net.connect_ports,
             bind_ports: net.bind_ports,
             udp: net.udp,
@@ -331,6 +335,36 @@ fn with_entry(paths: &mut HashMap<String, PathAgg>, layout: &Layout, p: &str, f:
     }
     f(&mut agg);
     paths.insert(p.to_owned(), agg);
+}
+
+/// Attributes a right needed on the watched directory `dir` to the entry
+/// of it that the event touched (its `path`, or a rename's `path2`), or to
+/// the directory itself.
+fn note_entry(w: &mut super::agg::Watch, e: &Event, dir: &str, m: Mask) {
+    use super::paths::parent;
+    let name_in = |p: Option<&str>| p.filter(|p| parent(p) == Some(dir)).and_then(|p| p.rsplit('/').next()).map(str::to_owned);
+    let first = name_in(e.path.as_deref());
+    let second = if matches!(e.op, Op::Rename | Op::Link) { name_in(e.path2.as_deref()) } else { None };
+    if first.is_none() && second.is_none() {
+        w.own = w.own.union(m);
+        return;
+    }
+    if let (Op::Rename, Some(from), Some(to)) = (e.op, &first, &second)
+        && w.renames.len() < super::agg::MAX_ENTRIES
+    {
+        w.renames.push((from.clone(), to.clone()));
+    }
+    for (name, born) in [(first, born_path(e).is_some_and(|b| Some(b) == e.path.as_deref())), (second, true)] {
+        let Some(name) = name else { continue };
+        if !w.entries.contains_key(&name) && w.entries.len() >= super::agg::MAX_ENTRIES {
+            w.own = w.own.union(m);
+            continue;
+        }
+        let entry = w.entries.entry(name).or_default();
+        entry.mask = entry.mask.union(m);
+        entry.ops |= 1 << e.op.code();
+        entry.born |= born;
+    }
 }
 
 /// The path a successful event brought into existence, if any.

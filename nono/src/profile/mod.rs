@@ -342,7 +342,7 @@ impl Profile {
                 provenance: Some(provenance),
             },
             extends: Extends::None,
-            filesystem: Filesystem { rules: learned.rules.clone(), ..Filesystem::default() },
+            filesystem: Filesystem { rules: learned.rules.clone(), brokered: learned.brokered.clone(), ..Filesystem::default() },
             network: Network {
                 block: false,
                 open_port: Some(learned.connect_ports.clone()),

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::*;
 
 mod amend;
+mod brokered;
 mod net;
 mod steady;
 use crate::event::{Access, NetAddr, Outcome};
