@@ -12,6 +12,7 @@
 
 pub mod btf;
 pub mod decode;
+pub mod kaudit;
 pub mod loader;
 pub mod session;
 pub mod spawn;
