@@ -404,6 +404,47 @@ impl Prepared {
     }
 }
 
+/// Installs the baseline seccomp filter in a forked child and checks it
+/// bites (`ioctl(TIOCSTI)` fails with `EPERM`, not `EBADF`), and that
+/// `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11) works: what `nono run`
+/// needs besides Landlock. For `nono setup`.
+pub fn probe_baseline() -> Result<(), String> {
+    let program = seccomp::Filter::new(seccomp::baseline::rules(&seccomp::baseline::Policy::default()))
+        .and_then(|f| f.compile())
+        .map_err(|e| e.to_string())?;
+    // SAFETY: the child only makes raw syscalls on memory built before fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: child side; raw syscalls, then _exit with a step code.
+        unsafe {
+            if program.install().is_err() {
+                libc::_exit(10);
+            }
+            let r = libc::ioctl(-1, libc::TIOCSTI, c"x".as_ptr());
+            if r != -1 || *libc::__errno_location() != libc::EPERM {
+                libc::_exit(11);
+            }
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 1u32 << 2) != 0 {
+                libc::_exit(12);
+            }
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &raw mut status, 0) };
+    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+        (true, 0) => Ok(()),
+        (true, 10) => Err("installing a seccomp filter failed (CONFIG_SECCOMP_FILTER?)".to_owned()),
+        (true, 11) => Err("the seccomp filter was installed but did not deny TIOCSTI".to_owned()),
+        (true, 12) => Err("close_range(CLOSE_RANGE_CLOEXEC) failed (needs Linux 5.11)".to_owned()),
+        _ => Err(format!("the probe child ended with status {status:#x}")),
+    }
+}
+
 /// Whether this kernel is WSL2's: from kernel-controlled files only, never
 /// from environment variables (which any parent process can set).
 #[must_use]

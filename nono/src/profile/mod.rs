@@ -9,6 +9,8 @@
 
 pub mod rights;
 
+pub mod user;
+
 mod builtin;
 mod resolve;
 
@@ -22,7 +24,7 @@ use crate::event::Facility;
 use rights::{FsRight, FsRule};
 
 pub use builtin::{BUILTINS, builtin};
-pub use resolve::{Grant, Resolved, Vars, load, load_str, resolve};
+pub use resolve::{Grant, Resolved, Vars, load, load_str, read_file, resolve};
 
 /// Largest profile file accepted (a learned profile is a few KiB).
 pub const MAX_PROFILE_BYTES: u64 = 4 << 20;

@@ -233,6 +233,12 @@ fn locate(spec: &str, base: Option<&Path>, profiles_dir: &Path) -> Result<Locate
     Ok(Located::Builtin(spec.to_owned()))
 }
 
+/// Reads and parses one profile file (no `extends` resolution), with the
+/// same limits as [`load`].
+pub fn read_file(path: &Path) -> Result<Profile, ProfileError> {
+    Profile::parse(&read_bounded(path)?, &path.display().to_string())
+}
+
 /// Reads a profile file: regular files only, at most `MAX_PROFILE_BYTES`.
 fn read_bounded(path: &Path) -> Result<String, ProfileError> {
     let shown = path.display().to_string();
