@@ -223,18 +223,28 @@ fn hook(prepared: &mut Option<Prepared>) -> Result<(), i32> {
 }
 
 /// 126/127 when `err` says the command could not be executed.
-fn exec_failure(err: &anyhow::Error) -> Option<u8> {
-    if let Some(record::RecordError::Spawn(s)) = err.downcast_ref::<record::RecordError>() {
-        return s.exit_code();
-    }
-    err.chain().find_map(|e| e.downcast_ref::<spawn::SpawnError>()).and_then(spawn::SpawnError::exit_code)
+fn exec_failure(err: &anyhow::Error, args: &SandboxArgs) -> Option<u8> {
+    let spawn_err = match err.downcast_ref::<record::RecordError>() {
+        Some(record::RecordError::Spawn(s)) => Some(s),
+        _ => err.chain().find_map(|e| e.downcast_ref::<spawn::SpawnError>()),
+    }?;
+    let code = spawn_err.exit_code()?;
+    // ENOENT from execve for a file that exists: its interpreter (`#!`
+    // line or ELF loader) is missing; shells answer 126 for that.
+    Some(if code == 127 && program_exists(&args.command) { 126 } else { code })
+}
+
+/// Whether the command names an existing file by path (`./x`, `/bin/x`).
+fn program_exists(command: &[OsString]) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    command.first().is_some_and(|p| p.as_bytes().contains(&b'/') && std::fs::symlink_metadata(p).is_ok())
 }
 
 #[expect(clippy::needless_pass_by_value, reason = "the dispatcher hands over the parsed arguments")]
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     match run_inner(&args) {
         Ok(code) => Ok(code),
-        Err(e) => match exec_failure(&e) {
+        Err(e) => match exec_failure(&e, &args.sandbox) {
             Some(code) => {
                 eprintln!("nono: error: {e:#}");
                 Ok(ExitCode::from(code))
@@ -308,7 +318,8 @@ pub fn wrap(args: WrapArgs) -> anyhow::Result<ExitCode> {
     })?;
     let err = exec(program, &args.sandbox.command);
     eprintln!("nono: error: cannot execute {}: {err}", program.to_string_lossy());
-    Ok(ExitCode::from(if err.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 }))
+    let missing = err.kind() == std::io::ErrorKind::NotFound && !program_exists(&args.sandbox.command);
+    Ok(ExitCode::from(if missing { 127 } else { 126 }))
 }
 
 fn exec(program: &OsString, argv: &[OsString]) -> std::io::Error {

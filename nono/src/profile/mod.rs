@@ -42,7 +42,9 @@ pub enum ProfileError {
         #[source]
         source: std::io::Error,
     },
-    #[error("profile {path} is {size} bytes or more; the limit is {MAX_PROFILE_BYTES}")]
+    #[error(
+        "profile {path} is {size} bytes or more; the limit is {MAX_PROFILE_BYTES} (for one file and for all of its `extends` together)"
+    )]
     TooLarge { path: String, size: u64 },
     #[error("profile {path} is a {kind}, not a regular file")]
     NotRegular { path: String, kind: &'static str },

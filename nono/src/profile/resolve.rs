@@ -9,7 +9,7 @@
 //! Hostile input cannot hang or exhaust nono: only regular files are read
 //! (checked before opening, so a FIFO or device is never opened, and again
 //! on the opened descriptor, which is opened `O_NONBLOCK`), reads are
-//! bounded to [`MAX_PROFILE_BYTES`], each file of the `extends` graph is
+//! bounded to [`MAX_PROFILE_BYTES`] (per file and for the whole graph), each file of the `extends` graph is
 //! read and folded in once however many profiles extend it (a diamond
 //! fan-out stays linear), at most [`MAX_EXTENDS_FILES`] distinct files are
 //! read, and cycles and chains deeper than [`MAX_EXTENDS_DEPTH`] are errors.
@@ -208,7 +208,9 @@ enum Located {
 /// profile in the user's directory, or a built-in.
 fn locate(spec: &str, base: Option<&Path>, profiles_dir: &Path) -> Result<Located, ProfileError> {
     let file = |path: PathBuf| -> Result<Located, ProfileError> {
-        let path = if path.is_relative() { std::env::current_dir().map(|d| d.join(&path)).unwrap_or(path) } else { path };
+        // Absolute (without `.` components): it names the file in messages
+        // and is what the writable-grant check compares.
+        let path = std::path::absolute(&path).unwrap_or(path);
         let id = path
             .canonicalize()
             .map_err(|source| ProfileError::Read { path: path.display().to_string(), source })?
@@ -300,11 +302,13 @@ struct Loader {
     nodes: Vec<Node>,
     /// Every id read so far (finished or on the stack).
     seen: HashSet<String>,
+    /// Bytes read from files so far (bounded like one file).
+    bytes: u64,
 }
 
 impl Loader {
     fn new(vars: &Vars) -> Loader {
-        Loader { profiles_dir: vars.profiles_dir(), nodes: Vec::new(), seen: HashSet::new() }
+        Loader { profiles_dir: vars.profiles_dir(), nodes: Vec::new(), seen: HashSet::new(), bytes: 0 }
     }
 
     fn visit(&mut self, spec: &str, base: Option<&Path>, stack: &mut Vec<String>) -> Result<(), ProfileError> {
@@ -335,6 +339,10 @@ impl Loader {
         let (profile, file, dir) = match located {
             Located::File { path, .. } => {
                 let text = read_bounded(&path)?;
+                self.bytes += text.len() as u64;
+                if self.bytes > MAX_PROFILE_BYTES {
+                    return Err(ProfileError::TooLarge { path: chain(stack), size: self.bytes });
+                }
                 (Profile::parse(&text, &path.display().to_string())?, Some(path.clone()), Some(dir_of(&path)))
             }
             Located::Builtin(name) => (Profile::parse(builtin(&name)?, &id)?, None, None),
