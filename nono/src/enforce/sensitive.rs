@@ -21,12 +21,15 @@
 //!   move entries, on a writable and searchable parent (for a missing path,
 //!   its nearest existing ancestor).
 //!
-//! When nono runs as the sandboxed user, the kernel answers
-//! (`faccessat(AT_EACCESS)`: ACLs, capabilities and every ancestor's search
-//! bit included). Under `sudo` (the command runs as `SUDO_UID`), nono
-//! computes it from mode bits, owner and groups, walking every ancestor,
-//! and counts any file with a POSIX ACL as accessible (conservative). A
-//! sandboxed root can use everything, so everything covered is exposed.
+//! Permissions are computed for every component of the path (search
+//! permission on each ancestor) from mode bits, owner and groups. Anything
+//! the user owns counts as accessible whatever its mode: Landlock does not
+//! restrict `chmod`, so the command could make a `000` file of its own
+//! readable. A file with a POSIX ACL counts as accessible (conservative),
+//! and when nono itself runs as the sandboxed user, the kernel's answer
+//! (`faccessat(AT_EACCESS)`: ACLs and capabilities included) can only add
+//! access. A sandboxed root can use everything, so everything covered is
+//! exposed.
 //!
 //! All comparisons use canonical paths (Landlock follows symlinks when the
 //! rule is built), plus the path as spelled for the entry checks.
@@ -302,22 +305,30 @@ fn may(who: &Who, path: &Path, mode: u32) -> bool {
     if who.uid == 0 {
         return true;
     }
-    if who.is_self {
-        let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return true };
-        let amode = (if mode & R != 0 { libc::R_OK } else { 0 })
-            | (if mode & W != 0 { libc::W_OK } else { 0 })
-            | (if mode & X != 0 { libc::X_OK } else { 0 });
-        // SAFETY: a valid NUL-terminated path; no memory is written.
-        return unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), amode, libc::AT_EACCESS) } == 0;
+    path.ancestors().skip(1).all(|a| allows(who, a, X)) && allows(who, path, mode)
+}
+
+/// One component: owned by `who` (who could `chmod` it), the mode bits (or
+/// an ACL), or the kernel's own answer when nono runs as `who`.
+fn allows(who: &Who, path: &Path, mode: u32) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else { return true };
+    if meta.uid() == who.uid || mode_allows(who, &meta, path, mode) {
+        return true;
     }
-    let ancestors: Vec<&Path> = path.ancestors().skip(1).collect();
-    ancestors.iter().all(|a| mode_allows(who, a, X)) && mode_allows(who, path, mode)
+    if !who.is_self {
+        return false;
+    }
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return true };
+    let amode = (if mode & R != 0 { libc::R_OK } else { 0 })
+        | (if mode & W != 0 { libc::W_OK } else { 0 })
+        | (if mode & X != 0 { libc::X_OK } else { 0 });
+    // SAFETY: a valid NUL-terminated path; no memory is written.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), amode, libc::AT_EACCESS) == 0 }
 }
 
 /// Mode bits for `who`, or `true` when the file has a POSIX ACL (the
-/// ACL may grant more than the bits say) or cannot be read.
-fn mode_allows(who: &Who, path: &Path, mode: u32) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else { return true };
+/// ACL may grant more than the bits say).
+fn mode_allows(who: &Who, meta: &std::fs::Metadata, path: &Path, mode: u32) -> bool {
     if has_acl(path) {
         return true;
     }
@@ -423,9 +434,15 @@ mod tests {
         std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         assert_eq!(check(&w, &etc.join("gshadow"), false, &who), Some("create"));
         assert_eq!(check(&w, &etc.join("sub/deeper"), false, &who), Some("create"), "missing parents are made too");
-        // The owner of a 0600 file may read it.
+        // The owner of a 0600 file may read it, and of a 0000 file too:
+        // Landlock does not stop chmod.
         std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         assert_eq!(check(&r, &shadow, false, &owner_of(&shadow)), Some("read"));
+        std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        let other = Who { uid: 4242, gid: 4242, groups: vec![], is_self: false };
+        assert_eq!(check(&r, &shadow, false, &other), None, "0000 and not the owner");
+        std::os::unix::fs::chown(&shadow, Some(4242), None).expect("chown");
+        assert_eq!(check(&r, &shadow, false, &other), Some("read"), "0000 but the owner");
         // An ancestor without search permission hides everything.
         std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o700)).expect("chmod");
         std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o644)).expect("chmod");
