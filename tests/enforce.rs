@@ -1,14 +1,19 @@
 //! End-to-end specification of `nono run` and `nono wrap` under real
-//! Landlock and seccomp: what a hand-written profile allows works, and
-//! every attacker step fails with EACCES.
+//! Landlock and seccomp, run by an ordinary user (a sandbox tested as root
+//! hides bugs, and `nono run` refuses to give root a profile that reads
+//! `/etc`: root could read `/etc/shadow`): what a hand-written profile
+//! allows works, and every attacker step fails with EACCES although file
+//! permissions would allow it. `tests/escapes.rs` attacks a learned profile.
 
 mod support;
 
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use support::{Sandbox, kernel_required, skip};
+use support::{Sandbox, TestUser, kernel_required, skip};
+
+const PY: &str = "/usr/bin/python3";
 
 fn abi() -> i64 {
     // SAFETY: the documented version query; no pointer is dereferenced.
@@ -32,10 +37,20 @@ fn profile(sb: &Sandbox, json: &str) -> std::path::PathBuf {
     p
 }
 
-fn run(sb: &Sandbox, extra: &[&str], argv: &[&str]) -> Output {
-    let mut c = sb.cmd();
+fn run(sb: &Sandbox, user: &TestUser, extra: &[&str], argv: &[&str]) -> Output {
+    let mut c = user.nono(sb);
     c.arg("run").args(extra).arg("--").args(argv);
     c.output().expect("nono run")
+}
+
+/// A sandbox and an ordinary user who owns its workdir, home and temp dir.
+fn user_sandbox(test: &str) -> Option<(Sandbox, TestUser)> {
+    if !landlock(test) {
+        return None;
+    }
+    let sb = Sandbox::new();
+    let user = TestUser::create(test, &sb)?;
+    Some((sb, user))
 }
 
 /// A python probe that prints the errno name of `body` (OK on success).
@@ -45,43 +60,37 @@ fn probe(body: &str) -> String {
     )
 }
 
-/// The real interpreter and its installation prefix (python3 may be a
-/// pyenv shim living in a home directory the profile does not grant).
-fn python() -> (String, String) {
-    let out = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable); print(sys.base_prefix)"])
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut lines = text.lines();
-    (lines.next().unwrap_or("python3").to_owned(), lines.next().unwrap_or("/usr").to_owned())
-}
-
-fn py(sb: &Sandbox, profile: &std::path::Path, extra: &[&str], body: &str) -> String {
-    let (exe, prefix) = python();
-    let mut args = vec!["--profile", profile.to_str().expect("utf8"), "--read", &prefix];
+/// The system interpreter (under /usr, which `base` grants; a pyenv shim
+/// in root's home would be out of the user's reach).
+fn py(sb: &Sandbox, user: &TestUser, profile: &std::path::Path, extra: &[&str], body: &str) -> String {
+    let mut args = vec!["--profile", profile.to_str().expect("utf8")];
     args.extend_from_slice(extra);
-    let out = run(sb, &args, &[&exe, "-c", &probe(body)]);
+    let out = run(sb, user, &args, &[PY, "-c", &probe(body)]);
     assert!(out.status.success(), "probe failed to run: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn have_python() -> bool {
-    Command::new("python3").arg("-c").arg("pass").status().is_ok_and(|s| s.success())
+    std::path::Path::new(PY).exists()
 }
 
 #[test]
 fn a_hand_written_profile_allows_its_grants_and_denies_attacks() {
     let test = "a_hand_written_profile_allows_its_grants_and_denies_attacks";
-    if !landlock(test) || (!have_python() && !skip(test, "python3 is needed for the probes")) {
+    if !have_python() && !skip(test, "/usr/bin/python3 is needed for the probes") {
         return;
     }
-    let sb = Sandbox::new();
+    let Some((sb, user)) = user_sandbox(test) else { return };
     std::fs::create_dir_all(sb.home().join(".ssh")).expect("ssh");
     std::fs::write(sb.home().join(".ssh/id_rsa"), "secret").expect("key");
     std::fs::write(sb.work().join("notes.txt"), "notes").expect("notes");
     std::fs::create_dir_all(sb.root().join("ro")).expect("ro");
     std::fs::write(sb.root().join("ro/data.txt"), "data").expect("data");
+    std::fs::create_dir_all(sb.root().join("outside")).expect("outside");
+    // All of it is the user's: only the sandbox stands in the way.
+    for d in [sb.home(), sb.work(), sb.root().join("ro"), sb.root().join("outside")] {
+        user.chown_tree(&d);
+    }
     let ok = TcpListener::bind("127.0.0.1:0").expect("listener");
     let other = TcpListener::bind("127.0.0.1:0").expect("listener");
     let (ok_port, other_port) = (ok.local_addr().expect("a").port(), other.local_addr().expect("a").port());
@@ -94,15 +103,17 @@ fn a_hand_written_profile_allows_its_grants_and_denies_attacks() {
         ),
     );
     let w = sb.work();
+    let outside = sb.root().join("outside");
     // Allowed.
-    assert_eq!(py(&sb, &p, &[], &format!("open('{}/new.txt', 'w').write('x')", w.display())), "OK");
-    assert_eq!(py(&sb, &p, &[], &format!("open('{}/data.txt').read()", sb.root().join("ro").display())), "OK");
-    assert_eq!(py(&sb, &p, &[], &format!("socket.create_connection(('127.0.0.1', {ok_port}), timeout=5).close()")), "OK");
+    assert_eq!(py(&sb, &user, &p, &[], &format!("open('{}/new.txt', 'w').write('x')", w.display())), "OK");
+    assert_eq!(py(&sb, &user, &p, &[], &format!("open('{}/data.txt').read()", sb.root().join("ro").display())), "OK");
+    assert_eq!(py(&sb, &user, &p, &[], &format!("socket.create_connection(('127.0.0.1', {ok_port}), timeout=5).close()")), "OK");
     // Denied.
     let key = sb.home().join(".ssh/id_rsa");
-    assert_eq!(py(&sb, &p, &[], &format!("open('{}').read()", key.display())), "EACCES", "read ~/.ssh/id_rsa");
-    assert_eq!(py(&sb, &p, &[], &format!("open('{}/evil', 'w')", sb.root().display())), "EACCES", "write outside");
-    let renamed = py(&sb, &p, &[], &format!("os.rename('{}/notes.txt', '{}/stolen')", w.display(), sb.root().display()));
+    assert_eq!(py(&sb, &user, &p, &[], &format!("open('{}').read()", key.display())), "EACCES", "read ~/.ssh/id_rsa");
+    assert_eq!(py(&sb, &user, &p, &[], &format!("open('{}/evil', 'w')", outside.display())), "EACCES", "write outside");
+    assert!(!outside.join("evil").exists());
+    let renamed = py(&sb, &user, &p, &[], &format!("os.rename('{}/notes.txt', '{}/stolen')", w.display(), outside.display()));
     assert!(renamed == "EXDEV" || renamed == "EACCES", "rename out of the workdir: {renamed}");
     assert!(w.join("notes.txt").exists());
     // Older Landlock ABIs cannot restrict truncate (< 3) or TCP ports (< 4):
@@ -111,7 +122,7 @@ fn a_hand_written_profile_allows_its_grants_and_denies_attacks() {
     let abi = abi();
     let expect = |min_abi: i64| if abi >= min_abi { "EACCES" } else { "OK" };
     assert_eq!(
-        py(&sb, &p, &[], &format!("os.truncate('{}/data.txt', 0)", sb.root().join("ro").display())),
+        py(&sb, &user, &p, &[], &format!("os.truncate('{}/data.txt', 0)", sb.root().join("ro").display())),
         expect(3),
         "truncate read-only"
     );
@@ -119,60 +130,68 @@ fn a_hand_written_profile_allows_its_grants_and_denies_attacks() {
         assert_eq!(std::fs::read_to_string(sb.root().join("ro/data.txt")).expect("data"), "data");
     }
     assert_eq!(
-        py(&sb, &p, &[], &format!("socket.create_connection(('127.0.0.1', {other_port}), timeout=5).close()")),
+        py(&sb, &user, &p, &[], &format!("socket.create_connection(('127.0.0.1', {other_port}), timeout=5).close()")),
         expect(4),
         "connect to an unlisted port"
     );
-    assert_eq!(py(&sb, &p, &[], "socket.socket().bind(('127.0.0.1', 0))"), expect(4), "bind with listen_port []");
+    assert_eq!(py(&sb, &user, &p, &[], "socket.socket().bind(('127.0.0.1', 0))"), expect(4), "bind with listen_port []");
     if abi < 4 {
-        let out = run(&sb, &["--profile", p.to_str().expect("utf8")], &["true"]);
+        let out = run(&sb, &user, &["--profile", p.to_str().expect("utf8")], &["true"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("TCP port rules need Landlock ABI 4"), "dropped rights not reported: {err}");
     }
     // --block-net: UDP and raw sockets too (seccomp), TCP to the allowed port too.
-    assert_eq!(py(&sb, &p, &["--block-net"], "socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"), "EACCES", "UDP");
+    assert_eq!(py(&sb, &user, &p, &["--block-net"], "socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"), "EACCES", "UDP");
+    assert_eq!(py(&sb, &user, &p, &["--block-net"], "socket.socket(socket.AF_INET, socket.SOCK_STREAM)"), "EACCES", "TCP socket");
+    assert_eq!(py(&sb, &user, &p, &["--block-net"], "socket.socket(socket.AF_UNIX).close()"), "OK", "Unix sockets stay");
+    // Without --block-net, the baseline still closes UDP (the profile has no network.udp).
+    assert_eq!(py(&sb, &user, &p, &[], "socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"), "EACCES", "UDP without a udp key");
+    // --read / --write / --allow add grants from the command line; a grant
+    // covering a sensitive path needs --allow-sensitive as well.
+    let home = sb.home().display().to_string();
+    let out = run(&sb, &user, &["--profile", p.to_str().expect("utf8"), "--read", &home], &["true"]);
+    assert_eq!(out.status.code(), Some(125), "--read ~ covers ~/.ssh: {}", String::from_utf8_lossy(&out.stderr));
+    let ssh = sb.home().join(".ssh").display().to_string();
     assert_eq!(
-        py(&sb, &p, &["--block-net"], &format!("socket.create_connection(('127.0.0.1', {ok_port}), timeout=5).close()")),
-        "EACCES"
+        py(&sb, &user, &p, &["--read", &home, "--allow-sensitive", &ssh], &format!("open('{}').read()", key.display())),
+        "OK"
     );
-    assert_eq!(py(&sb, &p, &["--block-net"], "socket.socket(socket.AF_UNIX).close()"), "OK", "Unix sockets stay");
-    // --read / --write / --allow add grants from the command line.
-    assert_eq!(py(&sb, &p, &["--read", sb.home().to_str().expect("utf8")], &format!("open('{}').read()", key.display())), "OK");
 }
 
 #[test]
 fn exit_status_signals_and_exec_errors_pass_through() {
     let test = "exit_status_signals_and_exec_errors_pass_through";
-    if !landlock(test) {
-        return;
-    }
-    let sb = Sandbox::new();
+    let Some((sb, user)) = user_sandbox(test) else { return };
     let p = profile(&sb, r#"{"extends": "base", "filesystem": {"allow": ["$CWD"]}}"#);
     let ps = p.to_str().expect("utf8");
-    assert_eq!(run(&sb, &["--profile", ps], &["sh", "-c", "exit 9"]).status.code(), Some(9));
-    let out = run(&sb, &["--profile", ps], &["no-such-program-nono"]);
+    assert_eq!(run(&sb, &user, &["--profile", ps], &["sh", "-c", "exit 9"]).status.code(), Some(9));
+    let out = run(&sb, &user, &["--profile", ps], &["no-such-program-nono"]);
+    assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&sb, &user, &["--profile", ps], &["/nonexistent"]);
     assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let child = sb
-        .cmd()
+    let child = user
+        .nono(&sb)
         .args(["run", "--profile", ps, "--", "sh", "-c", "trap 'exit 5' TERM; touch started; while :; do sleep 0.1; done"])
         .stderr(Stdio::piped())
         .spawn()
         .expect("nono run");
     sb.wait_for(&sb.work().join("started"), Duration::from_secs(30));
+    // setpriv execs nono in place: this pid is nono's.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).expect("kill");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
 
     // wrap: no supervisor, same sandbox.
-    let out = sb
-        .cmd()
-        .args(["wrap", "--profile", ps, "--", "sh", "-c", "cat /etc/hostname >/dev/null && echo x > /var/tmp/nono-wrap-evil"])
+    let evil = format!("/var/tmp/nono-wrap-evil-{}", std::process::id());
+    let out = user
+        .nono(&sb)
+        .args(["wrap", "--profile", ps, "--", "sh", "-c", &format!("cat /etc/hostname >/dev/null && echo x > {evil}")])
         .output()
         .expect("wrap");
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!std::path::Path::new("/var/tmp/nono-wrap-evil").exists());
+    assert!(!std::path::Path::new(&evil).exists());
 }
 
 #[test]
@@ -190,7 +209,12 @@ fn malformed_and_hostile_profiles_are_refused_before_running() {
     ];
     for (text, want) in cases {
         let p = profile(&sb, text);
-        let out = run(&sb, &["--profile", p.to_str().expect("utf8")], &["touch", marker.to_str().expect("utf8")]);
+        // As root: these fail while loading, before any check of who runs.
+        let out = sb
+            .cmd()
+            .args(["run", "--profile", p.to_str().expect("utf8"), "--", "touch", marker.to_str().expect("utf8")])
+            .output()
+            .expect("nono run");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(125), "{text}: {err}");
         assert!(err.contains(want), "{text}: expected {want:?} in: {err}");
@@ -204,19 +228,27 @@ fn strict_refuses_what_the_kernel_cannot_enforce() {
     // refusal path is covered by the unit test of `degradation` and by the
     // VM suite on Debian 6.1 (ABI 2).
     let test = "strict_refuses_what_the_kernel_cannot_enforce";
-    if !landlock(test) {
-        return;
-    }
-    let sb = Sandbox::new();
+    let Some((sb, user)) = user_sandbox(test) else { return };
     let p = profile(&sb, r#"{"extends": "base", "network": {"open_port": []}}"#);
-    let out = run(&sb, &["--strict", "--profile", p.to_str().expect("utf8")], &["true"]);
-    // SAFETY: version query as above.
-    let abi = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
-    if abi >= 5 {
+    let out = run(&sb, &user, &["--strict", "--profile", p.to_str().expect("utf8")], &["true"]);
+    if abi() >= 6 {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     } else {
         assert_eq!(out.status.code(), Some(125));
         assert!(String::from_utf8_lossy(&out.stderr).contains("--strict"));
     }
+    // A rule only the supervisor's broker can enforce: --strict refuses it too.
+    let p = profile(&sb, r#"{"extends": "base", "network": {"udp": {"dns": true}}}"#);
+    let out = run(&sb, &user, &["--strict", "--profile", p.to_str().expect("utf8")], &["true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("network.udp"), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = kernel_required();
+}
+
+#[test]
+fn setup_reports_the_seccomp_baseline() {
+    let out = std::process::Command::new(support::NONO).args(["setup", "--check-only"]).output().expect("setup");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("seccomp baseline")).unwrap_or_else(|| panic!("no baseline line:\n{text}"));
+    assert!(line.contains("available"), "{line}");
 }

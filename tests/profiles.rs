@@ -56,3 +56,55 @@ fn a_bad_profile_fails_validation_with_its_location() {
     assert_eq!(code, Some(1));
     assert!(err.contains("bad.json:3:") && err.contains("unknown field `nope`"), "{err}");
 }
+
+#[test]
+fn user_profiles_are_found_by_name_and_listed() {
+    let d = tempfile::tempdir().expect("tmp");
+    let dir = d.path().join("cfg/nono/profiles");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("mine.json"),
+        r#"{"meta": {"description": "my agent"}, "extends": "base", "filesystem": {"read": ["/srv"]}}"#,
+    )
+    .expect("mine");
+    let nono = |args: &[&str]| {
+        let out = Command::new(NONO)
+            .args(args)
+            .env("HOME", d.path())
+            .env("XDG_CONFIG_HOME", d.path().join("cfg"))
+            .output()
+            .expect("nono");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, list, err) = nono(&["profile", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let mine = list.lines().find(|l| l.starts_with("mine ")).unwrap_or_else(|| panic!("{list}"));
+    assert!(mine.contains("my agent") && mine.contains("mine.json"), "{mine}");
+    assert!(list.lines().any(|l| l.starts_with("base ") && l.contains("[built-in]")), "{list}");
+    let (code, show, err) = nono(&["profile", "show", "mine"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(show.contains("/srv") && show.contains("builtin:base"), "{show}");
+}
+
+#[test]
+fn a_bad_learn_output_fails_before_anything_is_recorded() {
+    let d = tempfile::tempdir().expect("tmp");
+    let marker = d.path().join("ran");
+    let db = d.path().join("audit.db");
+    let dir = d.path().join("a-directory");
+    std::fs::create_dir(&dir).expect("dir");
+    let unwritable = std::path::PathBuf::from("/proc/nono-learned.json");
+    for (output, force) in [(&dir, false), (&dir, true), (&unwritable, false)] {
+        let mut c = Command::new(NONO);
+        c.arg("learn").arg("--db").arg(&db).arg("--output").arg(output);
+        if force {
+            c.arg("--force");
+        }
+        let out = c.arg("--").arg("touch").arg(&marker).env("HOME", d.path()).output().expect("nono");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{} (force {force}): {err}", output.display());
+        assert!(err.contains("cannot write the profile"), "{err}");
+        assert!(!marker.exists(), "the command ran");
+        assert!(!db.exists(), "a session was recorded");
+    }
+}

@@ -10,7 +10,9 @@
 //! (built in on 6.12, a module on 6.1, which the initramfs loads). The guest
 //! mounts it with `-o ro`; `virtiofsd` itself has no read-only switch, so the
 //! guest's `/init` (ours) is what keeps it read-only. Writable tmpfs goes on
-//! `/tmp`, `/root`, `/run`, `/var/tmp` and the target dir's `tmp/`.
+//! `/tmp`, `/root`, `/run`, `/var/tmp` and the target dir's `tmp/`; `/etc`
+//! becomes a tmpfs copy, so the tests can add the ordinary users they run
+//! nono as (`useradd`).
 //!
 //! The initramfs is only busybox (`busybox-static`), `/init` (`vm/init.sh`),
 //! the run configuration and any modules. `/init` mounts the kernel
@@ -46,8 +48,10 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::{target_dir, workspace_root};
 
 /// Integration tests (`cargo test --test NAME -p nono`) the default suite
-/// runs in each guest.
-pub const DEFAULT_SUITE: &[&str] = &["learn", "setup", "enforce"];
+/// runs in each guest. `escapes` attacks a learned profile as an ordinary
+/// user: on debian-6.12 (Landlock ABI 6) scoping must hold, on debian-6.1
+/// (ABI 2) it must be reported as degraded and `--strict` must refuse.
+pub const DEFAULT_SUITE: &[&str] = &["learn", "setup", "enforce", "escapes"];
 
 /// Environment for every default-suite test binary in the guest (plus
 /// `NONO_IN_VM=<kernel name>`).

@@ -17,7 +17,7 @@ use crate::cli::common::{self, Format};
 use crate::cli::learn_report::{self, RunSummary};
 use crate::event::Event;
 use crate::learn::{LearnContext, Learned, Synthesiser};
-use crate::profile::{Profile, Provenance};
+use crate::profile::{Profile, Provenance, user};
 use crate::record::{self, Backend, BackendChoice, Recorder, session, spawn};
 use crate::store::{self, SessionEnd, Store};
 
@@ -28,9 +28,12 @@ const DEFAULT_RING_BYTES: u32 = 4 << 20;
 #[derive(Debug, clap::Args)]
 #[expect(clippy::struct_excessive_bools, reason = "independent command-line switches")]
 pub struct LearnArgs {
-    /// Where to write the learned profile.
-    #[arg(long, short, default_value = "learned.json")]
-    pub output: PathBuf,
+    /// Where to write the learned profile (default: NAME.json in
+    /// `$XDG_CONFIG_HOME/nono/profiles`, the user's under sudo; `nono run
+    /// --profile NAME` finds it there). Keep it out of the workdir: an
+    /// agent that can write its profile widens its next sandbox.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,
@@ -93,13 +96,13 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
     let identity = spawn::Identity::from_sudo()?;
     let owner = identity.as_ref().map(|i| (i.uid, i.gid));
     let db_path = common::db_path(args.db.as_deref(), identity.as_ref())?;
-    check_output(&args.output, args.force)?;
     let cwd = std::env::current_dir().context("reading the current directory")?;
+    let output = check_output(&args, &cwd, identity.as_ref())?;
     let ctx = crate::cli::context::learn_context(&cwd, identity.as_ref(), &args.allow_sensitive, !args.no_anticipate);
 
     if !args.from.is_empty() {
         drop(sigfd);
-        return from_sessions(&args, &db_path, &ctx);
+        return from_sessions(&args, &db_path, &ctx, &output, identity.as_ref());
     }
     let cmd = spawn::Command::new(args.command.clone(), cwd.clone(), identity.clone());
     if let Err(e) = cmd.program() {
@@ -146,15 +149,12 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         lost_events: recorded.iter().map(|r| r.end.counters.lost()).sum(),
         learned_at: jiff::Timestamp::now().to_string(),
     };
-    let name = args.name.clone().unwrap_or_else(|| default_name(&args.command));
+    let name = profile_name(&args);
     let profile = merged(Profile::from_learned(&learned, &name, provenance), args.merge.as_deref())?.to_json_pretty()?;
-    write_profile(&args.output, &profile)?;
-    let output = args.output.canonicalize().unwrap_or_else(|_| args.output.clone());
+    write_profile(&output, &profile, identity.as_ref())?;
+    let output = output.canonicalize().unwrap_or(output);
     for r in &recorded {
         store.set_profile_path(r.session, &output.to_string_lossy())?;
-    }
-    if let Some((uid, gid)) = owner {
-        let _ = std::os::unix::fs::chown(&output, Some(uid), Some(gid));
     }
     print_summary(&args, &recorded, &learned, &output, backend);
     Ok(ExitCode::from(status.exit_code()))
@@ -206,7 +206,13 @@ fn synthesise_stored(store: &Store, session: i64, ctx: &LearnContext) -> anyhow:
 }
 
 /// `--from`: re-synthesise (and merge) stored sessions without recording.
-fn from_sessions(args: &LearnArgs, db_path: &Path, ctx: &LearnContext) -> anyhow::Result<ExitCode> {
+fn from_sessions(
+    args: &LearnArgs,
+    db_path: &Path,
+    ctx: &LearnContext,
+    output: &Path,
+    identity: Option<&spawn::Identity>,
+) -> anyhow::Result<ExitCode> {
     let store = Store::open_existing(db_path)?;
     store.reap_stale()?;
     let mut runs = Vec::new();
@@ -232,10 +238,9 @@ fn from_sessions(args: &LearnArgs, db_path: &Path, ctx: &LearnContext) -> anyhow
         learned_at: jiff::Timestamp::now().to_string(),
     };
     let profile =
-        merged(Profile::from_learned(&learned, args.name.as_deref().unwrap_or("learned"), provenance), args.merge.as_deref())?
-            .to_json_pretty()?;
-    write_profile(&args.output, &profile)?;
-    eprintln!("nono: profile from {} session(s) written to {}", runs.len(), args.output.display());
+        merged(Profile::from_learned(&learned, &profile_name(args), provenance), args.merge.as_deref())?.to_json_pretty()?;
+    write_profile(output, &profile, identity)?;
+    eprintln!("nono: profile from {} session(s) written to {}", runs.len(), output.display());
     learn_report::report_learned(&learned, args.explain);
     Ok(ExitCode::SUCCESS)
 }
@@ -339,24 +344,54 @@ fn merged(new: Profile, base: Option<&Path>) -> anyhow::Result<Profile> {
     Ok(out)
 }
 
-fn check_output(output: &Path, force: bool) -> anyhow::Result<()> {
-    if output.exists() && !force {
-        bail!("{} already exists; pass --force to overwrite it or --output to choose another file", output.display());
+/// The profile's name: `--name`, else the command's file name (`learned`
+/// for `--from`).
+fn profile_name(args: &LearnArgs) -> String {
+    args.name.clone().unwrap_or_else(|| if args.from.is_empty() { default_name(&args.command) } else { "learned".to_owned() })
+}
+
+/// The user's profiles directory: `$XDG_CONFIG_HOME/nono/profiles`, the
+/// invoking user's `~/.config/nono/profiles` under sudo.
+fn profiles_dir(cwd: &Path, identity: Option<&spawn::Identity>) -> PathBuf {
+    match identity {
+        Some(id) => crate::profile::Vars::for_home(cwd.to_path_buf(), &id.home).profiles_dir(),
+        None => crate::profile::Vars::from_env(cwd.to_path_buf()).profiles_dir(),
     }
-    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+}
+
+fn owner_of(identity: Option<&spawn::Identity>) -> Option<user::Owner> {
+    identity.map(|i| user::Owner { uid: i.uid, gid: i.gid, groups: i.groups.clone() })
+}
+
+/// Where the profile goes, checked before anything is recorded: not a
+/// directory, not an existing file without `--force`, in a directory the
+/// user can write (the default directory is created, 0700, as the user).
+fn check_output(args: &LearnArgs, cwd: &Path, identity: Option<&spawn::Identity>) -> anyhow::Result<PathBuf> {
+    let owner = owner_of(identity);
+    let output = if let Some(o) = &args.output {
+        cwd.join(o)
+    } else {
+        let name = profile_name(args);
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            bail!("cannot name a profile {name:?}; pass --name NAME or --output FILE");
+        }
+        let dir = profiles_dir(cwd, identity);
+        user::make_dirs(&dir, owner.as_ref()).with_context(|| format!("creating {}", dir.display()))?;
+        dir.join(format!("{name}.json"))
+    };
+    let parent = output.parent().unwrap_or(Path::new("/"));
     if !parent.is_dir() {
         bail!("cannot write the profile to {}: {} is not a directory", output.display(), parent.display());
     }
-    Ok(())
+    user::check_writable(&output, args.force, owner.as_ref())
+        .with_context(|| format!("cannot write the profile to {}", output.display()))?;
+    Ok(output)
 }
 
-/// Atomic write: a temp file in the same directory, then rename.
-fn write_profile(output: &Path, json: &str) -> anyhow::Result<()> {
-    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = parent.join(format!(".{}.nono-tmp", output.file_name().map_or("profile".into(), |n| n.to_string_lossy())));
-    std::fs::write(&tmp, json.as_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, output).with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
-    Ok(())
+/// Atomic write, as the user under sudo (see `profile::user`).
+fn write_profile(output: &Path, json: &str, identity: Option<&spawn::Identity>) -> anyhow::Result<()> {
+    user::write_file(output, json.as_bytes(), owner_of(identity).as_ref())
+        .with_context(|| format!("writing {}", output.display()))
 }
 
 fn default_name(command: &[OsString]) -> String {

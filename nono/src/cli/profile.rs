@@ -1,4 +1,7 @@
-//! `nono profile`: list, show, validate and compare profiles.
+//! `nono profile`: list, show, validate and compare profiles. A name is
+//! looked up like `nono run --profile` does: a path, then the user's
+//! profiles directory (`~/.config/nono/profiles`, where `nono learn`
+//! writes; the invoking user's under sudo), then the built-ins.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -11,11 +14,11 @@ use crate::profile::{self, BUILTINS, Resolved, Vars};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ProfileCommand {
-    /// List the built-in profiles.
+    /// List the user's profiles and the built-ins.
     List,
     /// Show a profile resolved: extends folded in, variables expanded.
     Show {
-        /// Built-in name or JSON file.
+        /// A JSON file, a name in ~/.config/nono/profiles, or a built-in.
         profile: String,
         #[arg(long, default_value = "table")]
         format: Format,
@@ -36,12 +39,23 @@ pub enum ProfileCommand {
 }
 
 pub fn run(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
-    let vars = Vars::from_env(std::env::current_dir().context("reading the current directory")?);
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let vars = match crate::record::spawn::Identity::from_sudo()? {
+        Some(id) => Vars::for_home(cwd, &id.home),
+        None => Vars::from_env(cwd),
+    };
     match cmd {
         ProfileCommand::List => {
+            for (name, path) in profile::user::list(&vars) {
+                let what = match profile::read_file(&path) {
+                    Ok(p) => p.meta.description.unwrap_or_default(),
+                    Err(e) => format!("(unreadable: {e})"),
+                };
+                println!("{name:<16} {what} [{}]", path.display());
+            }
             for (name, text) in BUILTINS {
                 let p = profile::Profile::parse(text, name)?;
-                println!("{name:<16} {}", p.meta.description.unwrap_or_default());
+                println!("{name:<16} {} [built-in]", p.meta.description.unwrap_or_default());
             }
         }
         ProfileCommand::Validate { profiles } => {

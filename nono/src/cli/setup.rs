@@ -1,6 +1,7 @@
 //! `nono setup`: mount the kernel filesystems nono needs (unless
-//! `--check-only`), then print the kernel feature matrix and the recording
-//! backend `nono learn` will use.
+//! `--check-only`), then print the kernel feature matrix, the recording
+//! backend `nono learn` will use, and whether `nono run`'s seccomp
+//! baseline installs and bites here.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,28 +26,38 @@ pub struct SetupArgs {
 }
 
 pub fn run(args: &SetupArgs) -> anyhow::Result<ExitCode> {
-    let report = match &args.root {
-        Some(root) => {
-            let probes = match &args.assume_probes {
-                Some(f) => kernel::load_probes(f)?,
-                None => Probes::default(),
-            };
-            kernel::report(&KernelFs::new(root).facts(), &probes)
+    let (report, baseline) = if let Some(root) = &args.root {
+        let probes = match &args.assume_probes {
+            Some(f) => kernel::load_probes(f)?,
+            None => Probes::default(),
+        };
+        (kernel::report(&KernelFs::new(root).facts(), &probes), None)
+    } else {
+        if !args.check_only {
+            mount_if_missing("securityfs", "/sys/kernel/security", "/sys/kernel/security/lsm");
+            mount_if_missing("tracefs", "/sys/kernel/tracing", "/sys/kernel/tracing/events");
         }
-        None => {
-            if !args.check_only {
-                mount_if_missing("securityfs", "/sys/kernel/security", "/sys/kernel/security/lsm");
-                mount_if_missing("tracefs", "/sys/kernel/tracing", "/sys/kernel/tracing/events");
-            }
-            kernel::running()
-        }
+        (kernel::running(), Some(crate::enforce::probe_baseline()))
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut doc = serde_json::to_value(&report)?;
+        if let (Some(b), Some(obj)) = (&baseline, doc.as_object_mut()) {
+            obj.insert("sandbox_baseline".to_owned(), serde_json::json!({"ok": b.is_ok(), "detail": b.as_ref().err()}));
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!("nono setup: kernel feature matrix");
         for c in &report.checks {
             println!("  {:<22} {:<12} {}", c.name, c.status.as_str(), c.detail);
+        }
+        match &baseline {
+            Some(Ok(())) => println!(
+                "  {:<22} {:<12} installed in a child; TIOCSTI denied; close_range(CLOEXEC) works",
+                "seccomp baseline",
+                Status::Available.as_str(),
+            ),
+            Some(Err(e)) => println!("  {:<22} {:<12} {e}", "seccomp baseline", Status::Unavailable.as_str()),
+            None => {}
         }
         for n in &report.notes {
             println!("  note: {n}");
@@ -75,7 +86,7 @@ fn mount_if_missing(fstype: &str, target: &str, probe: &str) {
     match nix::mount::mount(Some(fstype), target, Some(fstype), nix::mount::MsFlags::empty(), None::<&str>) {
         Ok(()) => eprintln!("nono setup: mounted {fstype} at {target}"),
         Err(e) => {
-            eprintln!("nono setup: could not mount {fstype} at {target}: {e} (run as root: mount -t {fstype} {fstype} {target})")
+            eprintln!("nono setup: could not mount {fstype} at {target}: {e} (run as root: mount -t {fstype} {fstype} {target})");
         }
     }
 }

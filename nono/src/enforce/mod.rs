@@ -1,24 +1,39 @@
 //! Enforcement: a resolved profile becomes a Landlock ruleset (filesystem
-//! rights, TCP ports) plus a seccomp filter for what Landlock cannot reach
-//! (non-TCP sockets under `--block-net`), applied to a process just before
-//! it execs the command.
+//! rights, TCP ports, scoping) plus a seccomp filter for what Landlock
+//! cannot reach (`seccomp::baseline`), applied to a process just before it
+//! execs the command. `sensitive` refuses plans that would expose secrets
+//! or let the command rewrite its own profile.
 //!
 //! # Threat model
 //! The command is an AI agent that may be prompt-injected into reading
-//! secrets, writing outside its workdir or talking to the network. After
-//! `apply`, the process and everything it execs or forks can only reach
-//! what the plan grants: Landlock domains are inherited and cannot be
+//! secrets, writing outside its workdir, talking to the network or
+//! escaping through the user's other processes. After `apply`, the process
+//! and everything it execs or forks can only reach what the plan grants:
+//! Landlock domains and seccomp filters are inherited and cannot be
 //! lifted, and `no_new_privs` stops set-uid programs from escaping.
-//! Landlock does not restrict: reads of already-open descriptors, path
-//! walks (`stat` of any path still works), Unix-socket connects, UDP (on
-//! ABI < 8, unless `--block-net`), signals and ptrace outside the domain's
-//! scope rules. Degradation on older kernels is always reported, and
-//! `--strict` makes it fatal; a ruleset the kernel does not enforce at all
-//! is always fatal.
+//! - Landlock (ABI 1+): filesystem rights; ptrace of processes outside the
+//!   domain; mounts. ABI 4: TCP connect/bind ports. ABI 6: scoping
+//!   (signals and abstract Unix sockets stay inside the sandbox unless
+//!   `sandbox.signal_outside` / `sandbox.abstract_unix_outside`).
+//! - seccomp (always): terminal injection, socket kinds the port rules do
+//!   not see, UDP and ICMP unless listed, TCP Fast Open, `io_uring`, keyrings,
+//!   `SysV` IPC, POSIX message queues, the i386 and x32 entry points.
+//! - Descriptors above 2 are closed before exec (`record::spawn`).
+//!
+//! Not restricted: reads of descriptors passed explicitly, path walks
+//! (`stat` of any path), connects to pathname Unix sockets, UDP
+//! destinations once UDP is allowed, metadata changes (`chmod`, `chown`,
+//! `utimensat`, xattrs) -- the last three need the supervisor's broker.
+//! Degradation on older kernels is always reported, and `--strict` makes
+//! it fatal; a ruleset the kernel does not enforce at all is always fatal.
 //!
 //! The plan is pure (`plan`), the kernel objects are built in the parent
 //! (`prepare`: opens every rule path, so a missing path is reported before
-//! anything runs), and only `Prepared::apply` runs in the child.
+//! anything runs, and compiles the seccomp program), and only
+//! `Prepared::apply` runs in the child.
+
+pub mod seccomp;
+pub mod sensitive;
 
 pub mod broker;
 
@@ -27,11 +42,12 @@ use std::path::PathBuf;
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreated, RulesetCreatedAttr, RulesetStatus,
+    RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 
-use crate::profile::Resolved;
+use crate::event::Facility;
 use crate::profile::rights::FsRight;
+use crate::profile::{MetadataPolicy, Resolved};
 
 /// Why a sandbox could not be built or applied.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +59,7 @@ pub enum EnforceError {
     #[error("--strict: this kernel cannot enforce everything the profile asks: {0}")]
     Degraded(String),
     #[error("seccomp: {0}")]
-    Seccomp(String),
+    Seccomp(#[from] seccomp::SeccompError),
     #[error("opening {path} for a Landlock rule")]
     Open {
         path: String,
@@ -62,6 +78,7 @@ pub struct PlanRule {
 }
 
 /// What will be enforced, before any syscall.
+#[expect(clippy::struct_excessive_bools, reason = "independent policy switches, each from one profile key")]
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub fs: Vec<PlanRule>,
@@ -70,6 +87,24 @@ pub struct Plan {
     pub connect_ports: Option<BTreeSet<u16>>,
     pub bind_ports: Option<BTreeSet<u16>>,
     pub block_net: bool,
+    /// `network.udp` is present (UDP sockets allowed).
+    pub udp: bool,
+    /// `network.icmp` is present (ICMP echo sockets allowed).
+    pub icmp: bool,
+    /// Socket families allowed beyond Unix, IPv4 and IPv6 (`AF_*`).
+    pub families: BTreeSet<i32>,
+    /// `sandbox.allow`.
+    pub facilities: BTreeSet<Facility>,
+    /// `sandbox.signal_outside`: no signal scoping.
+    pub signal_outside: bool,
+    /// `sandbox.abstract_unix_outside`: no abstract Unix socket scoping.
+    pub abstract_unix_outside: bool,
+    /// Rules of the profile only the supervisor's broker can enforce,
+    /// described for people; nothing enforces them yet.
+    pub needs_broker: Vec<String>,
+    /// Weaker spots the profile chose (e.g. `io_uring` with restricted
+    /// network), described for people.
+    pub warnings: Vec<String>,
 }
 
 /// Folds the resolved grants into one rule per path. A path that does not
@@ -106,19 +141,102 @@ pub fn plan(resolved: &Resolved) -> Plan {
             rule.origins.push(g.origin.clone());
         }
     }
-    Plan {
+    let net = &resolved.network;
+    let families = net
+        .families
+        .iter()
+        .filter_map(|name| crate::event::SOCKET_FAMILIES.iter().find(|(n, _)| n == name).map(|(_, f)| *f))
+        .collect();
+    let mut plan = Plan {
         fs: by_path.into_values().collect(),
         skipped,
-        connect_ports: resolved.network.open_port.clone(),
-        bind_ports: resolved.network.listen_port.clone(),
-        block_net: resolved.network.block,
+        connect_ports: net.open_port.clone(),
+        bind_ports: net.listen_port.clone(),
+        block_net: net.block,
+        udp: net.udp.is_some(),
+        icmp: net.icmp.is_some(),
+        families,
+        facilities: resolved.sandbox.allow.clone(),
+        signal_outside: resolved.sandbox.signal_outside,
+        abstract_unix_outside: resolved.sandbox.abstract_unix_outside,
+        needs_broker: needs_broker(resolved),
+        warnings: Vec::new(),
+    };
+    plan.warn();
+    plan
+}
+
+/// What the profile asks that only the supervisor's broker (issue 14) can
+/// do. The defaults (no `unix_connect`, metadata beneath write grants) are
+/// not listed: no profile can have them enforced yet, and the README's
+/// threat model says so once.
+fn needs_broker(r: &Resolved) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(udp) = &r.network.udp {
+        let what = if udp.dns || !udp.to.is_empty() { "its destinations" } else { "that it has no destination" };
+        out.push(format!("network.udp: UDP sockets are allowed, but not {what}: UDP can reach any host"));
     }
+    if let Some(paths) = &r.unix_connect {
+        out.push(format!(
+            "network.unix_connect ({} path(s)): connects to pathname Unix sockets are not restricted to them",
+            paths.len()
+        ));
+    }
+    if !r.brokered.is_empty() {
+        out.push(format!(
+            "filesystem.brokered ({} rule(s)): the operations they allow will be denied (only the broker performs them)",
+            r.brokered.len()
+        ));
+    }
+    if r.metadata == MetadataPolicy::None {
+        out.push("filesystem.metadata = none: chmod, chown, utimensat and xattr changes are not restricted".to_owned());
+    }
+    out
 }
 
 impl Plan {
     /// Forbids all network (`--block-net`).
     pub fn block_network(&mut self) {
         self.block_net = true;
+        self.warn();
+    }
+
+    fn warn(&mut self) {
+        self.warnings.clear();
+        let restricted = self.block_net || self.connect_ports.is_some() || self.bind_ports.is_some() || !self.udp;
+        if self.facilities.contains(&Facility::IoUring) && restricted && !self.block_net {
+            self.warnings.push(
+                "sandbox.allow lists io_uring: its socket and send operations bypass the seccomp network rules (socket kinds, UDP, TCP Fast Open)"
+                    .to_owned(),
+            );
+        }
+    }
+
+    /// The seccomp baseline for this plan.
+    #[must_use]
+    pub fn seccomp_policy(&self) -> seccomp::baseline::Policy {
+        seccomp::baseline::Policy {
+            connect_restricted: self.connect_ports.is_some(),
+            bind_restricted: self.bind_ports.is_some(),
+            udp: self.udp,
+            icmp: self.icmp,
+            families: self.families.clone(),
+            block_net: self.block_net,
+            facilities: self.facilities.clone(),
+        }
+    }
+
+    /// The Landlock scopes this plan asks for.
+    #[must_use]
+    pub fn scopes(&self) -> BitFlags<Scope> {
+        let mut s = BitFlags::empty();
+        if !self.signal_outside {
+            s |= Scope::Signal;
+        }
+        if !self.abstract_unix_outside {
+            s |= Scope::AbstractUnixSocket;
+        }
+        s
     }
 }
 
@@ -171,6 +289,23 @@ pub fn degradation(plan: &Plan, abi: i32) -> Vec<String> {
     if !net_supported && (plan.connect_ports.is_some() || plan.bind_ports.is_some()) {
         out.push(format!("TCP port rules need Landlock ABI 4 (this kernel: {abi}): TCP connect/bind not restricted"));
     }
+    if !net_supported && plan.block_net {
+        out.push(format!(
+            "--block-net needs Landlock ABI 4 for TCP (this kernel: {abi}): TCP sockets are still denied by seccomp, but an inherited or passed one could connect"
+        ));
+    }
+    let scopes = Scope::from_all(ABI::from(abi));
+    let wanted = plan.scopes();
+    if wanted.contains(Scope::Signal) && !scopes.contains(Scope::Signal) {
+        out.push(format!(
+            "signal scoping needs Landlock ABI 6 (this kernel: {abi}): the command can signal processes outside the sandbox"
+        ));
+    }
+    if wanted.contains(Scope::AbstractUnixSocket) && !scopes.contains(Scope::AbstractUnixSocket) {
+        out.push(format!(
+            "abstract Unix socket scoping needs Landlock ABI 6 (this kernel: {abi}): the command can connect to abstract sockets outside the sandbox"
+        ));
+    }
     out
 }
 
@@ -178,7 +313,10 @@ pub fn degradation(plan: &Plan, abi: i32) -> Vec<String> {
 /// the seccomp program, built in the parent.
 pub struct Prepared {
     ruleset: RulesetCreated,
-    seccomp: Option<seccompiler::BpfProgram>,
+    seccomp: seccomp::Program,
+    /// The seccomp rules the program was compiled from (for a supervisor:
+    /// which rule fired, which errno).
+    pub filter: seccomp::Filter,
     strict: bool,
     /// Everything the kernel will not enforce, for the user.
     pub degraded: Vec<String>,
@@ -205,6 +343,11 @@ pub fn prepare(plan: &Plan, strict: bool) -> Result<Prepared, EnforceError> {
         flags(&all) & AccessFs::from_all(target)
     };
     let mut ruleset = Ruleset::default().set_compatibility(level).handle_access(handled_fs)?;
+    let scopes = plan.scopes();
+    if !scopes.is_empty() {
+        // Best effort below ABI 6: dropped, and reported by `degradation`.
+        ruleset = ruleset.scope(scopes)?;
+    }
     let restrict_tcp = plan.block_net || plan.connect_ports.is_some() || plan.bind_ports.is_some();
     if restrict_tcp {
         let mut net = BitFlags::<AccessNet>::empty();
@@ -230,14 +373,24 @@ pub fn prepare(plan: &Plan, strict: bool) -> Result<Prepared, EnforceError> {
             created = created.add_rule(NetPort::new(*port, AccessNet::BindTcp))?;
         }
     }
-    let seccomp = if plan.block_net { Some(block_net_filter()?) } else { None };
-    Ok(Prepared { ruleset: created, seccomp, strict, degraded, abi })
+    let filter = seccomp::Filter::new(seccomp::baseline::rules(&plan.seccomp_policy()))?;
+    let seccomp = filter.compile()?;
+    Ok(Prepared { ruleset: created, seccomp, filter, strict, degraded, abi })
+}
+
+/// What applying left behind.
+#[derive(Debug)]
+pub struct Applied {
+    /// The seccomp user-notification listener, when a rule asks the
+    /// supervisor (`seccomp::Action::Notify`).
+    pub listener: Option<std::os::fd::OwnedFd>,
 }
 
 impl Prepared {
     /// Restricts the calling process (sets `no_new_privs`), then installs
-    /// the seccomp filter. Runs in the child just before exec.
-    pub fn apply(self) -> Result<(), EnforceError> {
+    /// the seccomp filter. Runs in the child just before exec; the seccomp
+    /// step is async-signal-safe.
+    pub fn apply(self) -> Result<Applied, EnforceError> {
         let status = self.ruleset.restrict_self()?;
         match status.ruleset {
             RulesetStatus::NotEnforced => {
@@ -248,28 +401,50 @@ impl Prepared {
             }
             _ => {}
         }
-        if let Some(prog) = &self.seccomp {
-            seccompiler::apply_filter(prog).map_err(|e| EnforceError::Seccomp(e.to_string()))?;
-        }
-        Ok(())
+        let listener = self.seccomp.install()?;
+        Ok(Applied { listener })
     }
 }
 
-/// `--block-net` beyond TCP: `socket()` for any family but `AF_UNIX`
-/// fails with `EACCES`; `io_uring_setup` fails too (io_uring can open
-/// sockets without the `socket` syscall).
-fn block_net_filter() -> Result<seccompiler::BpfProgram, EnforceError> {
-    use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch};
-    let err = |e: &dyn std::fmt::Display| EnforceError::Seccomp(e.to_string());
-    let not_unix =
-        SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, libc::AF_UNIX as u64).map_err(|e| err(&e))?;
-    let mut rules = BTreeMap::new();
-    rules.insert(libc::SYS_socket, vec![SeccompRule::new(vec![not_unix]).map_err(|e| err(&e))?]);
-    rules.insert(libc::SYS_io_uring_setup, vec![]);
-    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| err(&e))?;
-    let filter =
-        SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EACCES as u32), arch).map_err(|e| err(&e))?;
-    filter.try_into().map_err(|e: seccompiler::BackendError| err(&e))
+/// Installs the baseline seccomp filter in a forked child and checks it
+/// bites (`ioctl(TIOCSTI)` fails with `EPERM`, not `EBADF`), and that
+/// `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11) works: what `nono run`
+/// needs besides Landlock. For `nono setup`.
+pub fn probe_baseline() -> Result<(), String> {
+    let program = seccomp::Filter::new(seccomp::baseline::rules(&seccomp::baseline::Policy::default()))
+        .and_then(|f| f.compile())
+        .map_err(|e| e.to_string())?;
+    // SAFETY: the child only makes raw syscalls on memory built before fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: child side; raw syscalls, then _exit with a step code.
+        unsafe {
+            if program.install().is_err() {
+                libc::_exit(10);
+            }
+            let r = libc::ioctl(-1, libc::TIOCSTI, c"x".as_ptr());
+            if r != -1 || *libc::__errno_location() != libc::EPERM {
+                libc::_exit(11);
+            }
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 1u32 << 2) != 0 {
+                libc::_exit(12);
+            }
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &raw mut status, 0) };
+    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+        (true, 0) => Ok(()),
+        (true, 10) => Err("installing a seccomp filter failed (CONFIG_SECCOMP_FILTER?)".to_owned()),
+        (true, 11) => Err("the seccomp filter was installed but did not deny TIOCSTI".to_owned()),
+        (true, 12) => Err("close_range(CLOSE_RANGE_CLOEXEC) failed (needs Linux 5.11)".to_owned()),
+        _ => Err(format!("the probe child ended with status {status:#x}")),
+    }
 }
 
 /// Whether this kernel is WSL2's: from kernel-controlled files only, never
@@ -315,6 +490,27 @@ mod tests {
         assert!(d1.iter().any(|s| s.contains("truncate")), "{d1:?}");
         assert!(d1.iter().any(|s| s.contains("TCP")), "{d1:?}");
         assert!(degradation(&p, 6).is_empty());
+        let d5 = degradation(&p, 5);
+        assert!(d5.iter().any(|s| s.contains("signal scoping")), "{d5:?}");
+        assert!(d5.iter().any(|s| s.contains("abstract Unix socket scoping")), "{d5:?}");
+        let relaxed = Plan { signal_outside: true, abstract_unix_outside: true, ..Plan::default() };
+        assert!(degradation(&relaxed, 5).is_empty(), "nothing to scope, nothing dropped");
+    }
+
+    #[test]
+    fn the_plan_carries_the_network_and_sandbox_policy() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let vars = Vars::from_env(dir.path().to_path_buf());
+        let text = r#"{"network": {"open_port": [443], "udp": {"dns": true}, "families": ["netlink"], "unix_connect": ["/run/x.sock"]},
+                       "sandbox": {"signal_outside": true, "allow": ["io_uring"]}, "filesystem": {"metadata": "none"}}"#;
+        let p = plan(&load_str(text, "t.json", &vars).expect("resolve"));
+        assert!(p.udp && !p.icmp && p.signal_outside && !p.abstract_unix_outside);
+        assert_eq!(p.families, [libc::AF_NETLINK].into());
+        assert_eq!(p.scopes(), Scope::AbstractUnixSocket);
+        assert_eq!(p.needs_broker.len(), 3, "{:?}", p.needs_broker);
+        assert!(p.warnings.iter().any(|w| w.contains("io_uring")), "{:?}", p.warnings);
+        let plain = plan(&load_str("{}", "t.json", &vars).expect("resolve"));
+        assert!(plain.needs_broker.is_empty() && plain.warnings.is_empty());
     }
 
     #[test]

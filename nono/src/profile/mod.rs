@@ -9,6 +9,8 @@
 
 pub mod rights;
 
+pub mod user;
+
 mod builtin;
 mod resolve;
 
@@ -22,12 +24,14 @@ use crate::event::Facility;
 use rights::{FsRight, FsRule};
 
 pub use builtin::{BUILTINS, builtin};
-pub use resolve::{Grant, Resolved, Vars, load, load_str, resolve};
+pub use resolve::{Grant, Resolved, Vars, load, load_str, read_file, resolve};
 
 /// Largest profile file accepted (a learned profile is a few KiB).
 pub const MAX_PROFILE_BYTES: u64 = 4 << 20;
 /// Longest `extends` chain.
 pub const MAX_EXTENDS_DEPTH: usize = 8;
+/// Most distinct files one profile's `extends` graph may read.
+pub const MAX_EXTENDS_FILES: usize = 64;
 
 /// Why a profile could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +42,14 @@ pub enum ProfileError {
         #[source]
         source: std::io::Error,
     },
-    #[error("profile {path} is {size} bytes; the limit is {MAX_PROFILE_BYTES}")]
+    #[error(
+        "profile {path} is {size} bytes or more; the limit is {MAX_PROFILE_BYTES} (for one file and for all of its `extends` together)"
+    )]
     TooLarge { path: String, size: u64 },
+    #[error("profile {path} is a {kind}, not a regular file")]
+    NotRegular { path: String, kind: &'static str },
+    #[error("`extends` reads more than {MAX_EXTENDS_FILES} distinct files: {0}")]
+    TooManyFiles(String),
     #[error("{path}:{line}:{column}: {message}")]
     Parse { path: String, line: usize, column: usize, message: String },
     #[error("unknown built-in profile {name:?}; built-ins: {available} (or give a path to a .json file)")]
@@ -208,6 +218,7 @@ pub enum MetadataPolicy {
 }
 
 impl MetadataPolicy {
+    #[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
     fn is_default(&self) -> bool {
         *self == MetadataPolicy::default()
     }
@@ -260,8 +271,8 @@ pub struct Udp {
 
 /// Kernel facilities beyond files and sockets, and Landlock's scoping
 /// (ABI 6): by default the command cannot signal or reach abstract Unix
-/// sockets of processes outside the sandbox, and cannot use io_uring,
-/// keyrings, SysV IPC or POSIX message queues.
+/// sockets of processes outside the sandbox, and cannot use `io_uring`,
+/// keyrings, `SysV` IPC or POSIX message queues.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxPolicy {

@@ -1,14 +1,28 @@
-//! Loading a profile by name or path, resolving its `extends` chain
-//! (parents first, cycle detection, depth limit) and expanding path
-//! variables into absolute grants.
+//! Loading a profile by name or path, resolving its `extends` graph and
+//! expanding path variables into absolute grants.
+//!
+//! A name is looked up as: a path (it has a `/` or ends in `.json`), then
+//! the user's profiles directory (`$XDG_CONFIG_HOME/nono/profiles/NAME.json`,
+//! where `nono learn` writes), then the built-ins. The same holds for
+//! `extends` entries (relative paths are relative to the profile).
+//!
+//! Hostile input cannot hang or exhaust nono: only regular files are read
+//! (checked before opening, so a FIFO or device is never opened, and again
+//! on the opened descriptor, which is opened `O_NONBLOCK`), reads are
+//! bounded to [`MAX_PROFILE_BYTES`] (per file and for the whole graph), each file of the `extends` graph is
+//! read and folded in once however many profiles extend it (a diamond
+//! fan-out stays linear), at most [`MAX_EXTENDS_FILES`] distinct files are
+//! read, and cycles and chains deeper than [`MAX_EXTENDS_DEPTH`] are errors.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::io::Read as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Component, Path, PathBuf};
 
 use super::rights::FsRight;
 use super::{
-    BrokerOp, MAX_EXTENDS_DEPTH, MAX_PROFILE_BYTES, MetadataPolicy, Network, Profile, ProfileError, SandboxPolicy, Security, Udp,
-    builtin, dir_of,
+    BrokerOp, MAX_EXTENDS_DEPTH, MAX_EXTENDS_FILES, MAX_PROFILE_BYTES, MetadataPolicy, Network, Profile, ProfileError,
+    SandboxPolicy, Security, Udp, builtin, dir_of,
 };
 
 /// The values behind the path variables.
@@ -34,6 +48,27 @@ impl Vars {
             xdg_cache_home: abs("XDG_CACHE_HOME").unwrap_or_else(|| home.join(".cache")),
             home,
         }
+    }
+
+    /// For a command run as another user (`sudo`): their home and XDG
+    /// defaults (nono's own `XDG_*` variables are root's), this process's
+    /// `TMPDIR`.
+    #[must_use]
+    pub fn for_home(cwd: PathBuf, home: &Path) -> Vars {
+        let tmpdir = std::env::var_os("TMPDIR").map(PathBuf::from).filter(|p| p.is_absolute());
+        Vars {
+            cwd,
+            tmpdir: tmpdir.unwrap_or_else(|| PathBuf::from("/tmp")),
+            xdg_config_home: home.join(".config"),
+            xdg_cache_home: home.join(".cache"),
+            home: home.to_path_buf(),
+        }
+    }
+
+    /// Where the user's own profiles live (`nono learn` writes there).
+    #[must_use]
+    pub fn profiles_dir(&self) -> PathBuf {
+        self.xdg_config_home.join("nono/profiles")
     }
 
     fn lookup(&self, name: &str) -> Option<&Path> {
@@ -120,6 +155,9 @@ pub struct Resolved {
     pub metadata: MetadataPolicy,
     pub sandbox: SandboxPolicy,
     pub security: Security,
+    /// Every profile file read (the top one and its `extends`), as
+    /// located, absolute; built-ins are not files.
+    pub files: Vec<PathBuf>,
 }
 
 impl Resolved {
@@ -134,11 +172,11 @@ impl Resolved {
     }
 }
 
-/// Loads a built-in name or a profile file and resolves it.
+/// Loads a profile by name or path (see the module doc) and resolves it.
 pub fn load(spec: &str, vars: &Vars) -> Result<Resolved, ProfileError> {
-    let mut stack = Vec::new();
-    let (profile, origin, dir) = read_spec(spec, None)?;
-    resolve_inner(profile, &origin, dir.as_deref(), vars, &mut stack)
+    let mut loader = Loader::new(vars);
+    loader.visit(spec, None, &mut Vec::new())?;
+    loader.fold(vars)
 }
 
 /// Resolves profile text (tests, stdin).
@@ -147,83 +185,206 @@ pub fn load_str(text: &str, origin: &str, vars: &Vars) -> Result<Resolved, Profi
     resolve(profile, origin, vars)
 }
 
-/// Resolves an already parsed profile.
+/// Resolves an already parsed profile (its relative `extends` paths are
+/// relative to the current directory).
 pub fn resolve(profile: Profile, origin: &str, vars: &Vars) -> Result<Resolved, ProfileError> {
-    let mut stack = Vec::new();
-    resolve_inner(profile, origin, None, vars, &mut stack)
+    let mut loader = Loader::new(vars);
+    let mut stack = vec![origin.to_owned()];
+    loader.seen.insert(origin.to_owned());
+    for parent in profile.extends.names() {
+        loader.visit(&parent, None, &mut stack)?;
+    }
+    loader.nodes.push(Node { id: origin.to_owned(), profile, file: None });
+    loader.fold(vars)
 }
 
-/// Reads a spec: a path (has a `/` or ends in `.json`) relative to `base`,
-/// or a built-in name. Returns the profile, its identity, and its directory.
-fn read_spec(spec: &str, base: Option<&Path>) -> Result<(Profile, String, Option<PathBuf>), ProfileError> {
-    if spec.contains('/') || spec.ends_with(".json") {
+/// Where a spec points.
+enum Located {
+    File { path: PathBuf, id: String },
+    Builtin(String),
+}
+
+/// Finds `spec`: a path relative to `base` (or the current directory), a
+/// profile in the user's directory, or a built-in.
+fn locate(spec: &str, base: Option<&Path>, profiles_dir: &Path) -> Result<Located, ProfileError> {
+    let file = |path: PathBuf| -> Result<Located, ProfileError> {
+        // Absolute (without `.` components): it names the file in messages
+        // and is what the writable-grant check compares.
+        let path = std::path::absolute(&path).unwrap_or(path);
+        let id = path
+            .canonicalize()
+            .map_err(|source| ProfileError::Read { path: path.display().to_string(), source })?
+            .display()
+            .to_string();
+        Ok(Located::File { path, id })
+    };
+    if spec.contains('/') || Path::new(spec).extension().is_some_and(|e| e == "json") {
         let p = Path::new(spec);
-        let path = match base {
+        return file(match base {
             Some(b) if p.is_relative() => b.join(p),
             _ => p.to_path_buf(),
-        };
-        let shown = path.display().to_string();
-        let read_err = |source| ProfileError::Read { path: shown.clone(), source };
-        let meta = std::fs::metadata(&path).map_err(read_err)?;
-        if meta.len() > MAX_PROFILE_BYTES {
-            return Err(ProfileError::TooLarge { path: shown, size: meta.len() });
-        }
-        let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read { path: shown.clone(), source })?;
-        let profile = Profile::parse(&text, &shown)?;
-        let id = path.canonicalize().unwrap_or(path.clone()).display().to_string();
-        return Ok((profile, id, Some(dir_of(&path))));
+        });
     }
-    let text = builtin(spec)?;
-    let origin = format!("builtin:{spec}");
-    Ok((Profile::parse(text, &origin)?, origin, None))
+    if !spec.is_empty() && !spec.contains('\0') {
+        let candidate = profiles_dir.join(format!("{spec}.json"));
+        if std::fs::symlink_metadata(&candidate).is_ok() {
+            return file(candidate);
+        }
+    }
+    builtin(spec)?;
+    Ok(Located::Builtin(spec.to_owned()))
 }
 
-fn resolve_inner(
-    profile: Profile,
-    origin: &str,
-    dir: Option<&Path>,
-    vars: &Vars,
-    stack: &mut Vec<String>,
-) -> Result<Resolved, ProfileError> {
-    if stack.iter().any(|s| s == origin) {
-        let mut chain = stack.clone();
-        chain.push(origin.to_owned());
-        return Err(ProfileError::Cycle(chain.join(" -> ")));
-    }
-    if stack.len() >= MAX_EXTENDS_DEPTH {
-        let mut chain = stack.clone();
-        chain.push(origin.to_owned());
-        return Err(ProfileError::TooDeep(chain.join(" -> ")));
-    }
-    stack.push(origin.to_owned());
-    let mut out = Resolved {
-        profile: profile.clone(),
-        chain: Vec::new(),
-        grants: Vec::new(),
-        network: Network::default(),
-        unix_connect: None,
-        brokered: Vec::new(),
-        metadata: MetadataPolicy::None,
-        sandbox: SandboxPolicy::default(),
-        security: Security::default(),
-    };
-    let mut metadata_set = false;
-    for parent in profile.extends.names() {
-        let (p, id, pdir) = read_spec(&parent, dir)?;
-        let r = resolve_inner(p, &id, pdir.as_deref(), vars, stack)?;
-        out.chain.extend(r.chain);
-        out.grants.extend(r.grants);
-        out.network = merge_network(&out.network, &r.network);
-        out.unix_connect = merge_paths(out.unix_connect.take(), r.unix_connect);
-        out.brokered.extend(r.brokered);
-        out.metadata = widest(out.metadata, r.metadata);
-        metadata_set = true;
-        out.sandbox = out.sandbox.merge(&r.sandbox);
-        if r.security != Security::default() {
-            out.security = r.security;
+/// Reads and parses one profile file (no `extends` resolution), with the
+/// same limits as [`load`].
+pub fn read_file(path: &Path) -> Result<Profile, ProfileError> {
+    Profile::parse(&read_bounded(path)?, &path.display().to_string())
+}
+
+/// Reads a profile file: regular files only, at most `MAX_PROFILE_BYTES`.
+fn read_bounded(path: &Path) -> Result<String, ProfileError> {
+    let shown = path.display().to_string();
+    let read_err = |source| ProfileError::Read { path: shown.clone(), source };
+    let regular = |meta: &std::fs::Metadata| -> Result<(), ProfileError> {
+        if meta.is_file() {
+            return Ok(());
         }
+        Err(ProfileError::NotRegular { path: shown.clone(), kind: file_kind(meta.file_type()) })
+    };
+    // Check before opening: opening a FIFO blocks and a device may act.
+    regular(&std::fs::metadata(path).map_err(read_err)?)?;
+    let f =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path).map_err(read_err)?;
+    // And on what was opened: the path may have been swapped meanwhile.
+    let meta = f.metadata().map_err(read_err)?;
+    regular(&meta)?;
+    if meta.len() > MAX_PROFILE_BYTES {
+        return Err(ProfileError::TooLarge { path: shown, size: meta.len() });
     }
-    stack.pop();
+    let mut buf = Vec::new();
+    f.take(MAX_PROFILE_BYTES + 1).read_to_end(&mut buf).map_err(read_err)?;
+    if buf.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(ProfileError::TooLarge { path: shown, size: buf.len() as u64 });
+    }
+    String::from_utf8(buf).map_err(|e| read_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
+}
+
+/// One profile of the `extends` graph.
+struct Node {
+    /// Canonical path, `builtin:NAME`, or the origin given to `resolve`.
+    id: String,
+    profile: Profile,
+    file: Option<PathBuf>,
+}
+
+/// Walks the `extends` graph depth first, parents before children, each
+/// file once.
+struct Loader {
+    profiles_dir: PathBuf,
+    /// Post-order: every node after all of its parents.
+    nodes: Vec<Node>,
+    /// Every id read so far (finished or on the stack).
+    seen: HashSet<String>,
+    /// Bytes read from files so far (bounded like one file).
+    bytes: u64,
+}
+
+impl Loader {
+    fn new(vars: &Vars) -> Loader {
+        Loader { profiles_dir: vars.profiles_dir(), nodes: Vec::new(), seen: HashSet::new(), bytes: 0 }
+    }
+
+    fn visit(&mut self, spec: &str, base: Option<&Path>, stack: &mut Vec<String>) -> Result<(), ProfileError> {
+        let located = locate(spec, base, &self.profiles_dir)?;
+        let id = match &located {
+            Located::File { id, .. } => id.clone(),
+            Located::Builtin(name) => format!("builtin:{name}"),
+        };
+        let chain = |stack: &[String]| {
+            let mut c = stack.to_vec();
+            c.push(id.clone());
+            c.join(" -> ")
+        };
+        if stack.contains(&id) {
+            return Err(ProfileError::Cycle(chain(stack)));
+        }
+        if stack.len() >= MAX_EXTENDS_DEPTH {
+            return Err(ProfileError::TooDeep(chain(stack)));
+        }
+        if self.seen.contains(&id) {
+            // Already folded in (a diamond): once is enough.
+            return Ok(());
+        }
+        if self.seen.len() >= MAX_EXTENDS_FILES {
+            return Err(ProfileError::TooManyFiles(chain(stack)));
+        }
+        self.seen.insert(id.clone());
+        let (profile, file, dir) = match located {
+            Located::File { path, .. } => {
+                let text = read_bounded(&path)?;
+                self.bytes += text.len() as u64;
+                if self.bytes > MAX_PROFILE_BYTES {
+                    return Err(ProfileError::TooLarge { path: chain(stack), size: self.bytes });
+                }
+                (Profile::parse(&text, &path.display().to_string())?, Some(path.clone()), Some(dir_of(&path)))
+            }
+            Located::Builtin(name) => (Profile::parse(builtin(&name)?, &id)?, None, None),
+        };
+        stack.push(id.clone());
+        for parent in profile.extends.names() {
+            self.visit(&parent, dir.as_deref(), stack)?;
+        }
+        stack.pop();
+        self.nodes.push(Node { id, profile, file });
+        Ok(())
+    }
+
+    /// Folds the graph, parents first: grants add up, the network and
+    /// sandbox policies merge, the widest metadata policy wins, and the
+    /// last non-default `security` section wins.
+    fn fold(self, vars: &Vars) -> Result<Resolved, ProfileError> {
+        let top = self.nodes.last().map(|n| n.profile.clone()).unwrap_or_default();
+        let single = self.nodes.len() == 1;
+        let mut out = Resolved {
+            profile: top,
+            chain: Vec::new(),
+            grants: Vec::new(),
+            network: Network::default(),
+            unix_connect: None,
+            brokered: Vec::new(),
+            metadata: MetadataPolicy::None,
+            sandbox: SandboxPolicy::default(),
+            security: Security::default(),
+            files: Vec::new(),
+        };
+        for node in self.nodes {
+            fold_one(&mut out, &node.profile, &node.id, vars, single)?;
+            out.chain.push(node.id);
+            out.files.extend(node.file);
+        }
+        Ok(out)
+    }
+}
+
+/// Adds one profile's own content to `out`.
+fn fold_one(out: &mut Resolved, profile: &Profile, origin: &str, vars: &Vars, single: bool) -> Result<(), ProfileError> {
     for (spelled, rights, file) in profile.fs_grants() {
         if rights.is_empty() {
             return Err(ProfileError::Invalid {
@@ -259,21 +420,21 @@ fn resolve_inner(
             origin: origin.to_owned(),
         });
     }
-    // The top profile's own policy counts like a parent's: the widest wins.
-    out.metadata = if metadata_set { widest(out.metadata, profile.filesystem.metadata) } else { profile.filesystem.metadata };
+    // Alone, a profile's metadata policy is its own; in a graph the
+    // widest wins (grants add up).
+    out.metadata = if single { profile.filesystem.metadata } else { widest(out.metadata, profile.filesystem.metadata) };
     out.sandbox = out.sandbox.merge(&profile.sandbox);
     if profile.security != Security::default() {
         out.security = profile.security.clone();
     }
-    out.chain.push(origin.to_owned());
-    Ok(out)
+    Ok(())
 }
 
 /// Parent then child: `block` if either blocks; a port list present on
 /// either side restricts, and two lists add up. The closed-unless-listed
 /// parts (UDP, ICMP, Unix connects, families) add up.
 fn merge_network(a: &Network, b: &Network) -> Network {
-    fn union<T: Ord + Clone>(x: &Option<BTreeSet<T>>, y: &Option<BTreeSet<T>>) -> Option<BTreeSet<T>> {
+    fn union<T: Ord + Clone>(x: Option<&BTreeSet<T>>, y: Option<&BTreeSet<T>>) -> Option<BTreeSet<T>> {
         match (x, y) {
             (None, None) => None,
             (Some(s), None) | (None, Some(s)) => Some(s.clone()),
@@ -292,10 +453,10 @@ fn merge_network(a: &Network, b: &Network) -> Network {
     };
     Network {
         block: a.block || b.block,
-        open_port: union(&a.open_port, &b.open_port),
-        listen_port: union(&a.listen_port, &b.listen_port),
+        open_port: union(a.open_port.as_ref(), b.open_port.as_ref()),
+        listen_port: union(a.listen_port.as_ref(), b.listen_port.as_ref()),
         udp,
-        icmp: union(&a.icmp, &b.icmp),
+        icmp: union(a.icmp.as_ref(), b.icmp.as_ref()),
         unix_connect,
         families: a.families.iter().chain(&b.families).cloned().collect::<BTreeSet<_>>().into_iter().collect(),
     }

@@ -1,7 +1,7 @@
 //! The filesystem-right vocabulary shared by the learner (which decides
 //! which rights a path needs) and the enforcer (which turns them into
 //! Landlock rules). Names match Landlock's `LANDLOCK_ACCESS_FS_*` in
-//! snake_case and are part of the profile format: never rename one.
+//! `snake_case` and are part of the profile format: never rename one.
 
 use std::collections::BTreeSet;
 use std::fmt;

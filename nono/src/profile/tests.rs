@@ -1,5 +1,4 @@
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use super::rights::FsRight;
 use super::*;
@@ -65,12 +64,12 @@ fn variables_expand_and_extends_adds_up() {
     )
     .expect("resolves");
     assert_eq!(r.chain, vec!["builtin:base".to_owned(), "v.json".to_owned()]);
-    let cwd = r.grants.iter().find(|g| g.path == PathBuf::from("/work/p")).expect("$CWD");
+    let cwd = r.grants.iter().find(|g| g.path == std::path::Path::new("/work/p")).expect("$CWD");
     assert_eq!(cwd.rights.len(), FsRight::ALL.len());
-    let git = r.grants.iter().find(|g| g.path == PathBuf::from("/home/u/.gitconfig")).expect("~");
+    let git = r.grants.iter().find(|g| g.path == std::path::Path::new("/home/u/.gitconfig")).expect("~");
     assert!(git.file && git.rights.contains(&FsRight::ReadFile) && !git.rights.contains(&FsRight::WriteFile));
     assert_eq!(r.network.open_port, Some(BTreeSet::from([443])));
-    assert!(r.grants.iter().any(|g| g.path == PathBuf::from("/usr") && g.origin == "builtin:base"));
+    assert!(r.grants.iter().any(|g| g.path == std::path::Path::new("/usr") && g.origin == "builtin:base"));
 }
 
 #[test]
@@ -117,4 +116,85 @@ fn a_learned_profile_round_trips() {
     let r = resolve(back, "learned.json", &vars()).expect("resolves");
     assert_eq!(r.network.open_port, Some(BTreeSet::from([443])));
     assert_eq!(r.network.listen_port, Some(BTreeSet::new()));
+}
+
+/// Loads `path` and returns the error and how long it took.
+fn load_err(path: &std::path::Path, vars: &Vars) -> (ProfileError, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let e = load(path.to_str().expect("utf8"), vars).expect_err("hostile profile");
+    (e, started.elapsed())
+}
+
+#[test]
+fn special_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let (e, took) = load_err(&fifo, &vars());
+    assert!(matches!(e, ProfileError::NotRegular { kind: "FIFO", .. }), "{e}");
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    // As an `extends` target, too.
+    let top = dir.path().join("top.json");
+    std::fs::write(&top, "{\"extends\": \"./fifo.json\"}").expect("top");
+    let (e, _) = load_err(&top, &vars());
+    assert!(e.to_string().contains("fifo.json is a FIFO, not a regular file"), "{e}");
+    // Devices are never opened: /dev/zero would be read forever.
+    let (e, took) = load_err(std::path::Path::new("/dev/zero"), &vars());
+    assert!(matches!(e, ProfileError::NotRegular { kind: "character device", .. }), "{e}");
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    let (e, _) = load_err(dir.path(), &vars());
+    assert!(matches!(e, ProfileError::NotRegular { kind: "directory", .. }), "{e}");
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, vec![b' '; usize::try_from(MAX_PROFILE_BYTES).expect("usize") + 1]).expect("big");
+    let (e, _) = load_err(&big, &vars());
+    assert!(matches!(e, ProfileError::TooLarge { .. }), "{e}");
+}
+
+#[test]
+fn a_diamond_fan_out_loads_each_file_once_and_too_many_files_are_an_error() {
+    // 12 parents x 7 levels over 8 files: exponential without memoising.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for level in 0..8 {
+        let text = if level == 7 {
+            "{\"filesystem\": {\"read\": [\"/usr\"]}}".to_owned()
+        } else {
+            let parents: Vec<String> = (0..12).map(|_| format!("\"./l{}.json\"", level + 1)).collect();
+            format!("{{\"extends\": [{}], \"filesystem\": {{\"read\": [\"/l{level}\"]}}}}", parents.join(", "))
+        };
+        std::fs::write(dir.path().join(format!("l{level}.json")), text).expect("level");
+    }
+    let started = std::time::Instant::now();
+    let r = load(dir.path().join("l0.json").to_str().expect("utf8"), &vars()).expect("fan-out loads");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(r.chain.len(), 8, "{:?}", r.chain);
+    assert_eq!(r.grants.len(), 8, "each file's grant once");
+    assert_eq!(r.files.len(), 8);
+    // A wide graph of distinct files stops at the cap.
+    let parents: Vec<String> = (0..MAX_EXTENDS_FILES + 5).map(|i| format!("\"./w{i}.json\"")).collect();
+    for i in 0..MAX_EXTENDS_FILES + 5 {
+        std::fs::write(dir.path().join(format!("w{i}.json")), "{}").expect("w");
+    }
+    let wide = dir.path().join("wide.json");
+    std::fs::write(&wide, format!("{{\"extends\": [{}]}}", parents.join(", "))).expect("wide");
+    let (e, took) = load_err(&wide, &vars());
+    assert!(matches!(e, ProfileError::TooManyFiles(_)), "{e}");
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn a_name_is_a_path_then_a_user_profile_then_a_builtin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut v = vars();
+    v.xdg_config_home = dir.path().to_path_buf();
+    std::fs::create_dir_all(v.profiles_dir()).expect("dir");
+    std::fs::write(v.profiles_dir().join("mine.json"), "{\"extends\": \"base\", \"filesystem\": {\"read\": [\"/srv\"]}}")
+        .expect("mine");
+    let r = load("mine", &v).expect("user profile");
+    assert!(r.chain.last().is_some_and(|c| c.ends_with("nono/profiles/mine.json")), "{:?}", r.chain);
+    assert_eq!(r.files, vec![v.profiles_dir().join("mine.json")]);
+    // The user's profile shadows a built-in of the same name.
+    std::fs::write(v.profiles_dir().join("codex.json"), "{}").expect("codex");
+    assert!(load("codex", &v).expect("user codex").grants.is_empty());
+    assert!(!load("codex", &vars()).expect("built-in codex").grants.is_empty());
+    assert!(load("base", &v).expect("built-in").chain == vec!["builtin:base".to_owned()]);
 }

@@ -3,12 +3,17 @@
 //! put its pid in the traced set, and only then drops privileges and execs.
 //!
 //! Threat model: under `sudo`, nono runs as root but the agent must not.
-//! The child runs as the invoking user (SUDO_UID/SUDO_GID, that user's
-//! supplementary groups, HOME/USER/LOGNAME), and dies if nono dies so it
+//! The child runs as the invoking user (`SUDO_UID`/`SUDO_GID`, that user's
+//! supplementary groups, `HOME`/`USER`/`LOGNAME`), and dies if nono dies so it
 //! never continues unrecorded. Everything the child does after `fork` is
 //! async-signal-safe, except an optional [`PreExec`] hook (the sandbox of
 //! `nono run --audit`); callers that pass one must fork while the process
 //! is still single-threaded, so no lock can be held in the child.
+//!
+//! `nono run` and `nono wrap` also close every inherited descriptor above
+//! 2 (an inherited socket or `io_uring` ring would bypass the sandbox's
+//! socket rules), except those passed with `--pass-fd`: see
+//! [`Command::keep_fds`] and [`seal_fds`].
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -23,6 +28,8 @@ pub enum SpawnError {
     EmptyCommand,
     #[error("command not found: {0:?} (searched PATH)")]
     NotFound(OsString),
+    #[error("{0}: found, but not an executable file")]
+    NotExecutable(PathBuf),
     #[error("{what} contains a NUL byte")]
     Nul { what: &'static str },
     #[error("unknown user id {0} in SUDO_UID")]
@@ -41,6 +48,23 @@ pub enum SpawnError {
         #[source]
         source: io::Error,
     },
+}
+
+impl SpawnError {
+    /// The shell's convention: 127 when the command does not exist, 126
+    /// when it exists but cannot be executed; `None` for nono's own
+    /// failures (125).
+    #[must_use]
+    pub fn exit_code(&self) -> Option<u8> {
+        match self {
+            SpawnError::NotFound(_) => Some(127),
+            SpawnError::NotExecutable(_) => Some(126),
+            SpawnError::Child { step: "execve", source } => {
+                Some(if matches!(source.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) { 127 } else { 126 })
+            }
+            _ => None,
+        }
+    }
 }
 
 fn sys(call: &'static str) -> impl FnOnce(io::Error) -> SpawnError {
@@ -94,6 +118,10 @@ pub struct Command {
     pub cwd: PathBuf,
     pub env: Vec<(OsString, OsString)>,
     pub identity: Option<Identity>,
+    /// `None`: the command inherits nono's descriptors. `Some(keep)`:
+    /// every descriptor above 2 is closed at exec except those in `keep`
+    /// (sorted, each above 2), which stay open across it.
+    pub keep_fds: Option<Vec<i32>>,
 }
 
 impl Command {
@@ -107,7 +135,7 @@ impl Command {
             env.push(("USER".into(), id.name.clone().into()));
             env.push(("LOGNAME".into(), id.name.clone().into()));
         }
-        Command { argv, cwd, env, identity }
+        Command { argv, cwd, env, identity, keep_fds: None }
     }
 
     /// The program `execve` will run, resolved through the child's PATH:
@@ -126,13 +154,18 @@ pub struct Gated {
     errors: OwnedFd,
 }
 
-/// Resolves `program` the way `execvp` would, using the child's PATH.
+/// Resolves `program` the way `execvp` would, using the child's PATH: a
+/// name with a `/` is taken as is (`execve` reports what is wrong with
+/// it); otherwise the first executable regular file on PATH. A PATH entry
+/// that exists but is not executable is skipped, and reported when nothing
+/// else is found (126, like a shell).
 fn resolve(program: &OsStr, env: &[(OsString, OsString)], cwd: &Path) -> Result<PathBuf, SpawnError> {
     if program.as_bytes().contains(&b'/') {
         return Ok(cwd.join(program));
     }
     let path =
         env.iter().find(|(k, _)| k == "PATH").map_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"), |(_, v)| v.clone());
+    let mut not_executable = None;
     for dir in std::env::split_paths(&path) {
         let candidate = cwd.join(dir).join(program);
         if let Ok(meta) = std::fs::metadata(&candidate) {
@@ -140,9 +173,44 @@ fn resolve(program: &OsStr, env: &[(OsString, OsString)], cwd: &Path) -> Result<
             if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
                 return Ok(candidate);
             }
+            not_executable.get_or_insert(candidate);
         }
     }
-    Err(SpawnError::NotFound(program.to_owned()))
+    Err(not_executable.map_or_else(|| SpawnError::NotFound(program.to_owned()), SpawnError::NotExecutable))
+}
+
+/// Marks every descriptor above 2 close-on-exec, except `keep` (sorted,
+/// each above 2), whose close-on-exec flag is cleared so they survive the
+/// exec. Close-on-exec rather than close: the caller's error pipe must
+/// keep working until the exec succeeds. Async-signal-safe (raw syscalls
+/// only), so it may run in a child after `fork`. Returns the errno.
+pub fn seal_fds(keep: &[i32]) -> Result<(), i32> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    let errno = || {
+        // SAFETY: reading this thread's errno.
+        unsafe { *libc::__errno_location() }
+    };
+    let cloexec = |first: libc::c_uint, last: libc::c_uint| {
+        // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets descriptor flags.
+        if first <= last && unsafe { libc::syscall(libc::SYS_close_range, first, last, CLOSE_RANGE_CLOEXEC) } != 0 {
+            return Err(errno());
+        }
+        Ok(())
+    };
+    let mut first: libc::c_uint = 3;
+    for &k in keep {
+        let Ok(k) = libc::c_uint::try_from(k) else { continue };
+        if k < first {
+            continue;
+        }
+        cloexec(first, k - 1)?;
+        // SAFETY: F_SETFD on a descriptor number; no memory is touched.
+        if unsafe { libc::fcntl(k as libc::c_int, libc::F_SETFD, 0) } != 0 {
+            return Err(errno());
+        }
+        first = k.saturating_add(1);
+    }
+    cloexec(first, libc::c_uint::MAX)
 }
 
 fn cstring(bytes: &[u8], what: &'static str) -> Result<CString, SpawnError> {
@@ -150,7 +218,7 @@ fn cstring(bytes: &[u8], what: &'static str) -> Result<CString, SpawnError> {
 }
 
 /// Steps the child reports on the error pipe (index into this table).
-const STEPS: [&str; 9] = [
+const STEPS: [&str; 10] = [
     "sigprocmask",
     "wait for the tracer",
     "setgroups",
@@ -160,6 +228,7 @@ const STEPS: [&str; 9] = [
     "chdir",
     "execve",
     "applying the sandbox",
+    "closing inherited descriptors",
 ];
 
 /// Runs in the child after the gate, the credential change and `chdir`,
@@ -199,6 +268,7 @@ pub fn fork_gated_with(cmd: &Command, pre_exec: Option<PreExec<'_>>) -> Result<G
     let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
     env_p.push(std::ptr::null());
     let groups: Vec<libc::gid_t> = cmd.identity.as_ref().map(|i| i.groups.clone()).unwrap_or_default();
+    let keep_fds = cmd.keep_fds.clone();
     let ids = cmd.identity.as_ref().map(|i| (i.uid, i.gid));
 
     let (gate_r, gate_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| sys("pipe2")(e.into()))?;
@@ -216,7 +286,8 @@ pub fn fork_gated_with(cmd: &Command, pre_exec: Option<PreExec<'_>>) -> Result<G
             // child from ever seeing the tracer vanish.
             libc::close(gate_w.as_raw_fd());
             libc::close(err_r.as_raw_fd());
-            child_main(gate_r.as_raw_fd(), err_w.as_raw_fd(), &exe_c, &argv_p, &env_p, &cwd_c, &groups, ids, pre_exec)
+            let fds = Fds { gate: gate_r.as_raw_fd(), err: err_w.as_raw_fd(), keep: keep_fds.as_deref() };
+            child_main(fds, &exe_c, &argv_p, &env_p, &cwd_c, &groups, ids, pre_exec)
         }
     }
     drop(gate_r);
@@ -224,11 +295,19 @@ pub fn fork_gated_with(cmd: &Command, pre_exec: Option<PreExec<'_>>) -> Result<G
     Ok(Gated { pid: nix::unistd::Pid::from_raw(pid), go: Some(gate_w), errors: err_r })
 }
 
+/// The child's descriptors: the gate, the error pipe, and what to keep
+/// across exec (`None`: everything).
+#[derive(Clone, Copy)]
+struct Fds<'a> {
+    gate: libc::c_int,
+    err: libc::c_int,
+    keep: Option<&'a [i32]>,
+}
+
 /// The child: wait at the gate, drop privileges, exec. Never returns.
 #[expect(clippy::too_many_arguments, reason = "everything is pre-built before fork; no allocation allowed here")]
 unsafe fn child_main(
-    gate: libc::c_int,
-    err: libc::c_int,
+    fds: Fds<'_>,
     exe: &CString,
     argv: &[*const libc::c_char],
     env: &[*const libc::c_char],
@@ -237,6 +316,7 @@ unsafe fn child_main(
     ids: Option<(u32, u32)>,
     pre_exec: Option<PreExec<'_>>,
 ) -> ! {
+    let Fds { gate, err, keep } = fds;
     // SAFETY (whole body): only async-signal-safe libc calls on memory that
     // was allocated before fork and is not shared with any other thread.
     unsafe {
@@ -285,11 +365,13 @@ unsafe fn child_main(
         if libc::chdir(cwd.as_ptr()) != 0 {
             fail(6);
         }
-        if let Some(hook) = pre_exec {
-            if let Err(errno) = hook() {
-                *libc::__errno_location() = errno;
-                fail(8);
-            }
+        if let Some(Err(errno)) = pre_exec.map(|hook| hook()) {
+            *libc::__errno_location() = errno;
+            fail(8);
+        }
+        if let Some(Err(errno)) = keep.map(seal_fds) {
+            *libc::__errno_location() = errno;
+            fail(9);
         }
         libc::execve(exe.as_ptr(), argv.as_ptr(), env.as_ptr());
         fail(7);
@@ -352,6 +434,54 @@ mod tests {
         let err = g.release().expect_err("chdir fails");
         assert!(err.to_string().contains("chdir"), "{err}");
         let _ = nix::sys::wait::waitpid(g.pid, None);
+    }
+
+    #[test]
+    fn resolve_tells_a_missing_command_from_one_that_cannot_run() {
+        let d = tempfile::tempdir().expect("tmp");
+        std::fs::write(d.path().join("plain"), "#!/bin/sh\n").expect("file");
+        let env = vec![(OsString::from("PATH"), d.path().as_os_str().to_owned())];
+        let e = resolve(OsStr::new("plain"), &env, Path::new("/")).expect_err("not executable");
+        assert!(matches!(e, SpawnError::NotExecutable(_)), "{e}");
+        assert_eq!(e.exit_code(), Some(126));
+        assert_eq!(resolve(OsStr::new("nope"), &env, Path::new("/")).expect_err("missing").exit_code(), Some(127));
+        let exec = |errno| SpawnError::Child { step: "execve", source: io::Error::from_raw_os_error(errno) };
+        assert_eq!(exec(libc::ENOENT).exit_code(), Some(127));
+        for errno in [libc::EACCES, libc::ENOEXEC, libc::EISDIR, libc::ETXTBSY] {
+            assert_eq!(exec(errno).exit_code(), Some(126), "{errno}");
+        }
+        assert_eq!(SpawnError::Child { step: "chdir", source: io::Error::from_raw_os_error(2) }.exit_code(), None);
+    }
+
+    #[test]
+    fn a_sealed_child_keeps_only_the_passed_descriptors() {
+        let _serial = FORK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let d = tempfile::tempdir().expect("tmp");
+        let out = d.path().join("fds");
+        // High numbers, so they cannot be mistaken for what `ls` opens;
+        // F_DUPFD leaves them inheritable, like a shell's redirections.
+        let devnull = std::fs::File::open("/dev/null").expect("open");
+        // SAFETY: duplicating a descriptor we own; the copies are closed below.
+        let (leaked_fd, passed_fd) =
+            unsafe { (libc::fcntl(devnull.as_raw_fd(), libc::F_DUPFD, 60), libc::fcntl(devnull.as_raw_fd(), libc::F_DUPFD, 70)) };
+        assert!(leaked_fd >= 60 && passed_fd >= 70);
+        let script = format!("ls /proc/self/fd > {}", out.display());
+        let mut cmd = Command::new(vec!["sh".into(), "-c".into(), script.into()], PathBuf::from("/"), None);
+        cmd.keep_fds = Some(vec![passed_fd]);
+        let mut g = fork_gated(&cmd).expect("fork");
+        g.release().expect("exec");
+        let _ = nix::sys::wait::waitpid(g.pid, None);
+        let fds: Vec<i32> =
+            std::fs::read_to_string(&out).expect("listing").split_whitespace().filter_map(|s| s.parse().ok()).collect();
+        assert!(fds.contains(&passed_fd), "{fds:?} passed {passed_fd} leaked {leaked_fd}");
+        assert!(!fds.contains(&leaked_fd), "{fds:?}");
+        // 0-2, the passed one, and the descriptor `ls` opens for /proc/self/fd.
+        assert!(fds.iter().filter(|f| **f > 2).count() <= 2, "{fds:?}");
+        // SAFETY: closing the copies made above.
+        unsafe {
+            libc::close(leaked_fd);
+            libc::close(passed_fd);
+        }
     }
 
     #[test]

@@ -74,6 +74,11 @@ if [ ! -e "$R$WORKSPACE/Cargo.toml" ]; then
 else
     umount /keep
 fi
+# /etc as a tmpfs copy: the tests add ordinary users (useradd) to run nono as.
+mkdir -p /etc-copy
+mount -t tmpfs -o mode=755 tmpfs /etc-copy || fail "tmpfs for /etc"
+cp -a "$R/etc/." /etc-copy/ || fail "copying /etc"
+mount -o move /etc-copy "$R/etc" || fail "moving the /etc copy into place"
 [ -d "$R$WRITABLE" ] || fail "$WRITABLE missing in the guest"
 mount -t tmpfs -o mode=1777 tmpfs "$R$WRITABLE" || fail "tmpfs on $WRITABLE"
 chmod 700 $R/root
