@@ -381,6 +381,10 @@ mod tests {
             xdg_config_home: home.join(".config"),
             xdg_cache_home: home.join(".cache"),
             allow_sensitive: Vec::new(),
+            runtime_dir: None,
+            ssh_auth_sock: None,
+            nameservers: Vec::new(),
+            anticipate: false,
         }
     }
 
