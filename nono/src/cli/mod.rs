@@ -14,6 +14,7 @@ mod learn_report;
 pub mod profile;
 pub mod run;
 pub mod setup;
+mod supervised;
 
 /// Exit code for nono's own failures (distinct from the child's codes,
 /// which are passed through). 125 follows `env`/`timeout`/`chroot`.

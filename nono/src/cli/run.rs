@@ -77,6 +77,11 @@ pub struct RunArgs {
     /// Audit database for --audit.
     #[arg(long, env = "NONO_DB")]
     pub db: Option<PathBuf>,
+    /// With --audit: read Landlock's own denial records from the kernel
+    /// audit log, switching kernel audit on for the run if it is off (and
+    /// back off after). Needs root (CAP_AUDIT_CONTROL, CAP_AUDIT_READ).
+    #[arg(long, requires = "audit")]
+    pub kernel_audit: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,12 +90,19 @@ pub struct WrapArgs {
     pub sandbox: SandboxArgs,
 }
 
-/// Who enforces: `run` has a supervisor (the broker will live there),
-/// `wrap` execs in place and has none.
+/// Who enforces: `run` has a supervisor (its broker answers seccomp
+/// notifications where the kernel allows them), `wrap` execs in place and
+/// has none.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    Run,
+    Run { audit: bool, kernel_audit: bool },
     Wrap,
+}
+
+/// A sandbox ready to start, and the broker's part when there is one.
+struct Built {
+    prepared: Prepared,
+    broker: Option<crate::enforce::broker::BrokerPlan>,
 }
 
 /// The descriptors to keep, sorted; each must be open now, before nono
@@ -109,7 +121,7 @@ fn passed_fds(args: &SandboxArgs) -> anyhow::Result<Vec<i32>> {
 /// Resolves the profile and the command-line additions into a plan,
 /// refuses what must not run, and builds the sandbox; prints what will
 /// not be enforced. `identity`: the user the command will run as (sudo).
-fn build(args: &SandboxArgs, identity: Option<&spawn::Identity>, mode: Mode) -> anyhow::Result<(Plan, Prepared)> {
+fn build(args: &SandboxArgs, identity: Option<&spawn::Identity>, mode: Mode) -> anyhow::Result<Built> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let vars = match identity {
         Some(id) => Vars::for_home(cwd.clone(), &id.home),
@@ -150,24 +162,57 @@ fn build(args: &SandboxArgs, identity: Option<&spawn::Identity>, mode: Mode) -> 
     for w in &plan.warnings {
         eprintln!("nono: warning: {w}");
     }
-    if !plan.needs_broker.is_empty() {
-        let why = match mode {
-            Mode::Wrap => "nono wrap has no supervisor, so it cannot enforce",
-            Mode::Run => "not enforced yet (they need the supervisor's broker)",
-        };
-        if args.strict {
-            bail!("--strict: {why}: {}", plan.needs_broker.join("; "));
+    // The broker needs seccomp user notification (Linux 5.9; WSL2 takes
+    // it for itself and answers EBUSY).
+    let notify = match mode {
+        Mode::Run { .. } => crate::kernel::seccomp_notify(),
+        Mode::Wrap => Err("nono wrap has no supervisor".to_owned()),
+    };
+    let broker = match &notify {
+        Ok(()) => {
+            let resolv = crate::cli::context::nameservers(Path::new("/etc/resolv.conf"));
+            let b = crate::enforce::broker::BrokerPlan::new(&resolved, &plan, resolv);
+            for s in &b.skipped {
+                eprintln!("nono: note: brokered rule skipped: {s}");
+            }
+            Some(b)
         }
-        eprintln!("nono: warning: {why}:");
-        for n in &plan.needs_broker {
-            eprintln!("nono: warning:   {n}");
+        Err(why) => {
+            if !plan.needs_broker.is_empty() || !matches!(mode, Mode::Wrap) {
+                let why = match mode {
+                    Mode::Wrap => "nono wrap has no supervisor, so it cannot enforce".to_owned(),
+                    Mode::Run { .. } => format!("seccomp user notification is unavailable here ({why}), so nono cannot enforce"),
+                };
+                let mut what = plan.needs_broker.clone();
+                what.push(
+                    "pathname Unix socket connects and metadata changes (chmod, chown, utimensat, xattrs) are not restricted"
+                        .to_owned(),
+                );
+                if args.strict {
+                    bail!("--strict: {why}: {}", what.join("; "));
+                }
+                eprintln!("nono: warning: {why}:");
+                for n in &what {
+                    eprintln!("nono: warning:   {n}");
+                }
+            }
+            None
         }
-    }
-    let prepared = enforce::prepare(&plan, args.strict)?;
+    };
+    let (audit, kernel_audit) = match mode {
+        Mode::Run { audit, kernel_audit } => (audit, kernel_audit),
+        Mode::Wrap => (false, false),
+    };
+    let extras = crate::enforce::Extras {
+        rules: broker.as_ref().map(crate::enforce::broker::rules::rules).unwrap_or_default(),
+        log_new_exec: kernel_audit,
+        deny_via_notify: audit && broker.is_some(),
+    };
+    let prepared = enforce::prepare_with(&plan, args.strict, &extras)?;
     for d in &prepared.degraded {
         eprintln!("nono: warning: Landlock ABI {}: {d}", prepared.abi);
     }
-    Ok((plan, prepared))
+    Ok(Built { prepared, broker })
 }
 
 /// Refuses a plan that would expose a sensitive path the sandboxed user
@@ -261,7 +306,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn run_inner(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let keep = passed_fds(&args.sandbox)?;
     let identity = spawn::Identity::from_sudo()?;
-    let (_plan, prepared) = build(&args.sandbox, identity.as_ref(), Mode::Run)?;
+    let mode = Mode::Run { audit: args.audit, kernel_audit: args.kernel_audit };
+    let Built { prepared, broker } = build(&args.sandbox, identity.as_ref(), mode)?;
     // Only now, with the sandbox built: until here SIGTERM ends nono (a
     // hostile profile must never make it unkillable). Before any thread:
     // forwarded signals are read from a signalfd.
@@ -270,51 +316,102 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut cmd = spawn::Command::new(args.sandbox.command.clone(), cwd.clone(), identity.clone());
     cmd.keep_fds = Some(keep);
     cmd.program()?;
-    let mut prepared = Some(prepared);
-    let mut hook_fn = || hook(&mut prepared);
-    // Forked while single-threaded: the hook may allocate.
-    let gated = spawn::fork_gated_with(&cmd, Some(&mut hook_fn))?;
-    if args.audit {
-        return supervise_audited(args, gated, sigfd, &cwd, identity.as_ref());
+    let audit = if args.audit { Some(AuditRun::start(args, &cwd, identity.as_ref())?) } else { None };
+    let Some(broker) = broker else {
+        // No broker: the child applies everything itself.
+        let mut prepared = Some(prepared);
+        let mut hook_fn = || hook(&mut prepared);
+        // Forked while single-threaded: the hook may allocate.
+        let gated = spawn::fork_gated_with(&cmd, Some(&mut hook_fn))?;
+        return match audit {
+            Some(a) => a.supervise(gated, sigfd, None),
+            None => Ok(ExitCode::from(session::supervise(gated, sigfd)?.exit_code())),
+        };
+    };
+    let deny: Option<Box<crate::enforce::broker::DenyHook>> = audit.as_ref().map(|_| {
+        let baseline = prepared.baseline.clone();
+        let hook: Box<crate::enforce::broker::DenyHook> =
+            Box::new(move |n: &crate::enforce::broker::Notif| match baseline.decide(i64::from(n.nr), &n.args) {
+                crate::enforce::seccomp::Action::Deny(errno) => {
+                    Some((i32::from(errno), crate::enforce::broker::seccomp_denial(n, i32::from(errno))))
+                }
+                _ => None,
+            });
+        hook
+    });
+    let sink = audit.as_ref().map(|a| a.tx.clone());
+    let mut sup = super::supervised::start(prepared, broker, cmd, sink, deny)?;
+    let gated = sup.take_gated().context("the sandboxed command was not started")?;
+    match audit {
+        Some(a) => a.supervise(gated, sigfd, Some(sup)),
+        None => {
+            let status = session::supervise(gated, sigfd);
+            sup.finish();
+            Ok(ExitCode::from(status?.exit_code()))
+        }
     }
-    let status = session::supervise(gated, sigfd)?;
-    Ok(ExitCode::from(status.exit_code()))
 }
 
 /// `run --audit`: the sandboxed command is recorded like `nono learn`
-/// records, so denials (EACCES/EPERM results) land in the audit store.
-fn supervise_audited(
-    args: &RunArgs,
-    gated: spawn::Gated,
-    sigfd: nix::sys::signalfd::SignalFd,
-    cwd: &Path,
-    identity: Option<&spawn::Identity>,
-) -> anyhow::Result<ExitCode> {
-    let db = crate::cli::common::db_path(args.db.as_deref(), identity)?;
-    let offsets = record::btf::running_kernel_offsets().context("reading kernel struct offsets from BTF")?;
-    let (mut recorder, _) = crate::cli::learn::load_recorder(BackendChoice::Auto, &offsets, 4 << 20)?;
-    let store = Store::open(&db, identity.map(|i| (i.uid, i.gid)))?;
-    let backend = recorder.backend();
-    let id = store.begin_session(&common::new_session(&args.sandbox.command, cwd, identity, backend))?;
-    let (tx, writer) = crate::store::spawn_writer(&db, id)?;
-    let outcome = session::run_gated(recorder.as_mut(), gated, session::Progress::Off, tx, sigfd);
-    drop(recorder);
-    let (outcome, end) = common::close_session(&store, id, outcome, writer.join(), "recording the sandboxed run")?;
-    let stored = end.events;
-    let denied = store
-        .query(&crate::store::Query { session: Some(id), result: Some(crate::store::ResultClass::Denied), ..Default::default() })
-        .map_or(0, |rows| rows.len());
-    eprintln!(
-        "nono: audited as session {id}: {stored} events, {denied} denied (nono audit query --session {id} --result denied)"
-    );
-    Ok(ExitCode::from(outcome.status.exit_code()))
+/// records it, so what it did (and what was denied) lands in the store.
+struct AuditRun {
+    recorder: Box<dyn record::Recorder>,
+    store: Store,
+    id: i64,
+    tx: tokio::sync::mpsc::Sender<Vec<crate::event::Event>>,
+    writer: crate::store::WriterHandle,
+}
+
+impl AuditRun {
+    /// Loads the recorder and opens the session before the command starts.
+    fn start(args: &RunArgs, cwd: &Path, identity: Option<&spawn::Identity>) -> anyhow::Result<AuditRun> {
+        let db = crate::cli::common::db_path(args.db.as_deref(), identity)?;
+        let offsets = record::btf::running_kernel_offsets().context("reading kernel struct offsets from BTF")?;
+        let (recorder, _) = crate::cli::learn::load_recorder(BackendChoice::Auto, &offsets, 4 << 20)?;
+        let store = Store::open(&db, identity.map(|i| (i.uid, i.gid)))?;
+        let backend = recorder.backend();
+        let id = store.begin_session(&common::new_session(&args.sandbox.command, cwd, identity, backend))?;
+        let (tx, writer) = crate::store::spawn_writer(&db, id)?;
+        Ok(AuditRun { recorder, store, id, tx, writer })
+    }
+
+    /// Releases and records the command; stops the broker (which shares
+    /// the writer's channel) before the session is closed.
+    fn supervise(
+        mut self,
+        gated: spawn::Gated,
+        sigfd: nix::sys::signalfd::SignalFd,
+        sup: Option<super::supervised::Supervised>,
+    ) -> anyhow::Result<ExitCode> {
+        let outcome = session::run_gated(self.recorder.as_mut(), gated, session::Progress::Off, self.tx, sigfd);
+        drop(self.recorder);
+        if let Some(sup) = sup {
+            sup.finish();
+        }
+        let (outcome, end) =
+            common::close_session(&self.store, self.id, outcome, self.writer.join(), "recording the sandboxed run")?;
+        let id = self.id;
+        let denied = self
+            .store
+            .query(&crate::store::Query {
+                session: Some(id),
+                result: Some(crate::store::ResultClass::Denied),
+                ..Default::default()
+            })
+            .map_or(0, |rows| rows.len());
+        eprintln!(
+            "nono: audited as session {id}: {} events, {denied} denied (nono audit query --session {id} --result denied)",
+            end.events
+        );
+        Ok(ExitCode::from(outcome.status.exit_code()))
+    }
 }
 
 #[expect(clippy::needless_pass_by_value, reason = "the dispatcher hands over the parsed arguments")]
 pub fn wrap(args: WrapArgs) -> anyhow::Result<ExitCode> {
     let keep = passed_fds(&args.sandbox)?;
     // No identity change: wrap execs the command as nono itself.
-    let (_plan, prepared) = build(&args.sandbox, None, Mode::Wrap)?;
+    let Built { prepared, .. } = build(&args.sandbox, None, Mode::Wrap)?;
     let program = args.sandbox.command.first().context("no command")?;
     prepared.apply()?;
     spawn::seal_fds(&keep).map_err(|errno| {

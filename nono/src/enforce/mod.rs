@@ -312,11 +312,15 @@ pub fn degradation(plan: &Plan, abi: i32) -> Vec<String> {
 /// A sandbox ready to apply: the ruleset (rule paths already opened) and
 /// the seccomp program, built in the parent.
 pub struct Prepared {
-    ruleset: RulesetCreated,
+    /// Taken by the first `restrict_*`.
+    ruleset: Option<RulesetCreated>,
     seccomp: seccomp::Program,
     /// The seccomp rules the program was compiled from (for a supervisor:
     /// which rule fired, which errno).
     pub filter: seccomp::Filter,
+    /// The baseline alone, with its denials (what a denial turned into a
+    /// notification answers).
+    pub baseline: seccomp::Filter,
     strict: bool,
     /// Everything the kernel will not enforce, for the user.
     pub degraded: Vec<String>,
@@ -326,6 +330,26 @@ pub struct Prepared {
 /// Builds the ruleset and filter for `plan`. With `strict`, any
 /// degradation is an error here, before anything runs.
 pub fn prepare(plan: &Plan, strict: bool) -> Result<Prepared, EnforceError> {
+    prepare_with(plan, strict, &Extras::default())
+}
+
+/// What a supervised run adds to the sandbox.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// Rules after the baseline's (the broker's notifications).
+    pub rules: Vec<seccomp::Rule>,
+    /// Ask Landlock to log denials after exec too (read back through the
+    /// kernel audit log, `run --audit --kernel-audit`; Landlock ABI 7).
+    pub log_new_exec: bool,
+    /// The baseline's denials notify the supervisor instead, which answers
+    /// with the same errno and records them (`run --audit`; the kernel
+    /// skips the syscall tracepoints of a syscall seccomp refused, so the
+    /// recorder would not see them).
+    pub deny_via_notify: bool,
+}
+
+/// [`prepare`] with a supervisor's additions.
+pub fn prepare_with(plan: &Plan, strict: bool, extras: &Extras) -> Result<Prepared, EnforceError> {
     let abi = kernel_abi();
     if abi == 0 {
         return Err(EnforceError::NotEnforced("Landlock is not available on this kernel".into()));
@@ -360,6 +384,9 @@ pub fn prepare(plan: &Plan, strict: bool) -> Result<Prepared, EnforceError> {
         ruleset = ruleset.handle_access(net)?;
     }
     let mut created = ruleset.create()?;
+    if extras.log_new_exec && abi >= 7 {
+        created = created.log_new_exec(true)?;
+    }
     for rule in &plan.fs {
         let fd =
             PathFd::new(&rule.path).map_err(|source| EnforceError::Open { path: rule.path.display().to_string(), source })?;
@@ -373,9 +400,26 @@ pub fn prepare(plan: &Plan, strict: bool) -> Result<Prepared, EnforceError> {
             created = created.add_rule(NetPort::new(*port, AccessNet::BindTcp))?;
         }
     }
-    let filter = seccomp::Filter::new(seccomp::baseline::rules(&plan.seccomp_policy()))?;
+    let baseline = seccomp::baseline::rules(&plan.seccomp_policy());
+    let mut rules: Vec<seccomp::Rule> = if extras.deny_via_notify {
+        baseline
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                if matches!(r.action, seccomp::Action::Deny(_)) {
+                    r.action = seccomp::Action::Notify;
+                }
+                r
+            })
+            .collect()
+    } else {
+        baseline.clone()
+    };
+    rules.extend(extras.rules.iter().cloned());
+    let filter = seccomp::Filter::new(rules)?;
     let seccomp = filter.compile()?;
-    Ok(Prepared { ruleset: created, seccomp, filter, strict, degraded, abi })
+    let baseline = seccomp::Filter::new(baseline)?;
+    Ok(Prepared { ruleset: Some(created), seccomp, filter, baseline, strict, degraded, abi })
 }
 
 /// What applying left behind.
@@ -390,8 +434,17 @@ impl Prepared {
     /// Restricts the calling process (sets `no_new_privs`), then installs
     /// the seccomp filter. Runs in the child just before exec; the seccomp
     /// step is async-signal-safe.
-    pub fn apply(self) -> Result<Applied, EnforceError> {
-        let status = self.ruleset.restrict_self()?;
+    pub fn apply(mut self) -> Result<Applied, EnforceError> {
+        self.restrict_current_thread()?;
+        let listener = self.seccomp.install()?;
+        Ok(Applied { listener })
+    }
+
+    /// Puts the calling thread (and what it forks or execs) in the Landlock
+    /// domain. Landlock acts per thread: the rest of nono stays outside.
+    pub fn restrict_current_thread(&mut self) -> Result<(), EnforceError> {
+        let ruleset = self.ruleset.take().ok_or_else(|| EnforceError::NotEnforced("the ruleset was already applied".into()))?;
+        let status = ruleset.restrict_self()?;
         match status.ruleset {
             RulesetStatus::NotEnforced => {
                 return Err(EnforceError::NotEnforced("restrict_self reported NotEnforced".into()));
@@ -401,8 +454,14 @@ impl Prepared {
             }
             _ => {}
         }
-        let listener = self.seccomp.install()?;
-        Ok(Applied { listener })
+        Ok(())
+    }
+
+    /// The compiled seccomp program (installed in the command's process,
+    /// after the domain, just before exec).
+    #[must_use]
+    pub fn program(&self) -> &seccomp::Program {
+        &self.seccomp
     }
 }
 

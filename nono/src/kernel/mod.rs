@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::Backend;
 
-pub use probe::Probes;
+pub use probe::{Probes, seccomp_notify};
 
 /// Kernel-controlled files under a root.
 #[derive(Clone, Debug)]

@@ -119,7 +119,8 @@ fn tracepoint_program() -> Result<(), String> {
 
 /// In a forked child: no_new_privs, then an allow-all filter with
 /// `SECCOMP_FILTER_FLAG_NEW_LISTENER`; the child's exit code is the errno.
-fn seccomp_notify() -> Result<(), String> {
+/// `nono run` asks this before it relies on its broker.
+pub fn seccomp_notify() -> Result<(), String> {
     // SAFETY: the child only makes raw syscalls and _exits.
     let pid = unsafe { libc::fork() };
     if pid < 0 {

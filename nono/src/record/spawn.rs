@@ -122,6 +122,10 @@ pub struct Command {
     /// every descriptor above 2 is closed at exec except those in `keep`
     /// (sorted, each above 2), which stay open across it.
     pub keep_fds: Option<Vec<i32>>,
+    /// The forking thread already has `identity`'s credentials (nono's
+    /// supervised run forks from a thread that took them): the child keeps
+    /// them instead of switching itself.
+    pub creds_ready: bool,
 }
 
 impl Command {
@@ -135,7 +139,7 @@ impl Command {
             env.push(("USER".into(), id.name.clone().into()));
             env.push(("LOGNAME".into(), id.name.clone().into()));
         }
-        Command { argv, cwd, env, identity, keep_fds: None }
+        Command { argv, cwd, env, identity, keep_fds: None, creds_ready: false }
     }
 
     /// The program `execve` will run, resolved through the child's PATH:
@@ -269,7 +273,7 @@ pub fn fork_gated_with(cmd: &Command, pre_exec: Option<PreExec<'_>>) -> Result<G
     env_p.push(std::ptr::null());
     let groups: Vec<libc::gid_t> = cmd.identity.as_ref().map(|i| i.groups.clone()).unwrap_or_default();
     let keep_fds = cmd.keep_fds.clone();
-    let ids = cmd.identity.as_ref().map(|i| (i.uid, i.gid));
+    let ids = if cmd.creds_ready { None } else { cmd.identity.as_ref().map(|i| (i.uid, i.gid)) };
 
     let (gate_r, gate_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| sys("pipe2")(e.into()))?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| sys("pipe2")(e.into()))?;

@@ -50,10 +50,10 @@ impl Confined {
 /// [`Confined`] handle is dropped. The thread must outlive the command:
 /// the command's parent-death signal fires when the thread that forked it
 /// exits.
-pub fn start<E, F, R>(enter: E, fork: F) -> std::io::Result<(Confined, std::thread::JoinHandle<()>, mpsc::Receiver<R>)>
+pub fn start<E, F, T, R>(enter: E, fork: F) -> std::io::Result<(Confined, std::thread::JoinHandle<()>, mpsc::Receiver<R>)>
 where
-    E: FnOnce() -> Result<(), String> + Send + 'static,
-    F: FnOnce(Result<(), String>) -> R + Send + 'static,
+    E: FnOnce() -> Result<T, String> + Send + 'static,
+    F: FnOnce(Result<T, String>) -> R + Send + 'static,
     R: Send + 'static,
 {
     let (tx, rx) = mpsc::channel::<Job>();
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn jobs_run_on_workers_that_inherit_the_confined_thread() {
-        let (confined, handle, res) = start(|| Ok(()), |r| r.is_ok()).expect("start");
+        let (confined, handle, res) = start(|| Ok(()), |r: Result<(), String>| r.is_ok()).expect("start");
         assert!(res.recv().expect("fork result"));
         // SAFETY: gettid has no preconditions.
         let me = unsafe { libc::gettid() };

@@ -39,6 +39,7 @@ mod metadata;
 mod net;
 mod notif;
 pub mod plan;
+pub mod rules;
 
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::sync::Arc;
@@ -119,18 +120,31 @@ impl Handled {
 /// (`nono run --audit`): the errno to answer and the event to store.
 pub type DenyHook = dyn Fn(&Notif) -> Option<(i32, Event)> + Send + Sync;
 
-/// Where the broker's audit events go (`nono run --audit`).
-pub type AuditSink = std::sync::mpsc::SyncSender<Vec<Event>>;
+/// Where the broker's audit events go (`nono run --audit`): the store
+/// writer's channel, shared with the recorder.
+pub type AuditSink = tokio::sync::mpsc::Sender<Vec<Event>>;
 
 /// Everything the notifier needs.
 pub struct Broker {
-    pub listener: Arc<Listener>,
     pub plan: Arc<BrokerPlan>,
     pub confined: Confined,
     pub audit: Option<AuditSink>,
     /// Decides notifications that the seccomp baseline raised only to be
     /// denied and recorded.
     pub deny: Option<Box<DenyHook>>,
+}
+
+/// Where the notifier gets the filter's listener.
+pub enum Source {
+    Ready(Listener),
+    /// The command's process installs the filter just before exec, writes
+    /// the listener's descriptor number on `pipe` and waits for a byte on
+    /// `ack`: the notifier duplicates it (`pidfd_getfd`) in between.
+    Handover {
+        pipe: OwnedFd,
+        ack: OwnedFd,
+        child: i32,
+    },
 }
 
 /// The running notifier.
@@ -161,10 +175,60 @@ impl Drop for BrokerHandle {
     }
 }
 
+/// Takes the listener the command's process hands over.
+fn take_listener(source: Source) -> Result<Listener, BrokerError> {
+    let (pipe, ack, child) = match source {
+        Source::Ready(l) => return Ok(l),
+        Source::Handover { pipe, ack, child } => (pipe, ack, child),
+    };
+    let sys = |call: &'static str| move |source| BrokerError::Sys { call, source };
+    let mut num = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        // SAFETY: reading into our buffer.
+        let n = unsafe { libc::read(pipe.as_raw_fd(), num[got..].as_mut_ptr().cast(), 4 - got) };
+        if n == 0 {
+            return Err(sys("reading the seccomp listener from the command")(std::io::Error::from(
+                std::io::ErrorKind::UnexpectedEof,
+            )));
+        }
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(sys("reading the seccomp listener from the command")(e));
+        }
+        got += n as usize;
+    }
+    let theirs = i32::from_ne_bytes(num);
+    // SAFETY: plain syscalls; non-negative results are descriptors we own.
+    let fd = unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, child, 0u32);
+        if pidfd < 0 {
+            return Err(sys("pidfd_open")(std::io::Error::last_os_error()));
+        }
+        let pidfd = <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd as i32);
+        let fd = libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), theirs, 0u32);
+        if fd < 0 {
+            return Err(sys("pidfd_getfd (the seccomp listener)")(std::io::Error::last_os_error()));
+        }
+        <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
+    };
+    // SAFETY: one byte to the command, which then closes its copy at exec.
+    if unsafe { libc::write(ack.as_raw_fd(), [1u8].as_ptr().cast(), 1) } != 1 {
+        return Err(sys("acknowledging the seccomp listener")(std::io::Error::last_os_error()));
+    }
+    Ok(Listener::new(fd))
+}
+
 impl Broker {
-    /// Starts the notifier thread. `identity`: take the user's identity on
-    /// that thread first (nono runs as root under sudo).
-    pub fn start(self, identity: Option<(u32, u32, Vec<u32>)>) -> Result<BrokerHandle, BrokerError> {
+    /// Starts the notifier thread: it takes the listener (while nono may
+    /// still be root: duplicating another process's descriptor needs
+    /// ptrace rights), then the user's identity when `identity` is given
+    /// (nono runs as root under sudo), then answers notifications until
+    /// stopped or until every process of the sandbox is gone.
+    pub fn start(self, source: Source, identity: Option<(u32, u32, Vec<u32>)>) -> Result<BrokerHandle, BrokerError> {
         // SAFETY: eventfd returns a new descriptor we own.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if efd < 0 {
@@ -176,6 +240,15 @@ impl Broker {
         let thread = std::thread::Builder::new()
             .name("nono-broker".into())
             .spawn(move || {
+                let listener = match take_listener(source) {
+                    Ok(l) => Arc::new(l),
+                    Err(e) => {
+                        // The command never received its ack and exits
+                        // (its gate closes): nothing runs unbrokered.
+                        log::error!("broker: {e}");
+                        return;
+                    }
+                };
                 if let Some((uid, gid, groups)) = identity
                     && let Err(e) = become_user(uid, gid, &groups)
                 {
@@ -189,14 +262,13 @@ impl Broker {
                     libc::unshare(libc::CLONE_FS);
                     libc::umask(0);
                 }
-                self.serve(stop_raw);
+                self.serve(&listener, stop_raw);
             })
             .map_err(|source| BrokerError::Sys { call: "spawning the broker thread", source })?;
         Ok(BrokerHandle { stop, thread: Some(thread) })
     }
 
-    fn serve(self, stop: i32) {
-        let listener = Arc::clone(&self.listener);
+    fn serve(self, listener: &Arc<Listener>, stop: i32) {
         loop {
             let mut fds = [
                 libc::pollfd { fd: listener.fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
@@ -222,7 +294,7 @@ impl Broker {
                 continue;
             }
             match listener.recv() {
-                Ok(Some(n)) => self.dispatch(&n),
+                Ok(Some(n)) => self.dispatch(listener, &n),
                 Ok(None) => {}
                 Err(e) => {
                     log::error!("broker: {e}");
@@ -232,8 +304,7 @@ impl Broker {
         }
     }
 
-    fn dispatch(&self, n: &Notif) {
-        let listener = &self.listener;
+    fn dispatch(&self, listener: &Arc<Listener>, n: &Notif) {
         if let Some(deny) = &self.deny
             && let Some((errno, event)) = deny(n)
         {
@@ -244,7 +315,7 @@ impl Broker {
         let mut caller = caller::Caller::new(n);
         let valid = || listener.valid(n.id);
         if let Some(h) = fs::handle(n, &mut caller, &self.plan, &valid) {
-            self.answer(n, h);
+            self.answer(listener, n, h);
             return;
         }
         match net::handle(n, &mut caller, &self.plan) {
@@ -263,7 +334,7 @@ impl Broker {
                     let _ = listener.reply(n.id, Reply::Error(libc::EIO));
                 }
             }
-            Some(Err(h)) => self.answer(n, h),
+            Some(Err(h)) => self.answer(listener, n, h),
             // Not ours (a rule we do not know): the kernel decides.
             None => {
                 let _ = listener.reply(n.id, Reply::Continue);
@@ -271,22 +342,22 @@ impl Broker {
         }
     }
 
-    fn answer(&self, n: &Notif, h: Handled) {
+    fn answer(&self, listener: &Listener, n: &Notif, h: Handled) {
         let tid = n.pid as i32;
         let reply = match h.answer {
             Answer::Gone => return,
             Answer::Reply(r) => {
-                let _ = self.listener.reply(n.id, r);
+                let _ = listener.reply(n.id, r);
                 r
             }
             Answer::Fd(fd, cloexec) => {
                 use std::os::fd::AsFd as _;
-                match self.listener.reply_fd(n.id, fd.as_fd(), cloexec) {
+                match listener.reply_fd(n.id, fd.as_fd(), cloexec) {
                     Ok(Some(num)) => Reply::Value(i64::from(num)),
                     Ok(None) => return,
                     Err(e) => {
                         log::error!("broker: {e}");
-                        let _ = self.listener.reply(n.id, Reply::Error(libc::EIO));
+                        let _ = listener.reply(n.id, Reply::Error(libc::EIO));
                         Reply::Error(libc::EIO)
                     }
                 }
@@ -342,4 +413,30 @@ fn event_of(tid: i32, note: &AuditNote, reply: Reply, refused: bool, open_args: 
         net: note.net.clone(),
         incomplete: false,
     }
+}
+
+/// The audit event of a syscall nono's seccomp baseline refused (under
+/// `run --audit` the baseline's denials notify the supervisor, which
+/// answers with the rule's errno and records this).
+#[must_use]
+pub fn seccomp_denial(n: &Notif, errno: i32) -> Event {
+    let a = n.args;
+    let tid = n.pid as i32;
+    let (op, arg, net, path) = match i64::from(n.nr) {
+        libc::SYS_socket | libc::SYS_socketpair => {
+            let net = NetAddr { family: a[0] as u16, addr: None, port: 0, sock_type: (a[1] & 0xf) as u16, protocol: a[2] as u16 };
+            (Op::Socket, a[1] & 0xffff_ffff, Some(net), None)
+        }
+        libc::SYS_ioctl => {
+            let path = std::fs::read_link(format!("/proc/{tid}/fd/{}", a[0] as i32)).ok().map(|p| crate::event::escape_path(&p));
+            (Op::Ioctl, a[1] & 0xffff_ffff, None, path)
+        }
+        libc::SYS_sendto | libc::SYS_sendmmsg => (Op::Send, a[3] & 0xffff_ffff, None, None),
+        libc::SYS_sendmsg => (Op::Send, a[2] & 0xffff_ffff, None, None),
+        nr => (Op::Syscall, nr as u64, None, None),
+    };
+    let note = AuditNote { op, path, path2: None, arg, net };
+    let mut e = event_of(tid, &note, Reply::Error(errno), true, None);
+    e.outcome = Outcome::Denied { errno, by: DenyBy::Seccomp };
+    e
 }
