@@ -72,6 +72,7 @@ fn fixture() -> (tempfile::TempDir, PathBuf) {
         backend: "tracepoint".into(),
         kernel: "6.18.0".into(),
         nono_version: "0.1.0".into(),
+        ..NewSession::default()
     };
     let a = store.begin_session(&new(&["make", "-j2"])).expect("begin");
     let events = vec![

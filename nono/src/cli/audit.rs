@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::event::{Event, Op};
+use crate::event::{DenyBy, Event, Op};
 use crate::record::spawn::Identity;
 use crate::store::{EventRow, Query, ResultClass, Session, SessionState, Store, Summary, errno_name};
 
@@ -96,6 +96,10 @@ pub struct QueryArgs {
     /// ok, denied or error.
     #[arg(long)]
     pub result: Option<ResultClass>,
+    /// Only denials attributed this way: landlock-audit, computed, seccomp,
+    /// broker, or unattributed (stored before attribution existed).
+    #[arg(long, value_name = "METHOD", value_parser = parse_method)]
+    pub denied_by: Option<DenyBy>,
     /// Events at or after T: RFC 3339 (2026-11-23T08:00:00Z) or a duration ago (30s, 10m, 2h, 3d, 1w).
     #[arg(long, value_name = "T")]
     pub since: Option<String>,
@@ -133,6 +137,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 pid: args.pid,
                 comm: args.comm.clone(),
                 result: args.result,
+                denied_by: args.denied_by,
                 since_ns: args.since.as_deref().map(|t| parse_time(t, now)).transpose()?,
                 until_ns: args.until.as_deref().map(|t| parse_time(t, now)).transpose()?,
                 limit: args.limit,
@@ -163,6 +168,14 @@ fn open(common: &Common) -> anyhow::Result<Store> {
         log::warn!("could not mark sessions of dead recorders as incomplete: {e}");
     }
     Ok(store)
+}
+
+/// A denial attribution method by its name.
+fn parse_method(s: &str) -> Result<DenyBy, String> {
+    DenyBy::ALL
+        .into_iter()
+        .find(|d| d.name() == s)
+        .ok_or_else(|| format!("unknown attribution method {s:?}; expected one of: {}", DenyBy::ALL.map(DenyBy::name).join(", ")))
 }
 
 /// RFC 3339, or a duration before `now`: `<N><unit>` with unit s, m, h, d

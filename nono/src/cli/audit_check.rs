@@ -18,8 +18,8 @@ pub fn run(store: &Store, session: &Session, spec: &str, format: Format) -> anyh
     let grants = Grants {
         fs: resolved.grants.iter().map(|g| Grant { path: g.path.clone(), rights: g.rights.clone(), file: g.file }).collect(),
         handled: FsRight::ALL.into_iter().collect(),
-        connect_ports: if net.block { Some(Default::default()) } else { net.open_port.clone() },
-        bind_ports: if net.block { Some(Default::default()) } else { net.listen_port.clone() },
+        connect_ports: if net.block { Some(std::collections::BTreeSet::default()) } else { net.open_port.clone() },
+        bind_ports: if net.block { Some(std::collections::BTreeSet::default()) } else { net.listen_port.clone() },
         block_net: net.block,
     };
     let mut events = Vec::new();

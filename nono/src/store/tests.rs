@@ -16,6 +16,7 @@ fn new_session() -> NewSession {
         backend: "tracepoint".into(),
         kernel: "6.18.0".into(),
         nono_version: "0.1.0".into(),
+        ..NewSession::default()
     }
 }
 
@@ -29,7 +30,7 @@ fn fresh() -> (tempfile::TempDir, std::path::PathBuf, Store) {
 
 /// `SQLite`'s plan for `sql` (one `?1` parameter), one step a line.
 fn query_plan(store: &Store, sql: &str, param: i64) -> String {
-    plan_of(store, sql, vec![rusqlite::types::Value::Integer(param)])
+    plan_of(store, sql, &[Box::new(param)])
 }
 
 fn event(i: i64, op: Op, path: Option<&str>) -> Event {
@@ -411,7 +412,7 @@ fn summary_counts() {
 }
 
 /// `SQLite`'s plan for `sql` with `args`, one step a line.
-fn plan_of(store: &Store, sql: &str, args: Vec<rusqlite::types::Value>) -> String {
+fn plan_of(store: &Store, sql: &str, args: &[Box<dyn rusqlite::ToSql>]) -> String {
     let plan: Vec<String> = store
         .conn()
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -424,34 +425,36 @@ fn plan_of(store: &Store, sql: &str, args: Vec<rusqlite::types::Value>) -> Strin
 }
 
 #[test]
-fn glob_query_uses_the_indexes() {
+fn glob_query_reads_matches_by_id() {
     let (_dir, store, a, _b) = query_fixture();
     let q = Query { session: Some(a), path_glob: Some("/home/u/**".into()), op: Some(Op::Open), ..Query::default() };
-    // The plan must seek the bucketed path index, not scan the events table.
-    let (sql, args) = store.query_sql(&q, query::PathLookup::Cheapest).expect("sql").expect("matches");
-    let text = plan_of(&store, &sql, args);
-    assert!(text.contains("USING INDEX events_path (<expr>=? AND path_id=? AND op=?)"), "{text}\n{sql}");
+    // The matching ids come from the postings; the rows are read by id, in
+    // id order, with no scan of the events table and no sort.
+    let (sql, args) = store.query_sql(&q, query::PathLookup::Postings).expect("sql").expect("matches");
+    let text = plan_of(&store, &sql, &args);
+    assert!(text.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid=?)"), "{text}\n{sql}");
     assert!(!text.contains("SCAN e"), "{text}");
-    // The same without a session: every bucket of the database.
-    let all = Query { session: None, ..q.clone() };
-    let (sql, args) = store.query_sql(&all, query::PathLookup::Cheapest).expect("sql").expect("matches");
-    assert!(plan_of(&store, &sql, args).contains("USING INDEX events_path (<expr>=? AND path_id=? AND op=?)"));
-    // The scan alternative walks the session's rowid range.
-    let (sql, args) = store.query_sql(&q, query::PathLookup::Scan).expect("sql").expect("matches");
-    let text = plan_of(&store, &sql, args);
-    assert!(text.contains("SEARCH e USING INTEGER PRIMARY KEY"), "{text}");
+    assert!(!text.contains("TEMP B-TREE"), "{text}");
+    // The postings are sought once per (chunk, path).
+    let postings = "SELECT c.first_event, p.events FROM path_chunks c CROSS JOIN path_postings p ON p.chunk_id = c.id \
+                    WHERE c.session_id = ?1 AND p.path_id IN (1, 2, 3)";
+    let text = query_plan(&store, postings, a);
+    assert!(text.contains("SEARCH c USING INDEX path_chunks_session (session_id=?)"), "{text}");
+    assert!(text.contains("SEARCH p USING PRIMARY KEY (chunk_id=? AND path_id=?)"), "{text}");
 }
 
 #[test]
-fn seeking_and_scanning_find_the_same_events() {
+fn postings_and_scans_find_the_same_events() {
     let (_dir, db, store) = fresh();
     let first = store.begin_session(&new_session()).expect("begin");
     let second = store.begin_session(&new_session()).expect("begin");
-    // Three buckets' worth of ids (65536 each), the two sessions interleaved.
-    let n = 3 * 65_536 + 100;
+    // Many postings chunks (4096 events under test), the sessions interleaved.
+    let n = 30_000;
     write(&db, first, (0..n / 2).map(synthetic_event).collect());
     write(&db, second, (0..1000).map(synthetic_event).collect());
     write(&db, first, (n / 2..n).map(synthetic_event).collect());
+    // A session still being written: events its postings do not cover yet.
+    store.conn().execute("UPDATE sessions SET covered_through = covered_through - 500 WHERE id = ?1", [second]).expect("uncover");
     for (session, glob, op) in [
         (Some(first), "/home/user/project/src/dir7/file1*.c", Some(Op::Open)),
         (Some(second), "/home/user/project/src/dir0/*", None),
@@ -463,14 +466,16 @@ fn seeking_and_scanning_find_the_same_events() {
             Some((sql, args)) => store.run_query(&sql, args).expect("run"),
             None => Vec::new(),
         };
-        let seek = run(query::PathLookup::Seek);
-        assert_eq!(seek, run(query::PathLookup::Scan), "{glob}");
-        assert_eq!(seek, store.query(&q).expect("query"), "{glob}");
+        let postings = run(query::PathLookup::Postings);
+        assert_eq!(postings, run(query::PathLookup::Scan), "{glob}");
+        assert_eq!(postings, store.query(&q).expect("query"), "{glob}");
         let m = globset::GlobBuilder::new(glob).literal_separator(true).build().expect("glob").compile_matcher();
-        assert!(seek.iter().all(|r| m.is_match(r.event.path.as_deref().unwrap_or(""))), "{glob}");
-        assert!(seek.windows(2).all(|w| w[0].id < w[1].id), "{glob}: recording order");
+        assert!(postings.iter().all(|r| m.is_match(r.event.path.as_deref().unwrap_or(""))), "{glob}");
+        assert!(postings.iter().all(|r| op.is_none_or(|o| r.event.op == o)), "{glob}");
+        assert!(postings.iter().all(|r| session.is_none_or(|s| r.session == s)), "{glob}");
+        assert!(postings.windows(2).all(|w| w[0].id < w[1].id), "{glob}: recording order");
         if glob != "/nothing/*" {
-            assert!(!seek.is_empty(), "{glob}");
+            assert!(!postings.is_empty(), "{glob}");
         }
     }
 }
