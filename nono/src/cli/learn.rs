@@ -142,8 +142,8 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
 
 /// `--from`: re-synthesise (and merge) stored sessions without recording.
 fn from_sessions(args: &LearnArgs, db_path: &Path, ctx: &LearnContext) -> anyhow::Result<ExitCode> {
-    let store = Store::open_existing(db_path)?;
-    store.reap_stale()?;
+    // Only reads: works on a read-only database, changes nothing.
+    let store = Store::open_read_only(db_path)?;
     let mut runs = Vec::new();
     let mut ids = Vec::new();
     let mut lost = 0;

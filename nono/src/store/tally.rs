@@ -180,7 +180,7 @@ impl Tally {
     /// Appends the chunk to `path_chunks`/`path_postings`, adds its counts
     /// per operation to `session_counts`, and its counts per path to the
     /// details.
-    fn flush_chunk(&mut self, conn: &Connection, session: i64) -> rusqlite::Result<()> {
+    pub(super) fn flush_chunk(&mut self, conn: &Connection, session: i64) -> rusqlite::Result<()> {
         let (Some(first), Some(through)) = (self.chunk_first, self.chunk_through) else { return Ok(()) };
         if !self.postings.is_empty() {
             conn.prepare_cached("INSERT INTO path_chunks (session_id, first_event, last_event) VALUES (?1, ?2, ?3)")?

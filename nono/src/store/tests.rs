@@ -539,3 +539,198 @@ fn schema_1_databases_migrate_with_their_session_ranges() {
     assert_eq!(load(&store, 1).len(), 2);
     assert_eq!(store.query(&Query { session: Some(1), path_glob: Some("/p".into()), ..Query::default() }).expect("q").len(), 2);
 }
+
+#[test]
+fn schema_version_matches_the_migrations() {
+    let conn = Connection::open_in_memory().expect("memory");
+    assert_eq!(migrations().pending_migrations(&conn).expect("pending"), SCHEMA_VERSION as i32);
+}
+
+/// Every figure of a summary, for comparing two.
+fn summary_text(store: &Store, session: i64) -> String {
+    format!("{:?}", store.summary(session, 1000).expect("summary"))
+}
+
+/// Forgets a session's aggregates and postings, so that every read groups
+/// or scans its events (what a reader does for events not yet covered).
+fn uncover(store: &Store, session: i64) {
+    store
+        .conn()
+        .execute_batch(&format!(
+            "DELETE FROM session_counts WHERE session_id = {session}; DELETE FROM session_paths WHERE session_id = {session}; \
+             DELETE FROM session_procs WHERE session_id = {session}; DELETE FROM session_errors WHERE session_id = {session}; \
+             DELETE FROM path_postings WHERE chunk_id IN (SELECT id FROM path_chunks WHERE session_id = {session}); \
+             DELETE FROM path_chunks WHERE session_id = {session}; \
+             UPDATE sessions SET covered_through = NULL, detailed_through = NULL WHERE id = {session};"
+        ))
+        .expect("uncover");
+}
+
+#[test]
+fn summaries_from_aggregates_equal_summaries_from_events() {
+    let (_dir, db, store) = fresh();
+    let id = store.begin_session(&new_session()).expect("begin");
+    // Several chunks (4096 events under test), errors, processes.
+    write(&db, id, (0..20_000).map(synthetic_event).collect());
+    let kept = summary_text(&store, id);
+    assert!(kept.contains("events: 20000"), "{kept}");
+    uncover(&store, id);
+    assert_eq!(summary_text(&store, id), kept, "grouping the events gives the same summary");
+    // A writer that died: its chunk part reached event 9000, its details
+    // part 5000, and nothing after. The summary adds what the aggregates
+    // lack from the events.
+    let mut tally = super::tally::Tally::default();
+    let mut stmt = store
+        .conn()
+        .prepare(
+            "SELECT id, op, result, errno, coalesce(denied_by, 0), coalesce(path_id, 0), pid, ppid, comm_id, \
+             coalesce(exe_id, 0) FROM events WHERE session_id = ?1 AND id <= 9000 ORDER BY id",
+        )
+        .expect("prepare");
+    let rows: Vec<super::tally::Counted> = stmt
+        .query_map([id], |r| {
+            Ok(super::tally::Counted {
+                id: r.get(0)?,
+                op: r.get(1)?,
+                result: r.get(2)?,
+                errno: r.get(3)?,
+                denied_by: r.get(4)?,
+                path: r.get(5)?,
+                pid: r.get(6)?,
+                ppid: r.get(7)?,
+                comm: r.get(8)?,
+                exe: r.get(9)?,
+            })
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    drop(stmt);
+    for e in &rows {
+        tally.add(e).expect("add");
+        if e.id == 5000 {
+            tally.flush(store.conn(), id).expect("flush both parts");
+        }
+    }
+    tally.flush_chunk(store.conn(), id).expect("flush the chunk part only");
+    drop(tally);
+    let marks: (i64, i64) = store
+        .conn()
+        .query_row("SELECT covered_through, detailed_through FROM sessions WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("marks");
+    assert_eq!(marks, (9000, 5000));
+    assert_eq!(summary_text(&store, id), kept, "aggregates plus the uncovered rest");
+    let glob = Query { session: Some(id), path_glob: Some("/home/user/project/src/dir1/*".into()), ..Query::default() };
+    let (sql, args) = store.query_sql(&glob, query::PathLookup::Scan).expect("sql").expect("some");
+    assert_eq!(store.query(&glob).expect("postings and the rest"), store.run_query(&sql, args).expect("scan"));
+    // A writer's open settles the rest for good.
+    super::tally::settle(store.conn(), id).expect("settle");
+    assert_eq!(summary_text(&store, id), kept);
+    let marks: (i64, i64) = store
+        .conn()
+        .query_row("SELECT covered_through, detailed_through FROM sessions WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("marks");
+    assert_eq!(marks, (20_000, 20_000));
+}
+
+#[test]
+fn attributed_denials_move_between_the_aggregates() {
+    let (_dir, db, store) = fresh();
+    let id = store.begin_session(&new_session()).expect("begin");
+    let mut events: Vec<Event> = (0..50).map(|i| event(i, Op::Open, Some("/home/u/p/a"))).collect();
+    for (i, errno) in [(50, libc::EACCES), (51, libc::EACCES), (52, libc::EPERM), (53, libc::ENOENT)] {
+        events.push(Event { outcome: Outcome::Error(errno), ..event(i, Op::Open, Some("/home/u/.ssh/id_rsa")) });
+    }
+    events.push(Event { outcome: Outcome::Error(libc::EXDEV), ..event(54, Op::Rename, Some("/home/u/p/a")) });
+    write(&db, id, events);
+    let n = store
+        .attribute_denials(id, |e| match e.outcome.errno() {
+            libc::EACCES => Some(crate::event::DenyBy::Computed),
+            libc::EXDEV => Some(crate::event::DenyBy::LandlockAudit),
+            _ => None,
+        })
+        .expect("attribute");
+    assert_eq!(n, 3);
+    let kept = store.summary(id, 100).expect("summary");
+    assert_eq!((kept.ok, kept.denied, kept.errors), (50, 3, 2));
+    assert_eq!(kept.denied_by.len(), 2);
+    let text = summary_text(&store, id);
+    uncover(&store, id);
+    assert_eq!(summary_text(&store, id), text, "the aggregates were moved exactly as the rows");
+    // Attributing again finds nothing left to attribute.
+    assert_eq!(
+        store.attribute_denials(id, |_| Some(crate::event::DenyBy::Computed)).expect("again"),
+        1,
+        "only the EPERM is left"
+    );
+    assert!(store.attribute_denials(99, |_| None).is_err());
+}
+
+#[test]
+fn schema_3_databases_migrate_with_aggregates_and_unattributed_denials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    {
+        let mut conn = Connection::open(&db).expect("open");
+        migrations().to_version(&mut conn, 3).expect("schema 3");
+        conn.execute_batch(
+            "INSERT INTO sessions (id, command, cwd, uid, user, backend, kernel, nono_version, recorder_pid, started_ns, state, \
+             first_event, last_event) VALUES (1, '[\"a\"]', '/', 0, 'root', 'tp', 'k', 'v', 1, 0, 'complete', 1, 4); \
+             INSERT INTO strings (id, value) VALUES (1, 'sh'), (2, '/p/a'), (3, '/p/b'); \
+             INSERT INTO events (session_id, time_ns, pid, tid, ppid, uid, comm_id, op, path_id, access, arg, file_type, result, errno, incomplete) \
+             VALUES (1, 5, 1, 1, 0, 0, 1, 1, 2, 1, 0, 0, 0, 0, 0), (1, 6, 1, 1, 0, 0, 1, 1, 2, 1, 0, 0, 0, 0, 0), \
+                    (1, 7, 1, 1, 0, 0, 1, 1, 3, 1, 0, 0, 1, 13, 0), (1, 8, 1, 1, 0, 0, 1, 3, 3, 1, 0, 0, 2, 2, 0);",
+        )
+        .expect("schema 3 rows");
+    }
+    let store = Store::open_existing(&db).expect("migrate to the latest schema");
+    let s = store.summary(1, 10).expect("summary");
+    assert_eq!((s.events, s.ok, s.denied, s.errors), (4, 2, 1, 1));
+    assert_eq!(s.denied_by, [query::MethodCount { method: crate::event::DenyBy::Unattributed, count: 1 }]);
+    assert_eq!(s.top_paths[0], PathCount { path: "/p/a".into(), count: 2 });
+    let denied = load(&store, 1).into_iter().find(|e| e.outcome.class() == "denied").expect("the denied row");
+    assert_eq!(denied.outcome, Outcome::Denied { errno: 13, by: crate::event::DenyBy::Unattributed });
+    let q = |q: Query| store.query(&Query { session: Some(1), ..q }).expect("query");
+    assert_eq!(q(Query { denied_by: Some(crate::event::DenyBy::Unattributed), ..Query::default() }).len(), 1);
+    assert!(q(Query { denied_by: Some(crate::event::DenyBy::Computed), ..Query::default() }).is_empty());
+    // The backfill indexed the paths: the glob is answered from the postings.
+    let chunks: i64 = store.conn().query_row("SELECT count(*) FROM path_chunks", [], |r| r.get(0)).expect("chunks");
+    assert_eq!(chunks, 1);
+    assert_eq!(q(Query { path_glob: Some("/p/*".into()), op: Some(Op::Open), ..Query::default() }).len(), 3);
+    let covered: Option<i64> = store.conn().query_row("SELECT covered_through FROM sessions", [], |r| r.get(0)).expect("mark");
+    assert_eq!(covered, Some(4));
+}
+
+#[test]
+fn globs_are_written_in_the_escaped_form_of_stored_paths() {
+    let (_dir, db, store) = fresh();
+    let id = store.begin_session(&new_session()).expect("begin");
+    // A name with a real backslash, and one with an invalid byte.
+    let backslash = crate::event::escape_bytes(b"/w/a\\xffb");
+    let invalid = crate::event::escape_bytes(b"/w/a\xffb");
+    let star = crate::event::escape_bytes(b"/w/s*t");
+    write(
+        &db,
+        id,
+        vec![event(0, Op::Open, Some(&backslash)), event(1, Op::Open, Some(&invalid)), event(2, Op::Open, Some(&star))],
+    );
+    let q = |glob: &str| -> Vec<String> {
+        store
+            .query(&Query { path_glob: Some(glob.into()), ..Query::default() })
+            .expect(glob)
+            .into_iter()
+            .map(|r| r.event.path.unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(q(r"/w/a\\xffb"), [backslash.clone()]);
+    assert_eq!(q(r"/w/a\xffb"), [invalid.clone()]);
+    assert_eq!(q(r"/w/a\xFFb"), [invalid.clone()], "hex digits in either case");
+    assert_eq!(q(r"/w/a\\x*"), [backslash.clone()]);
+    assert_eq!(q("/w/a*b"), [backslash, invalid]);
+    assert_eq!(q(r"/w/s\*t"), [star.clone()], "a backslash before a metacharacter makes it literal");
+    assert_eq!(q(r"/w/[rs]\*?"), [star]);
+    for bad in [r"/w/a\", r"/w/a\xZZ", r"/w/a\x*", "/w/[abc"] {
+        let err = store.query(&Query { path_glob: Some(bad.into()), ..Query::default() }).expect_err(bad);
+        assert!(matches!(err, StoreError::BadGlob { .. }), "{bad}: {err}");
+    }
+}
