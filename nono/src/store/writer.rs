@@ -324,6 +324,11 @@ impl<'c> Inserter<'c> {
             // The next batch may bring a reset: its local numbers differ.
             self.insert_run(&mut run, ids)?;
         }
+        if next == first {
+            // Empty batches: nothing stored, no range to record.
+            self.commit.execute([])?;
+            return Ok(());
+        }
         let last = self.conn.last_insert_rowid();
         if last != next - 1 {
             // Only a concurrent writer that bypassed the write lock, or
