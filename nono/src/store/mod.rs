@@ -771,7 +771,7 @@ pub(crate) const EVENT_SELECT: &str = "SELECT e.id, e.session_id, e.time_ns, e.p
 /// Interned strings already read, by id, for decoding event rows.
 pub(crate) struct StringCache<'c> {
     lookup: rusqlite::CachedStatement<'c>,
-    values: HashMap<i64, String>,
+    values: HashMap<i64, String, std::hash::BuildHasherDefault<encode::FxHasher>>,
 }
 
 /// Strings a cache holds before it starts over (bounds its memory).
@@ -781,7 +781,7 @@ impl<'c> StringCache<'c> {
     pub(crate) fn new(conn: &'c Connection) -> Result<StringCache<'c>, StoreError> {
         let lookup =
             conn.prepare_cached("SELECT value FROM strings WHERE id = ?1").map_err(StoreError::sql("reading strings"))?;
-        Ok(StringCache { lookup, values: HashMap::new() })
+        Ok(StringCache { lookup, values: HashMap::default() })
     }
 
     fn get(&mut self, id: i64) -> Result<String, StoreError> {

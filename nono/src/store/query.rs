@@ -417,6 +417,7 @@ impl Store {
         let mut sql = String::from(EVENT_SELECT);
         let mut args: SqlArgs = Vec::new();
         let mut clauses: Vec<String> = Vec::new();
+        let mut by_id = false;
         if let Some(session) = q.session {
             self.session_by_id(session)?;
         }
@@ -430,10 +431,17 @@ impl Store {
             if ids.is_empty() {
                 return Ok(None);
             }
-            // The matching events by id, in id order: a seek each.
+            // The matching events by id: the sorted ids drive the loop
+            // (CROSS JOIN keeps them outside) and each seeks its row, so the
+            // rows come out in id order with no sort, no temporary index of
+            // the ids, and a LIMIT stops early.
             let ids: rusqlite::vtab::array::Array = Rc::new(ids.into_iter().map(Value::Integer).collect());
             args.push(Box::new(ids));
-            clauses.push(format!("e.id IN rarray(?{})", args.len()));
+            sql = EVENT_SELECT.replace(
+                " FROM events e",
+                &format!(" FROM rarray(?{}) AS matched CROSS JOIN events e ON e.id = matched.value", args.len()),
+            );
+            by_id = true;
         } else if let Some(session) = q.session {
             // The session's rowid range is the way in, and it comes out in
             // order, so a LIMIT stops early.
@@ -444,7 +452,8 @@ impl Store {
                  AND (SELECT last_event FROM sessions WHERE id = ?{n})"
             ));
         }
-        if let Some(op) = q.op {
+        // (The path postings already held only the events of this operation.)
+        if let Some(op) = q.op.filter(|_| !by_id) {
             args.push(Box::new(i64::from(op.code())));
             clauses.push(format!("e.op = ?{}", args.len()));
         }
@@ -483,7 +492,9 @@ impl Store {
             sql.push_str(" WHERE ");
             sql.push_str(&clauses.join(" AND "));
         }
-        sql.push_str(" ORDER BY e.id");
+        if !by_id {
+            sql.push_str(" ORDER BY e.id");
+        }
         if let Some(limit) = q.limit {
             let _ = write!(sql, " LIMIT {limit}");
         }
