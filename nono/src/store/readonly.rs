@@ -82,9 +82,10 @@ pub(super) fn connect_read_only(path: &Path) -> Result<(Connection, ReadMode), S
                 return Err(StoreError::ReadOnly {
                     path: path.to_path_buf(),
                     fix: format!(
-                        "its directory cannot be written and {} holds changes not yet copied into it; open it once \
-                         as a user who can write its directory (any `nono audit` command does), or copy the database \
-                         together with its -wal file to a writable directory",
+                        "its directory cannot be written and {} holds changes not yet copied into it; copy the \
+                         database together with its -wal file to a writable directory and read the copy, or have its \
+                         owner fold the changes in (the next `nono learn` or `nono run --audit` on it does, as does \
+                         `sqlite3 DB 'PRAGMA wal_checkpoint'`)",
                         wal.display()
                     ),
                 });
