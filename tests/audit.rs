@@ -6,8 +6,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use nono::event::{Access, Event, NetAddr, Op, Outcome};
-use nono::store::{LossCounters, NewSession, SessionEnd, SessionState, Store, spawn_writer};
+use nono::event::{Access, DenyBy, Event, NetAddr, Op, Outcome};
+use nono::store::{LossCounters, NewSession, SessionEnd, SessionKind, SessionState, Store, spawn_writer};
+
+mod support;
+use support::{Sandbox, TestUser, require_recorder};
 
 fn nono(db: &Path, args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nono"));
@@ -72,6 +75,7 @@ fn fixture() -> (tempfile::TempDir, PathBuf) {
         backend: "tracepoint".into(),
         kernel: "6.18.0".into(),
         nono_version: "0.1.0".into(),
+        ..NewSession::default()
     };
     let a = store.begin_session(&new(&["make", "-j2"])).expect("begin");
     let events = vec![
@@ -161,10 +165,14 @@ fn show_says_how_many_events_were_lost() {
 }
 
 #[test]
-fn a_killed_recorder_is_shown_as_incomplete() {
+fn a_killed_recorder_is_reported_by_readers_and_settled_by_writers() {
     let (_dir, db) = fixture();
     let store = Store::open_existing(&db).expect("open");
     let id = store.begin_session(&NewSession { command: vec!["agent".into()], ..NewSession::default() }).expect("begin");
+    let (tx, w) = spawn_writer(&db, id).expect("writer");
+    tx.blocking_send((0..3).map(|i| event(20 + i, Op::Open, "/tmp/x")).collect()).expect("send");
+    drop(tx);
+    w.join().expect("join");
     drop(store);
     // The recorder was SIGKILLed: its pid is gone and the row still says running.
     let mut child = Command::new("true").spawn().expect("spawn");
@@ -173,11 +181,25 @@ fn a_killed_recorder_is_shown_as_incomplete() {
     let conn = rusqlite::Connection::open(&db).expect("sqlite");
     conn.execute("UPDATE sessions SET recorder_pid = ?1 WHERE id = ?2", (dead, id)).expect("update");
     drop(conn);
+    // Readers change nothing: they report the session as it is stored,
+    // and say that its recorder is gone.
+    let j = json(&nono(&db, &["show", &id.to_string(), "--format", "json"]));
+    assert_eq!(j["state"], "running");
+    assert_eq!(j["recorder_gone"], true);
+    let out = stdout(&nono(&db, &["show", &id.to_string()]));
+    assert!(out.contains("THE RECORDER") && out.contains("IS GONE"), "{out}");
+    let table = stdout(&nono(&db, &["sessions"]));
+    assert!(table.contains("running (recorder gone)"), "{table}");
+    // The next writer marks it incomplete, with what reached the file.
+    drop(Store::open(&db, None).expect("a writer opens"));
     let j = json(&nono(&db, &["show", &id.to_string(), "--format", "json"]));
     assert_eq!(j["state"], "incomplete");
     assert_eq!(j["note"], "recorder died");
+    assert_eq!(j["events"], 3);
     let out = stdout(&nono(&db, &["show", &id.to_string()]));
     assert!(out.contains("INCOMPLETE: 0 events lost (recorder died)"), "{out}");
+    let s = json(&nono(&db, &["summary", &id.to_string(), "--format", "json"]));
+    assert_eq!(s["events"], 3);
 }
 
 #[test]
@@ -292,4 +314,246 @@ fn errors_name_the_problem() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown operation"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = nono(&db, &["query", "--result", "maybe"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Stores `events` as a new finished session; returns its id.
+fn record(db: &Path, info: &NewSession, events: Vec<Event>) -> i64 {
+    let store = Store::open(db, None).expect("open");
+    let id = store.begin_session(info).expect("begin");
+    let n = events.len() as u64;
+    let (tx, w) = spawn_writer(db, id).expect("writer");
+    tx.blocking_send(events).expect("send");
+    drop(tx);
+    assert_eq!(w.join().expect("join").events, n);
+    let end = SessionEnd {
+        state: SessionState::Complete,
+        exit_code: Some(0),
+        signal: None,
+        events: n,
+        counters: LossCounters::default(),
+        note: None,
+    };
+    store.finish_session(id, &end).expect("finish");
+    id
+}
+
+#[test]
+fn show_prints_the_kind_context_and_enforced_profile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let info = NewSession {
+        command: vec!["agent".into()],
+        kind: SessionKind::Run,
+        context: Some(r#"{"HOME": "/home/u", "CWD": "/home/u/p"}"#.into()),
+        profile: Some("/home/u/.config/nono/profiles/agent.json".into()),
+        ..NewSession::default()
+    };
+    let id = record(&db, &info, vec![event(0, Op::Open, "/etc/hosts")]);
+    let j = json(&nono(&db, &["show", &id.to_string(), "--format", "json"]));
+    assert_eq!(j["kind"], "run");
+    assert_eq!(j["context"]["HOME"], "/home/u");
+    assert_eq!(j["enforced_profile"], "/home/u/.config/nono/profiles/agent.json");
+    let out = stdout(&nono(&db, &["show", &id.to_string()]));
+    assert!(out.contains("kind:") && out.contains("run"), "{out}");
+    assert!(out.contains("enforced_profile: /home/u/.config/nono/profiles/agent.json"), "{out}");
+    // A learning session by default.
+    let learned = record(&db, &NewSession { command: vec!["x".into()], ..NewSession::default() }, vec![]);
+    assert_eq!(json(&nono(&db, &["show", &learned.to_string(), "--format", "json"]))["kind"], "learn");
+}
+
+#[test]
+fn denials_attributed_after_recording_are_queried_and_summarised_by_method() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let err = |i, op, path: &str, errno| Event { outcome: Outcome::Error(errno), ..event(i, op, path) };
+    let id = record(
+        &db,
+        &NewSession { command: vec!["agent".into()], kind: SessionKind::Run, ..NewSession::default() },
+        vec![
+            err(0, Op::Open, "/home/u/.ssh/id_rsa", libc::EACCES),
+            err(1, Op::Open, "/proc/1/environ", libc::EACCES),
+            err(2, Op::Unlink, "/home/u/p/locked", libc::EPERM),
+            err(3, Op::Rename, "/home/u/p/a", libc::EXDEV),
+            err(4, Op::Open, "/home/u/p/b", libc::EXDEV),
+            err(5, Op::Open, "/home/u/p/missing", libc::ENOENT),
+            event(6, Op::Open, "/home/u/p/ok"),
+        ],
+    );
+    let store = Store::open_existing(&db).expect("open");
+    let mut seen = Vec::new();
+    let n = store
+        .attribute_denials(id, |e| {
+            seen.push(e.path.clone().unwrap_or_default());
+            match e.path.as_deref() {
+                Some("/home/u/.ssh/id_rsa") => Some(DenyBy::Computed),
+                Some("/home/u/p/locked") => Some(DenyBy::Seccomp),
+                Some("/home/u/p/a") => Some(DenyBy::LandlockAudit),
+                // DAC refused it: not the sandbox.
+                _ => None,
+            }
+        })
+        .expect("attribute");
+    assert_eq!(n, 3);
+    // Only permission errors are offered: EXDEV only from a rename or link.
+    assert_eq!(seen, ["/home/u/.ssh/id_rsa", "/proc/1/environ", "/home/u/p/locked", "/home/u/p/a"]);
+    drop(store);
+
+    let q = |args: &[&str]| json(&nono(&db, &[&["query", "--session", &id.to_string(), "--format", "json"], args].concat()));
+    let computed = q(&["--denied-by", "computed"]);
+    assert_eq!(computed.as_array().expect("array").len(), 1);
+    assert_eq!(computed[0]["path"], "/home/u/.ssh/id_rsa");
+    assert_eq!(computed[0]["result"], "denied");
+    assert_eq!(computed[0]["denied_by"], "computed");
+    assert_eq!(q(&["--result", "denied"]).as_array().expect("array").len(), 3);
+    let errors = q(&["--result", "error"]);
+    assert_eq!(errors.as_array().expect("array").len(), 3, "the DAC refusal stays an error: {errors}");
+    assert!(errors.as_array().expect("array").iter().all(|e| e["denied_by"].is_null()));
+    let table = stdout(&nono(&db, &["query", "--session", &id.to_string(), "--denied-by", "seccomp"]));
+    assert!(table.contains("denied EPERM (seccomp)") && table.contains("/home/u/p/locked"), "{table}");
+    let csv = stdout(&nono(&db, &["query", "--session", &id.to_string(), "--denied-by", "landlock-audit", "--format", "csv"]));
+    assert!(csv.lines().next().is_some_and(|h| h.ends_with(",denied_by")), "{csv}");
+    assert!(csv.lines().nth(1).is_some_and(|r| r.ends_with(",landlock-audit")), "{csv}");
+    let out = nono(&db, &["query", "--denied-by", "landlock"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown method is a usage error");
+
+    let s = json(&nono(&db, &["summary", &id.to_string(), "--format", "json"]));
+    assert_eq!((s["ok"].as_u64(), s["denied"].as_u64(), s["errors"].as_u64()), (Some(1), Some(3), Some(3)));
+    let methods: Vec<(String, u64)> = s["denied_by"]
+        .as_array()
+        .expect("methods")
+        .iter()
+        .map(|m| (m["method"].as_str().expect("name").to_owned(), m["count"].as_u64().expect("count")))
+        .collect();
+    assert_eq!(methods.len(), 3, "{methods:?}");
+    assert!(methods.contains(&("computed".to_owned(), 1)) && methods.contains(&("seccomp".to_owned(), 1)), "{methods:?}");
+    let table = stdout(&nono(&db, &["summary", &id.to_string()]));
+    let denials = table.find("DENIALS").expect("a DENIALS section");
+    let errors = table.find("\nERRORS").expect("an ERRORS section");
+    assert!(denials < errors, "{table}");
+    assert!(table[denials..errors].contains("/home/u/.ssh/id_rsa") && !table[denials..errors].contains("environ"), "{table}");
+    assert!(table[errors..].contains("/proc/1/environ") && table[errors..].contains("ENOENT"), "{table}");
+}
+
+#[test]
+fn tables_show_control_characters_and_bidi_overrides_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let fake = "/home/u/p/x\n1  2025-11-23 08:00:00  1  agent  open  r  ok  /home/u/FAKE";
+    let rtl = "/home/u/p/invoice\u{202e}fdp.exe";
+    let id = record(
+        &db,
+        &NewSession { command: vec!["sh".into(), "-c".into(), "echo\nfake".into()], ..NewSession::default() },
+        vec![event(0, Op::Open, fake), Event { comm: "ag\u{1b}[31mnt".into(), ..event(1, Op::Open, rtl) }],
+    );
+    let table = stdout(&nono(&db, &["query", "--session", &id.to_string()]));
+    assert_eq!(table.lines().count(), 3, "a header and two rows, no faked ones:\n{table}");
+    assert!(table.contains("/home/u/p/x\\n1  2025"), "{table}");
+    assert!(table.contains("invoice\\u{202e}fdp.exe") && table.contains("ag\\u{1b}[31mnt"), "{table}");
+    assert!(!table.contains('\u{202e}') && !table.contains('\u{1b}'), "{table}");
+    for args in [vec!["summary", "1"], vec!["sessions"], vec!["show", "1"]] {
+        let out = stdout(&nono(&db, &args));
+        assert!(!out.contains('\u{202e}') && !out.contains('\u{1b}') && !out.contains("x\n1"), "{args:?}:\n{out}");
+    }
+    // JSON and CSV carry the exact text, unambiguously quoted.
+    let j = json(&nono(&db, &["query", "--session", "1", "--format", "json"]));
+    assert_eq!(j[0]["path"], fake);
+    assert_eq!(j[1]["path"], rtl);
+    let csv = stdout(&nono(&db, &["query", "--session", "1", "--format", "csv"]));
+    assert!(csv.contains(&format!("\"{fake}\"")), "{csv}");
+}
+
+#[test]
+fn a_database_in_a_read_only_directory_is_readable_by_an_ordinary_user() {
+    let sb = Sandbox::new();
+    let Some(user) = TestUser::create("a_database_in_a_read_only_directory_is_readable_by_an_ordinary_user", &sb) else {
+        return;
+    };
+    let ro = sb.root().join("ro");
+    std::fs::create_dir(&ro).expect("mkdir");
+    let db = ro.join("audit.db");
+    let id = record(
+        &db,
+        &NewSession { command: vec!["make".into()], ..NewSession::default() },
+        vec![event(0, Op::Open, "/home/u/p/a.c"), event(1, Op::Open, "/home/u/p/b.c")],
+    );
+    for suffix in ["-wal", "-shm"] {
+        assert!(!ro.join(format!("audit.db{suffix}")).exists(), "the last connection removed {suffix}");
+    }
+    let chmod = |p: &Path, mode| std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).expect("chmod");
+    chmod(&db, 0o644);
+    chmod(&ro, 0o555);
+    let before = std::fs::read(&db).expect("read");
+    let run = |args: &[&str]| {
+        let mut c = user.nono(&sb);
+        c.arg("audit").args(args).arg("--db").arg(&db);
+        c.output().expect("run nono as the user")
+    };
+    let sessions = json(&run(&["sessions", "--format", "json"]));
+    assert_eq!(sessions[0]["id"], id);
+    assert_eq!(json(&run(&["summary", "1", "--format", "json"]))["events"], 2);
+    let rows = json(&run(&["query", "--path", "/home/u/p/*.c", "--format", "json"]));
+    assert_eq!(rows.as_array().expect("array").len(), 2);
+    stdout(&run(&["show", "last"]));
+    assert_eq!(std::fs::read(&db).expect("read"), before, "a reader changed the database");
+    assert!(!ro.join("audit.db-wal").exists() && !ro.join("audit.db-shm").exists());
+
+    // Changes waiting in a -wal that cannot be indexed here: say what to do.
+    let held = ro.join("held.db");
+    chmod(&ro, 0o755);
+    record(&held, &NewSession::default(), vec![event(0, Op::Open, "/x")]);
+    let writer = rusqlite::Connection::open(&held).expect("open");
+    writer.execute_batch("PRAGMA wal_autocheckpoint = 0; UPDATE sessions SET note = 'late'").expect("write to the WAL");
+    let copy = sb.root().join("copy");
+    std::fs::create_dir(&copy).expect("mkdir");
+    std::fs::copy(&held, copy.join("audit.db")).expect("copy");
+    std::fs::copy(ro.join("held.db-wal"), copy.join("audit.db-wal")).expect("copy the wal");
+    drop(writer);
+    chmod(&copy.join("audit.db"), 0o644);
+    chmod(&copy.join("audit.db-wal"), 0o644);
+    chmod(&copy, 0o555);
+    let mut c = user.nono(&sb);
+    let out = c.args(["audit", "sessions", "--db"]).arg(copy.join("audit.db")).output().expect("run");
+    let err = failure(&out);
+    assert!(err.contains("holds changes not yet copied") && err.contains("together with its -wal file"), "{err}");
+    assert!(!err.contains("SQLITE_") && !err.contains("readonly database"), "{err}");
+
+    // An older schema cannot be upgraded where nothing can be written.
+    chmod(&ro, 0o755);
+    rusqlite::Connection::open(&db).expect("open").execute_batch("PRAGMA user_version = 4").expect("downgrade the mark");
+    chmod(&ro, 0o555);
+    let err = failure(&run(&["sessions"]));
+    assert!(err.contains("has schema 4, older than this nono's") && err.contains("cannot be upgraded"), "{err}");
+    chmod(&ro, 0o755);
+}
+
+#[test]
+fn non_utf8_and_backslash_names_are_recorded_and_queried_apart() {
+    let Some(backend) = require_recorder("non_utf8_and_backslash_names_are_recorded_and_queried_apart") else { return };
+    let sb = Sandbox::new();
+    // `a\xffb` with a real backslash, and `a<0xff>b` with an invalid byte.
+    let learned = sb.learn(&backend, &["sh", "-c", r#"touch 'a\xffb' && touch "$(printf 'a\377b')" && echo x > 'c\d'"#]);
+    assert_eq!(learned.code, Some(0), "{}", learned.stderr);
+    let work = sb.work().display().to_string();
+    let paths = |glob: &str| -> Vec<String> {
+        let j: serde_json::Value =
+            serde_json::from_str(&sb.nono(&["audit", "query", "--path", glob, "--format", "json"])).expect("json");
+        let mut p: Vec<String> =
+            j.as_array().expect("array").iter().map(|e| e["path"].as_str().expect("path").to_owned()).collect();
+        p.dedup();
+        p
+    };
+    // The stored text of each: a backslash doubled, the byte as \xNN.
+    let backslash = format!(r"{work}/a\\xffb");
+    let invalid = format!(r"{work}/a\xffb");
+    assert_eq!(paths(&backslash), vec![backslash.clone()], "the escaped form of a real backslash finds only that file");
+    assert_eq!(paths(&invalid), vec![invalid.clone()], "\\xNN finds only the file with that byte");
+    assert_eq!(paths(&format!(r"{work}/a\\x*")), vec![backslash.clone()]);
+    assert_eq!(paths(&format!(r"{work}/c\\d")), [format!(r"{work}/c\\d")]);
+    let mut both = paths(&format!("{work}/a*b"));
+    both.sort();
+    let mut expected = vec![backslash, invalid];
+    expected.sort();
+    assert_eq!(both, expected);
+    let out = sb.cmd().args(["audit", "query", "--path", &format!(r"{work}/a\x")]).output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("two hex digits"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::event::{Event, Op};
+use crate::event::{DenyBy, Event, Op, display_safe};
 use crate::record::spawn::Identity;
 use crate::store::{EventRow, Query, ResultClass, Session, SessionState, Store, Summary, errno_name};
 
@@ -96,6 +96,10 @@ pub struct QueryArgs {
     /// ok, denied or error.
     #[arg(long)]
     pub result: Option<ResultClass>,
+    /// Only denials attributed this way: landlock-audit, computed, seccomp,
+    /// broker, or unattributed (stored before attribution existed).
+    #[arg(long, value_name = "METHOD", value_parser = parse_method)]
+    pub denied_by: Option<DenyBy>,
     /// Events at or after T: RFC 3339 (2026-11-23T08:00:00Z) or a duration ago (30s, 10m, 2h, 3d, 1w).
     #[arg(long, value_name = "T")]
     pub since: Option<String>,
@@ -133,6 +137,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 pid: args.pid,
                 comm: args.comm.clone(),
                 result: args.result,
+                denied_by: args.denied_by,
                 since_ns: args.since.as_deref().map(|t| parse_time(t, now)).transpose()?,
                 until_ns: args.until.as_deref().map(|t| parse_time(t, now)).transpose()?,
                 limit: args.limit,
@@ -154,15 +159,20 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the database for reading and settles sessions whose recorder died.
+/// Opens the database for reading only: nothing is written, not even the
+/// state of a session whose recorder died (shown as such; the next `learn`
+/// or `run --audit` marks it incomplete).
 fn open(common: &Common) -> anyhow::Result<Store> {
     let path = crate::cli::common::db_path(common.db.as_deref(), Identity::from_sudo()?.as_ref())?;
-    let store = Store::open_existing(&path)?;
-    if let Err(e) = store.reap_stale() {
-        // A read-only copy is still worth reading; say why states may be stale.
-        log::warn!("could not mark sessions of dead recorders as incomplete: {e}");
-    }
-    Ok(store)
+    Ok(Store::open_read_only(&path)?)
+}
+
+/// A denial attribution method by its name.
+fn parse_method(s: &str) -> Result<DenyBy, String> {
+    DenyBy::ALL
+        .into_iter()
+        .find(|d| d.name() == s)
+        .ok_or_else(|| format!("unknown attribution method {s:?}; expected one of: {}", DenyBy::ALL.map(DenyBy::name).join(", ")))
 }
 
 /// RFC 3339, or a duration before `now`: `<N><unit>` with unit s, m, h, d
@@ -226,16 +236,20 @@ fn exit_text(s: &Session) -> String {
 }
 
 /// Quotes a CSV field when needed (RFC 4180).
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
 
-fn csv_line(fields: &[String]) -> String {
+pub(super) fn csv_line(fields: &[String]) -> String {
     fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",")
 }
 
-/// Prints rows as aligned columns; the last column is not padded.
+/// Prints rows as aligned columns; the last column is not padded. Every
+/// cell is shown through [`display_safe`]: a recorded name cannot fake rows
+/// or reorder the line with control characters or bidi overrides.
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|f| display_safe(f).into_owned()).collect()).collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, f) in widths.iter_mut().zip(r) {
@@ -289,8 +303,17 @@ fn session_json(s: &Session) -> serde_json::Value {
         "complete": s.state == SessionState::Complete,
         "counters": s.counters,
         "profile_path": s.profile_path,
+        "kind": s.info.kind,
+        "context": s.info.context.as_deref().map(|c| serde_json::from_str::<serde_json::Value>(c).unwrap_or_else(|_| json!(c))),
+        "enforced_profile": s.info.profile,
+        "recorder_gone": s.recorder_gone(),
         "note": s.note,
     })
+}
+
+/// The state, and whether a running session's recorder is gone.
+fn state_text(s: &Session) -> String {
+    if s.recorder_gone() { "running (recorder gone)".to_owned() } else { s.state.as_str().to_owned() }
 }
 
 const SESSION_HEADER: [&str; 9] = ["ID", "STATE", "START", "DURATION", "BACKEND", "EVENTS", "LOST", "EXIT", "COMMAND"];
@@ -329,7 +352,7 @@ fn print_sessions(sessions: &[Session], format: Format) -> anyhow::Result<()> {
                 .map(|s| {
                     vec![
                         s.id.to_string(),
-                        s.state.as_str().to_owned(),
+                        state_text(s),
                         local_time(s.started_ns),
                         s.ended_ns.map_or_else(|| "-".to_owned(), |e| human_duration(e - s.started_ns)),
                         s.info.backend.clone(),
@@ -372,7 +395,10 @@ fn print_show(s: &Session, format: Format) -> anyhow::Result<()> {
         ("unstored", c.unstored.to_string()),
         ("path_failures", c.path_failures.to_string()),
         ("path_truncations", c.path_truncations.to_string()),
-        ("profile", s.profile_path.clone().unwrap_or_else(|| "-".to_owned())),
+        ("kind", s.info.kind.as_str().to_owned()),
+        ("enforced_profile", s.info.profile.clone().unwrap_or_else(|| "-".to_owned())),
+        ("learned_profile", s.profile_path.clone().unwrap_or_else(|| "-".to_owned())),
+        ("context", s.info.context.clone().unwrap_or_else(|| "-".to_owned())),
         ("note", s.note.clone().unwrap_or_else(|| "-".to_owned())),
     ];
     match format {
@@ -386,15 +412,20 @@ fn print_show(s: &Session, format: Format) -> anyhow::Result<()> {
         }
         Format::Table => {
             for (k, v) in &pairs {
-                println!("{:<17} {v}", format!("{k}:"));
+                println!("{:<17} {}", format!("{k}:"), display_safe(v));
             }
             match s.state {
                 SessionState::Complete => {}
+                SessionState::Running if s.recorder_gone() => println!(
+                    "RUNNING, BUT THE RECORDER (pid {}) IS GONE: the session was cut short; the next `nono learn` or \
+                     `nono run --audit` marks it incomplete",
+                    s.recorder_pid
+                ),
                 SessionState::Running => println!("RUNNING: the recorder (pid {}) is still writing this session", s.recorder_pid),
                 SessionState::Incomplete => println!(
                     "INCOMPLETE: {} events lost{}",
                     s.lost(),
-                    s.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+                    display_safe(&s.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default())
                 ),
             }
             if c.path_failures + c.path_truncations > 0 {
@@ -428,9 +459,12 @@ fn event_json(r: &EventRow) -> serde_json::Value {
         "arg": e.arg,
         "file_type": e.file_type,
         "result": e.outcome.class(),
+        "denied_by": e.outcome.denied_by().map(DenyBy::name),
         "errno": e.outcome.errno(),
         "errno_name": errno_text(e),
         "net": e.net.as_ref().map(|n| json!({"family": n.family, "addr": n.addr.map(|a| a.to_string()), "port": n.port})),
+        "sock_type": e.net.as_ref().map(|n| n.sock_type),
+        "sock_proto": e.net.as_ref().map(|n| n.protocol),
         "incomplete": e.incomplete,
     })
 }
@@ -470,7 +504,7 @@ fn print_events(rows: &[EventRow], format: Format) -> anyhow::Result<()> {
         Format::Json => print_json(&rows.iter().map(event_json).collect::<Vec<_>>()),
         Format::Csv => {
             println!(
-                "id,session,time,pid,tid,ppid,uid,comm,exe,op,path,path2,access,arg,file_type,result,errno,errno_name,net_family,net_addr,net_port,incomplete"
+                "id,session,time,pid,tid,ppid,uid,comm,exe,op,path,path2,access,arg,file_type,result,errno,errno_name,net_family,net_addr,net_port,incomplete,denied_by"
             );
             for r in rows {
                 let e = &r.event;
@@ -499,6 +533,7 @@ fn print_events(rows: &[EventRow], format: Format) -> anyhow::Result<()> {
                         e.net.as_ref().and_then(|n| n.addr).map(|a| a.to_string()).unwrap_or_default(),
                         e.net.as_ref().map(|n| n.port.to_string()).unwrap_or_default(),
                         e.incomplete.to_string(),
+                        e.outcome.denied_by().map(|d| d.name().to_owned()).unwrap_or_default(),
                     ])
                 );
             }
@@ -509,10 +544,13 @@ fn print_events(rows: &[EventRow], format: Format) -> anyhow::Result<()> {
                 .iter()
                 .map(|r| {
                     let e = &r.event;
-                    let result = match errno_text(e) {
+                    let mut result = match errno_text(e) {
                         Some(name) => format!("{} {name}", e.outcome.class()),
                         None => e.outcome.class().to_owned(),
                     };
+                    if let Some(by) = e.outcome.denied_by() {
+                        let _ = write!(result, " ({by})");
+                    }
                     vec![
                         r.session.to_string(),
                         local_time(e.time_ns),
@@ -539,6 +577,7 @@ fn print_summary(session: &Session, s: &Summary, format: Format) -> anyhow::Resu
             "events": s.events,
             "ok": s.ok,
             "denied": s.denied,
+            "denied_by": s.denied_by,
             "errors": s.errors,
             "ops": s.ops,
             "top_paths": s.top_paths,
@@ -549,6 +588,9 @@ fn print_summary(session: &Session, s: &Summary, format: Format) -> anyhow::Resu
             println!("section,name,detail,count");
             for (name, n) in [("ok", s.ok), ("denied", s.denied), ("error", s.errors)] {
                 println!("{}", csv_line(&["result".into(), name.into(), String::new(), n.to_string()]));
+            }
+            for m in &s.denied_by {
+                println!("{}", csv_line(&["denied_by".into(), m.method.name().into(), String::new(), m.count.to_string()]));
             }
             for o in &s.ops {
                 println!("{}", csv_line(&["op".into(), o.op.name().into(), String::new(), o.count.to_string()]));
@@ -568,12 +610,13 @@ fn print_summary(session: &Session, s: &Summary, format: Format) -> anyhow::Resu
                 );
             }
             for e in &s.top_errors {
+                let method = e.denied_by.map(|d| format!(" {d}")).unwrap_or_default();
                 println!(
                     "{}",
                     csv_line(&[
                         "error".into(),
                         e.path.clone().unwrap_or_default(),
-                        format!("{} {} {}", e.op.name(), e.result_text(), e.errno_name),
+                        format!("{} {} {}{method}", e.op.name(), e.result_text(), e.errno_name),
                         e.count.to_string(),
                     ])
                 );
@@ -588,7 +631,7 @@ fn print_summary(session: &Session, s: &Summary, format: Format) -> anyhow::Resu
                 s.ok,
                 s.denied,
                 s.errors,
-                session.state.as_str(),
+                state_text(session),
                 if session.lost() > 0 { format!(", INCOMPLETE: {} events lost", session.lost()) } else { String::new() }
             );
             println!("\nOPERATIONS");
@@ -617,19 +660,43 @@ fn print_summary(session: &Session, s: &Summary, format: Format) -> anyhow::Resu
                     })
                     .collect::<Vec<_>>(),
             );
-            println!("\nERRORS");
-            if s.top_errors.is_empty() {
+            // Denials (the sandbox refused) and errors (anything else) are
+            // different problems: a denial may need a rule, an error never does.
+            let (denials, errors): (Vec<_>, Vec<_>) = s.top_errors.iter().partition(|e| e.result == ResultClass::Denied);
+            println!("\nDENIALS");
+            if denials.is_empty() {
                 println!("(none)");
             } else {
+                let by: Vec<String> = s.denied_by.iter().map(|m| format!("{} {}", m.count, m.method)).collect();
+                println!("by method: {}", by.join(", "));
                 print_table(
-                    &["COUNT", "OP", "RESULT", "ERRNO", "PATH"],
-                    &s.top_errors
+                    &["COUNT", "OP", "ERRNO", "METHOD", "PATH"],
+                    &denials
                         .iter()
                         .map(|e| {
                             vec![
                                 e.count.to_string(),
                                 e.op.name().to_owned(),
-                                e.result_text().to_owned(),
+                                e.errno_name.clone(),
+                                e.denied_by.map(|d| d.name().to_owned()).unwrap_or_default(),
+                                e.path.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+            println!("\nERRORS");
+            if errors.is_empty() {
+                println!("(none)");
+            } else {
+                print_table(
+                    &["COUNT", "OP", "ERRNO", "PATH"],
+                    &errors
+                        .iter()
+                        .map(|e| {
+                            vec![
+                                e.count.to_string(),
+                                e.op.name().to_owned(),
                                 e.errno_name.clone(),
                                 e.path.clone().unwrap_or_default(),
                             ]

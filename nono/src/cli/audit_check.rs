@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::audit::csv_line;
 use crate::cli::common::Format;
+use crate::event::display_safe;
 use crate::learn::{self, Grant, Grants};
 use crate::profile::rights::FsRight;
 use crate::profile::{self, Vars};
@@ -18,8 +20,8 @@ pub fn run(store: &Store, session: &Session, spec: &str, format: Format) -> anyh
     let grants = Grants {
         fs: resolved.grants.iter().map(|g| Grant { path: g.path.clone(), rights: g.rights.clone(), file: g.file }).collect(),
         handled: FsRight::ALL.into_iter().collect(),
-        connect_ports: if net.block { Some(Default::default()) } else { net.open_port.clone() },
-        bind_ports: if net.block { Some(Default::default()) } else { net.listen_port.clone() },
+        connect_ports: if net.block { Some(std::collections::BTreeSet::default()) } else { net.open_port.clone() },
+        bind_ports: if net.block { Some(std::collections::BTreeSet::default()) } else { net.listen_port.clone() },
         block_net: net.block,
     };
     let mut events = Vec::new();
@@ -38,14 +40,16 @@ pub fn run(store: &Store, session: &Session, spec: &str, format: Format) -> anyh
             for d in &denials {
                 let missing: Vec<_> = d.missing.iter().map(|r| r.name()).collect();
                 println!(
-                    "{},\"{}\",{},{},{},{},\"{}\"",
-                    d.op,
-                    d.path.replace('"', "\"\""),
-                    missing.join(" "),
-                    d.count,
-                    d.comm,
-                    d.pid,
-                    d.needed_rule.replace('"', "\"\"")
+                    "{}",
+                    csv_line(&[
+                        d.op.to_string(),
+                        d.path.clone(),
+                        missing.join(" "),
+                        d.count.to_string(),
+                        d.comm.clone(),
+                        d.pid.to_string(),
+                        d.needed_rule.clone(),
+                    ])
                 );
             }
         }
@@ -54,15 +58,16 @@ pub fn run(store: &Store, session: &Session, spec: &str, format: Format) -> anyh
                 println!("session {}: the profile allows every one of its {} recorded accesses", session.id, events.len());
             } else {
                 println!("session {}: {} access(es) the profile would deny:", session.id, denials.len());
+                // Recorded names are shown escaped: they cannot fake lines.
                 for d in &denials {
                     println!(
                         "  {:<8} {}  x{}  ({} pid {})\n           needs: {}",
                         d.op.to_string(),
-                        d.path,
+                        display_safe(&d.path),
                         d.count,
-                        d.comm,
+                        display_safe(&d.comm),
                         d.pid,
-                        d.needed_rule
+                        display_safe(&d.needed_rule)
                     );
                 }
             }

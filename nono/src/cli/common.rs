@@ -51,6 +51,9 @@ pub fn new_session(command: &[OsString], cwd: &Path, identity: Option<&Identity>
         backend: backend.as_str().to_owned(),
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
         nono_version: env!("CARGO_PKG_VERSION").to_owned(),
+        // A learning session unless the caller says otherwise (`run
+        // --audit` sets the kind and the profile it enforced).
+        ..NewSession::default()
     }
 }
 

@@ -213,8 +213,8 @@ fn from_sessions(
     output: &Path,
     identity: Option<&spawn::Identity>,
 ) -> anyhow::Result<ExitCode> {
-    let store = Store::open_existing(db_path)?;
-    store.reap_stale()?;
+    // Only reads: works on a read-only database, changes nothing.
+    let store = Store::open_read_only(db_path)?;
     let mut runs = Vec::new();
     let mut ids = Vec::new();
     let mut lost = 0;

@@ -370,7 +370,11 @@ impl AuditRun {
         let (recorder, _) = crate::cli::learn::load_recorder(BackendChoice::Auto, &offsets, 4 << 20)?;
         let store = Store::open(&db, identity.map(|i| (i.uid, i.gid)))?;
         let backend = recorder.backend();
-        let id = store.begin_session(&common::new_session(&args.sandbox.command, cwd, identity, backend))?;
+        let id = store.begin_session(&crate::store::NewSession {
+            kind: crate::store::SessionKind::Run,
+            profile: args.sandbox.profile.clone(),
+            ..common::new_session(&args.sandbox.command, cwd, identity, backend)
+        })?;
         let (tx, writer) = crate::store::spawn_writer(&db, id)?;
         Ok(AuditRun { recorder, store, id, tx, writer })
     }

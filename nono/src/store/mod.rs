@@ -10,8 +10,11 @@
 //! 0600, owned by the sudo user when nono runs under sudo). Recorded paths
 //! are data, never SQL: every value is a bound parameter.
 
+mod attribute;
 mod encode;
 mod query;
+mod readonly;
+mod tally;
 mod writer;
 
 use std::collections::HashMap;
@@ -26,12 +29,16 @@ use serde::Serialize;
 use crate::event::{Access, DenyBy, Event, NetAddr, Op, Outcome};
 
 pub use query::{
-    ErrorCount, EventRow, OpCount, PathCount, ProcessRow, Query, ResultClass, Summary, UnknownResultClass, errno_name,
+    ErrorCount, EventRow, MethodCount, OpCount, PathCount, ProcessRow, Query, ResultClass, Summary, UnknownResultClass,
+    errno_name,
 };
 pub use writer::{CHANNEL_BATCHES, WriterHandle, WriterStats, bench_ingest, spawn_writer, synthetic_event};
 
 /// How long a connection waits for another writer before reporting "busy".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema version [`migrations`] lead to (`PRAGMA user_version`).
+const SCHEMA_VERSION: usize = 5;
 
 /// The schema, one numbered file per step. Append only: never edit a
 /// migration that has shipped.
@@ -41,7 +48,16 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0002_session_ranges.sql")),
         M::up(include_str!("migrations/0003_bucketed_path_index.sql")),
         M::up(include_str!("migrations/0004_attribution_and_sockets.sql")),
+        M::up_with_hook(include_str!("migrations/0005_session_aggregates_and_postings.sql"), backfill_aggregates),
     ])
+}
+
+/// Migration 0005's backfill: aggregates and postings for every session.
+fn backfill_aggregates(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResult {
+    tally::settle_all(tx).map_err(|e| match e {
+        StoreError::Sql { source, .. } => rusqlite_migration::HookError::RusqliteError(source),
+        other => rusqlite_migration::HookError::Hook(other.to_string()),
+    })
 }
 
 /// Everything that can go wrong in the store.
@@ -68,6 +84,26 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A read-only open is impossible as things are; `fix` says what to do.
+    #[error("cannot read the audit database {path}: {fix}")]
+    ReadOnly { path: PathBuf, fix: String },
+    /// The database predates this nono's schema and cannot be upgraded
+    /// (upgrading writes).
+    #[error(
+        "the audit database {path} has schema {found}, older than this nono's {needed}, and cannot be upgraded: it or its \
+         directory is read-only to this user; run any `nono audit` command once as a user who can write it, or copy it \
+         to a writable directory"
+    )]
+    TooOld {
+        path: PathBuf,
+        found: usize,
+        needed: usize,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer nono.
+    #[error("the audit database {path} has schema {found}, newer than this nono's {needed}; use a newer nono to read it")]
+    TooNew { path: PathBuf, found: usize, needed: usize },
     /// Applying the schema migrations failed.
     #[error("cannot migrate the audit database {path} to the current schema")]
     Migrate {
@@ -155,6 +191,35 @@ impl SessionState {
     }
 }
 
+/// Why a session was recorded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionKind {
+    /// `nono learn`: recorded to learn a profile.
+    #[default]
+    Learn,
+    /// `nono run --audit`: recorded under an enforced profile.
+    Run,
+}
+
+impl SessionKind {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Learn => "learn",
+            SessionKind::Run => "run",
+        }
+    }
+
+    fn parse(s: &str) -> Result<SessionKind, StoreError> {
+        match s {
+            "learn" => Ok(SessionKind::Learn),
+            "run" => Ok(SessionKind::Run),
+            other => Err(StoreError::Corrupt(format!("session kind {other:?}"))),
+        }
+    }
+}
+
 /// What is known when a recording starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct NewSession {
@@ -165,6 +230,12 @@ pub struct NewSession {
     pub backend: String,
     pub kernel: String,
     pub nono_version: String,
+    pub kind: SessionKind,
+    /// JSON text of the learning context: the values behind the profile
+    /// variables where the session ran ($HOME, $CWD, $TMPDIR, $XDG_*).
+    pub context: Option<String>,
+    /// The profile a `run` session enforced (its path, or built-in name).
+    pub profile: Option<String>,
 }
 
 /// Loss and degradation counters of a session.
@@ -224,6 +295,10 @@ pub struct Session {
     #[serde(flatten)]
     pub info: NewSession,
     pub recorder_pid: u32,
+    /// The recorder's start time (clock ticks since boot), which tells it
+    /// from a later process with the same pid.
+    #[serde(skip)]
+    pub recorder_start: Option<i64>,
     pub started_ns: i64,
     pub ended_ns: Option<i64>,
     pub state: SessionState,
@@ -241,15 +316,24 @@ impl Session {
     pub fn lost(&self) -> u64 {
         self.counters.lost()
     }
+
+    /// A session still marked running whose recorder is gone (killed, or
+    /// its pid now belongs to another process). Only a writer's open marks
+    /// it incomplete in the database ([`Store::reap_stale`]).
+    #[must_use]
+    pub fn recorder_gone(&self) -> bool {
+        self.state == SessionState::Running && !recorder_alive(self.recorder_pid, self.recorder_start)
+    }
 }
 
 const SESSION_COLUMNS: &str = "id, command, cwd, uid, user, backend, kernel, nono_version, recorder_pid, started_ns, \
      ended_ns, state, exit_code, signal, events, ringbuf_drops, path_failures, path_truncations, pending_full, \
-     traced_full, scratch_busy, decode_errors, unstored, profile_path, note";
+     traced_full, scratch_busy, decode_errors, unstored, profile_path, note, kind, context, profile, recorder_start";
 
 fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Session, StoreError>> {
     let command: String = r.get(1)?;
     let state: String = r.get(11)?;
+    let kind: String = r.get(25)?;
     let count = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
     let counters = LossCounters {
         ringbuf_drops: count(15)?,
@@ -274,8 +358,12 @@ fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Session, S
                 backend: r.get(5)?,
                 kernel: r.get(6)?,
                 nono_version: r.get(7)?,
+                kind: SessionKind::parse(&kind)?,
+                context: r.get(26)?,
+                profile: r.get(27)?,
             },
             recorder_pid: r.get(8)?,
+            recorder_start: r.get(28)?,
             started_ns: r.get(9)?,
             ended_ns: r.get(10)?,
             state: SessionState::parse(&state)?,
@@ -412,6 +500,7 @@ impl Store {
             .map_err(|source| StoreError::Io { what: "cannot create the audit database", path: path.to_path_buf(), source })?;
         let mut conn = connect(path)?;
         migrate(&mut conn, path)?;
+        readonly::tune_reader(&conn).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
         if let Some(owner) = owner {
             for d in &created_dirs {
                 chown(d, owner)?;
@@ -426,16 +515,57 @@ impl Store {
                 }
             }
         }
-        Ok(Store { conn, path: path.to_path_buf() })
+        let store = Store { conn, path: path.to_path_buf() };
+        // Writers settle what dead recorders left (readers only report it).
+        if let Err(e) = store.reap_stale() {
+            log::warn!("could not mark sessions of dead recorders as incomplete: {e}");
+        }
+        Ok(store)
     }
 
-    /// Opens a database that must already exist (for readers).
+    /// Opens a database that must already exist, for reading and writing
+    /// (migrating it if needed).
     pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
         if !path.is_file() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
         let mut conn = connect(path)?;
         migrate(&mut conn, path)?;
+        readonly::tune_reader(&conn).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        Ok(Store { conn, path: path.to_path_buf() })
+    }
+
+    /// Opens a database that must already exist, for reading only: nothing
+    /// is created or changed, not even the state of a session whose recorder
+    /// died (see [`Session::recorder_gone`]). It works in a directory this
+    /// user cannot write (see `readonly`). A database of an older schema
+    /// is upgraded first, which needs write access; without it the error
+    /// says so.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        let (conn, _mode) = readonly::connect_read_only(path)?;
+        let found: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        let needed = SCHEMA_VERSION;
+        if found > needed {
+            return Err(StoreError::TooNew { path: path.to_path_buf(), found, needed });
+        }
+        if found == needed {
+            return Ok(Store { conn, path: path.to_path_buf() });
+        }
+        drop(conn);
+        let upgraded = connect(path).and_then(|mut c| migrate(&mut c, path));
+        match upgraded {
+            Ok(()) => {}
+            Err(StoreError::Open { source, .. }) if readonly::is_read_only_error(&source) => {
+                return Err(StoreError::TooOld { path: path.to_path_buf(), found, needed, source });
+            }
+            Err(e) => return Err(e),
+        }
+        let (conn, _mode) = readonly::connect_read_only(path)?;
         Ok(Store { conn, path: path.to_path_buf() })
     }
 
@@ -456,8 +586,23 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO sessions (command, cwd, uid, user, backend, kernel, nono_version, recorder_pid, \
-                 recorder_start, started_ns, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running')",
-                params![command, s.cwd, s.uid, s.user, s.backend, s.kernel, s.nono_version, pid, process_start(pid), now_ns()],
+                 recorder_start, started_ns, state, kind, context, profile) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running', ?11, ?12, ?13)",
+                params![
+                    command,
+                    s.cwd,
+                    s.uid,
+                    s.user,
+                    s.backend,
+                    s.kernel,
+                    s.nono_version,
+                    pid,
+                    process_start(pid),
+                    now_ns(),
+                    s.kind.as_str(),
+                    s.context,
+                    s.profile
+                ],
             )
             .map_err(self.busy("starting a session"))?;
         Ok(self.conn.last_insert_rowid())
@@ -526,14 +671,20 @@ impl Store {
             if recorder_alive(pid, start) {
                 continue;
             }
-            // The event count is what actually made it to the file.
+            // Count what the dead writer left uncounted; the event count
+            // is then what actually made it to the file.
+            tally::settle(&self.conn, id).map_err(|e| match e {
+                StoreError::Sql { source, .. } => {
+                    busy_or(&self.path, source, StoreError::sql("settling a dead recorder's session"))
+                }
+                other => other,
+            })?;
             reaped += self
                 .conn
                 .execute(
                     "UPDATE sessions SET state = 'incomplete', note = 'recorder died', \
-                     events = (SELECT count(*) FROM events WHERE session_id = ?1 AND id BETWEEN first_event AND last_event), \
-                     ended_ns = coalesce(ended_ns, (SELECT max(time_ns) FROM events \
-                         WHERE session_id = ?1 AND id BETWEEN first_event AND last_event)) \
+                     events = (SELECT coalesce(sum(n), 0) FROM session_counts WHERE session_id = ?1), \
+                     ended_ns = coalesce(ended_ns, (SELECT time_ns FROM events WHERE id = last_event)) \
                      WHERE id = ?1 AND state = 'running'",
                     params![id],
                 )
@@ -620,7 +771,7 @@ pub(crate) const EVENT_SELECT: &str = "SELECT e.id, e.session_id, e.time_ns, e.p
 /// Interned strings already read, by id, for decoding event rows.
 pub(crate) struct StringCache<'c> {
     lookup: rusqlite::CachedStatement<'c>,
-    values: HashMap<i64, String>,
+    values: HashMap<i64, String, std::hash::BuildHasherDefault<encode::FxHasher>>,
 }
 
 /// Strings a cache holds before it starts over (bounds its memory).
@@ -630,7 +781,7 @@ impl<'c> StringCache<'c> {
     pub(crate) fn new(conn: &'c Connection) -> Result<StringCache<'c>, StoreError> {
         let lookup =
             conn.prepare_cached("SELECT value FROM strings WHERE id = ?1").map_err(StoreError::sql("reading strings"))?;
-        Ok(StringCache { lookup, values: HashMap::new() })
+        Ok(StringCache { lookup, values: HashMap::default() })
     }
 
     fn get(&mut self, id: i64) -> Result<String, StoreError> {

@@ -2,27 +2,29 @@
 //!
 //! A path glob is matched against the interned `strings` (one row per
 //! distinct path), not against every event: the glob's literal prefix
-//! becomes a range on the unique index of `strings`, the survivors are
-//! matched with `globset`, and their ids select events through the
-//! `events_path` index, one seek per (bucket, path id) in the id range
-//! searched (a bucket is 65536 consecutive event ids).
+//! becomes a range on the unique index of `strings` and the survivors are
+//! matched with `globset`. Their ids then select events through the path
+//! postings (one seek per matching path per chunk of about four million
+//! events, see migration 0005), plus a scan of whatever a session's
+//! postings do not cover yet; the rows themselves are read by id.
+//!
+//! A summary reads the aggregates the writer kept, plus a group-by over
+//! the events they do not cover yet.
 
 use std::fmt::Write as _;
+use std::rc::Rc;
 use std::str::FromStr;
 
+use rusqlite::ToSql;
 use rusqlite::types::Value;
 use serde::Serialize;
 
+use super::tally::decode_postings;
 use super::{EVENT_SELECT, Store, StoreError, StringCache, event_from_row};
-use crate::event::{Event, Op};
+use crate::event::{DenyBy, Event, Op};
 
-/// Events per bucket of the path index: `events_path` leads with
-/// `(id >> BUCKET_SHIFT)`, spelled exactly so (schema 3).
-const BUCKET_SHIFT: u32 = 16;
-/// A seek of the path index costs about as much as scanning this many rows.
-const SEEKS_PER_SCANNED_ROW: i64 = 8;
-/// Seeking is always preferred below this many (bucket, path) pairs.
-const MIN_SEEKS: i64 = 4096;
+/// The bound parameters of a query.
+pub(super) type SqlArgs = Vec<Box<dyn ToSql>>;
 
 /// `1,2,3`: integers for an SQL `IN (...)` list.
 fn int_list(items: impl IntoIterator<Item = i64>) -> String {
@@ -38,13 +40,11 @@ fn int_list(items: impl IntoIterator<Item = i64>) -> String {
 
 /// How a path glob's events are found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(test), expect(dead_code, reason = "tests force each way to compare them"))]
+#[cfg_attr(not(test), expect(dead_code, reason = "tests force a scan to compare it with the postings"))]
 pub(super) enum PathLookup {
-    /// Whichever reads less: seeks or a scan of the id range.
-    Cheapest,
-    /// One seek of `events_path` per (bucket, path id).
-    Seek,
-    /// A scan of the id range, checking each row's path id.
+    /// The path postings, and a scan of what they do not cover yet.
+    Postings,
+    /// A scan of every session's id range (what postings must agree with).
     Scan,
 }
 
@@ -95,6 +95,9 @@ pub struct Query {
     pub pid: Option<u32>,
     pub comm: Option<String>,
     pub result: Option<ResultClass>,
+    /// Only denials attributed this way (`Unattributed` also matches rows
+    /// stored before attribution existed).
+    pub denied_by: Option<DenyBy>,
     /// Inclusive lower bound, nanoseconds since the Unix epoch.
     pub since_ns: Option<i64>,
     /// Exclusive upper bound, nanoseconds since the Unix epoch.
@@ -140,6 +143,8 @@ pub struct ErrorCount {
     pub op: Op,
     pub path: Option<String>,
     pub result: ResultClass,
+    /// For denials: how the denial was attributed.
+    pub denied_by: Option<DenyBy>,
     pub errno: i32,
     pub errno_name: String,
     pub count: u64,
@@ -157,14 +162,25 @@ impl ErrorCount {
     }
 }
 
+/// How many denials one attribution method established.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MethodCount {
+    pub method: DenyBy,
+    pub count: u64,
+}
+
 /// Overview of one session.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub session: i64,
     pub events: u64,
     pub ok: u64,
+    /// Accesses the sandbox refused (see [`Self::denied_by`]).
     pub denied: u64,
+    /// Failures the sandbox did not cause (ENOENT, a file mode's EACCES, ...).
     pub errors: u64,
+    /// Denials by attribution method, most first.
+    pub denied_by: Vec<MethodCount>,
     pub ops: Vec<OpCount>,
     pub top_paths: Vec<PathCount>,
     pub processes: Vec<ProcessRow>,
@@ -179,27 +195,99 @@ pub fn errno_name(errno: i32) -> String {
 }
 
 /// A compiled path glob and the literal prefix every match starts with.
+///
+/// Stored paths are the escaped text of [`crate::event::escape_bytes`] (a
+/// backslash in a name is `\\`, a byte that is not UTF-8 is `\xNN`), and a
+/// glob is written in the same form: `\\` and `\xNN` match those, and a
+/// backslash before any other character makes it literal (`\*`, `\[`). The
+/// glob is matched against the stored text, so `?` and a `[...]` class
+/// match one character of it: an invalid byte (four characters) is matched
+/// by `*` or spelled out as `\xNN`.
 struct PathGlob {
     matcher: globset::GlobMatcher,
+    /// The stored text every match starts with.
     prefix: String,
+    /// No wildcard: the glob is one stored path, `prefix`.
     literal: bool,
 }
 
 impl PathGlob {
     fn new(glob: &str) -> Result<PathGlob, StoreError> {
+        let bad = |reason: &str| StoreError::BadGlob { glob: glob.to_owned(), reason: reason.to_owned() };
         if glob.is_empty() {
-            return Err(StoreError::BadGlob { glob: glob.to_owned(), reason: "empty pattern".into() });
+            return Err(bad("empty pattern"));
         }
-        let matcher = globset::GlobBuilder::new(glob)
+        // `pattern` is for globset (its own escapes); `prefix` is stored text.
+        let mut pattern = String::with_capacity(glob.len() + 8);
+        let mut prefix = String::new();
+        let mut wild = false;
+        let mut chars = glob.chars().peekable();
+        while let Some(c) = chars.next() {
+            let literal: String = match c {
+                '\\' => match chars.next() {
+                    Some('\\') => r"\\".to_owned(),
+                    Some('x') => {
+                        let hex: String = chars.by_ref().take(2).collect();
+                        if hex.len() != 2 || !hex.chars().all(|h| h.is_ascii_hexdigit()) {
+                            return Err(bad(r"`\x` must be followed by two hex digits (the escaped form of a byte)"));
+                        }
+                        format!(r"\x{}", hex.to_ascii_lowercase())
+                    }
+                    Some(other) => other.to_string(),
+                    None => return Err(bad("a trailing backslash escapes nothing")),
+                },
+                '[' => {
+                    // A class goes to globset as written: `[!a-z]`, `[]x]`.
+                    wild = true;
+                    pattern.push(c);
+                    let mut first = true;
+                    loop {
+                        let Some(k) = chars.next() else { return Err(bad("unclosed character class")) };
+                        pattern.push(k);
+                        match k {
+                            '\\' => pattern.extend(chars.next()),
+                            '!' | '^' if first => continue,
+                            ']' if !first => break,
+                            _ => {}
+                        }
+                        first = false;
+                    }
+                    continue;
+                }
+                '*' | '?' | ']' | '{' | '}' => {
+                    wild = true;
+                    pattern.push(c);
+                    continue;
+                }
+                other => other.to_string(),
+            };
+            for l in literal.chars() {
+                if !wild {
+                    prefix.push(l);
+                }
+                if matches!(l, '\\' | '*' | '?' | '[' | ']' | '{' | '}') {
+                    pattern.push('\\');
+                }
+                pattern.push(l);
+            }
+        }
+        let matcher = globset::GlobBuilder::new(&pattern)
             .literal_separator(true)
             .backslash_escape(true)
             .empty_alternates(true)
             .build()
-            .map_err(|e| StoreError::BadGlob { glob: glob.to_owned(), reason: e.kind().to_string() })?
+            .map_err(|e| bad(&e.kind().to_string()))?
             .compile_matcher();
-        let meta = glob.find(['*', '?', '[', '{', '\\']);
-        let prefix = glob[..meta.unwrap_or(glob.len())].to_owned();
-        Ok(PathGlob { matcher, prefix, literal: meta.is_none() })
+        Ok(PathGlob { matcher, prefix, literal: !wild })
+    }
+}
+
+/// The inclusive id range of a session's events that its aggregates (or
+/// postings) do not cover yet: `(from, to)`, empty when `from > to`.
+fn uncovered(through: Option<i64>, first: Option<i64>, last: Option<i64>) -> (i64, i64) {
+    match first.zip(last) {
+        Some((first, last)) => (through.map_or(first, |t| (t + 1).max(first)), last),
+        None => (1, 0),
     }
 }
 
@@ -233,27 +321,14 @@ impl Store {
         Ok(ids)
     }
 
-    /// The smallest and largest event id of `session`, or of the whole
-    /// database; `None` when there are no events.
-    fn id_range(&self, session: Option<i64>) -> Result<Option<(i64, i64)>, StoreError> {
-        let pair = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
-        let (first, last): (Option<i64>, Option<i64>) = match session {
-            Some(s) => self.conn().query_row("SELECT first_event, last_event FROM sessions WHERE id = ?1", [s], pair),
-            // Two subqueries: each is a single step down the rowid b-tree.
-            None => self.conn().query_row("SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)", [], pair),
-        }
-        .map_err(StoreError::sql("finding the events' id range"))?;
-        Ok(first.zip(last))
-    }
-
     /// Events matching every filter of `q`, in recording order.
     pub fn query(&self, q: &Query) -> Result<Vec<EventRow>, StoreError> {
-        let Some((sql, args)) = self.query_sql(q, PathLookup::Cheapest)? else { return Ok(Vec::new()) };
+        let Some((sql, args)) = self.query_sql(q, PathLookup::Postings)? else { return Ok(Vec::new()) };
         self.run_query(&sql, args)
     }
 
     /// Runs SQL from [`Self::query_sql`].
-    pub(super) fn run_query(&self, sql: &str, args: Vec<Value>) -> Result<Vec<EventRow>, StoreError> {
+    pub(super) fn run_query(&self, sql: &str, args: SqlArgs) -> Result<Vec<EventRow>, StoreError> {
         let mut stmt = self.conn().prepare(sql).map_err(StoreError::sql("querying events"))?;
         let mut strings = StringCache::new(self.conn())?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(StoreError::sql("querying events"))?;
@@ -264,82 +339,162 @@ impl Store {
         Ok(out)
     }
 
+    /// The ids, ascending, of the events of `session` (every session if
+    /// `None`) whose first path is one of `paths`, with operation `op` if given.
+    fn path_event_ids(
+        &self,
+        session: Option<i64>,
+        paths: &[i64],
+        op: Option<Op>,
+        lookup: PathLookup,
+    ) -> Result<Vec<i64>, StoreError> {
+        let what = "finding a path's events";
+        let conn = self.conn();
+        let path_list = int_list(paths.iter().copied());
+        let op = op.map(|o| i64::from(o.code()));
+        let mut ids = Vec::new();
+        if lookup == PathLookup::Postings {
+            // The path ids are integers just read: inlining them lets SQLite
+            // seek the postings once per (chunk, path). CROSS JOIN keeps the
+            // chunks outside: without a session, SQLite would otherwise scan
+            // every posting.
+            let scope = if session.is_some() { "c.session_id = ?1 AND" } else { "" };
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT c.first_event, p.events FROM path_chunks c CROSS JOIN path_postings p ON p.chunk_id = c.id \
+                     WHERE {scope} p.path_id IN ({path_list})"
+                ))
+                .map_err(StoreError::sql(what))?;
+            let mut rows = match session {
+                Some(s) => stmt.query([s]),
+                None => stmt.query([]),
+            }
+            .map_err(StoreError::sql(what))?;
+            while let Some(r) = rows.next().map_err(StoreError::sql(what))? {
+                let first: i64 = r.get(0)?;
+                let bytes = r.get_ref(1)?.as_blob().map_err(|e| StoreError::Corrupt(format!("path postings: {e}")))?;
+                decode_postings(first, bytes, op, &mut ids)?;
+            }
+        }
+        // What the postings do not cover: each session's events after its
+        // last chunk (a session still being recorded, or one whose recorder
+        // died), or all of them for a scan.
+        let mut sessions = conn
+            .prepare_cached(
+                "SELECT id, first_event, last_event, covered_through FROM sessions WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
+            )
+            .map_err(StoreError::sql(what))?;
+        let tails: Vec<(i64, (i64, i64))> = sessions
+            .query_map([session], |r| {
+                let through = if lookup == PathLookup::Postings { r.get(3)? } else { None };
+                Ok((r.get(0)?, uncovered(through, r.get(1)?, r.get(2)?)))
+            })
+            .and_then(Iterator::collect)
+            .map_err(StoreError::sql(what))?;
+        let mut scan = conn
+            .prepare(&format!(
+                "SELECT id FROM events WHERE session_id = ?1 AND id BETWEEN ?2 AND ?3 AND +path_id IN ({path_list}) \
+                 AND (?4 IS NULL OR op = ?4)"
+            ))
+            .map_err(StoreError::sql(what))?;
+        for (id, (from, to)) in tails {
+            if from > to {
+                continue;
+            }
+            let found =
+                scan.query_map(rusqlite::params![id, from, to, op], |r| r.get::<_, i64>(0)).map_err(StoreError::sql(what))?;
+            for f in found {
+                ids.push(f.map_err(StoreError::sql(what))?);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
     /// The SQL and arguments of `q`; `None` when nothing can match.
-    pub(super) fn query_sql(&self, q: &Query, lookup: PathLookup) -> Result<Option<(String, Vec<Value>)>, StoreError> {
+    pub(super) fn query_sql(&self, q: &Query, lookup: PathLookup) -> Result<Option<(String, SqlArgs)>, StoreError> {
         let mut sql = String::from(EVENT_SELECT);
-        let mut args: Vec<Value> = Vec::new();
+        let mut args: SqlArgs = Vec::new();
         let mut clauses: Vec<String> = Vec::new();
+        let mut by_id = false;
         if let Some(session) = q.session {
             self.session_by_id(session)?;
-            args.push(Value::Integer(session));
-            let n = args.len();
-            // With a path glob the path index is the way in (`+` keeps the
-            // planner off the rowid range); without one, the session's rowid
-            // range is, and it comes out in order, so a LIMIT stops early.
-            let plus = if q.path_glob.is_some() { "+" } else { "" };
-            clauses.push(format!(
-                "e.session_id = ?{n} AND {plus}e.id BETWEEN (SELECT first_event FROM sessions WHERE id = ?{n}) \
-                 AND (SELECT last_event FROM sessions WHERE id = ?{n})"
-            ));
         }
         if let Some(glob) = &q.path_glob {
             let glob = PathGlob::new(glob)?;
-            let ids = self.matching_paths(&glob)?;
+            let paths = self.matching_paths(&glob)?;
+            if paths.is_empty() {
+                return Ok(None);
+            }
+            let ids = self.path_event_ids(q.session, &paths, q.op, lookup)?;
             if ids.is_empty() {
                 return Ok(None);
             }
-            let Some(range) = self.id_range(q.session)? else { return Ok(None) };
-            // The ids and buckets are integers we just read: inlining them
-            // is safe, and lets SQLite seek the path index once per
-            // (bucket, path) pair. When there are more pairs than a scan of
-            // the range would read rows, scan instead.
-            let path_ids = int_list(ids.iter().copied());
-            let (first_bucket, last_bucket) = (range.0 >> BUCKET_SHIFT, range.1 >> BUCKET_SHIFT);
-            let pairs = (last_bucket - first_bucket + 1).saturating_mul(ids.len() as i64);
-            let rows = range.1 - range.0 + 1;
-            let seek = match lookup {
-                PathLookup::Cheapest => pairs <= (rows / SEEKS_PER_SCANNED_ROW).max(MIN_SEEKS),
-                PathLookup::Seek => true,
-                PathLookup::Scan => false,
-            };
-            if seek {
-                let buckets = int_list(first_bucket..=last_bucket);
-                clauses.push(format!("(e.id >> {BUCKET_SHIFT}) IN ({buckets}) AND e.path_id IN ({path_ids})"));
-            } else {
-                clauses.push(format!("e.id BETWEEN {} AND {} AND +e.path_id IN ({path_ids})", range.0, range.1));
-            }
+            // The matching events by id: the sorted ids drive the loop
+            // (CROSS JOIN keeps them outside) and each seeks its row, so the
+            // rows come out in id order with no sort, no temporary index of
+            // the ids, and a LIMIT stops early.
+            let ids: rusqlite::vtab::array::Array = Rc::new(ids.into_iter().map(Value::Integer).collect());
+            args.push(Box::new(ids));
+            sql = EVENT_SELECT.replace(
+                " FROM events e",
+                &format!(" FROM rarray(?{}) AS matched CROSS JOIN events e ON e.id = matched.value", args.len()),
+            );
+            by_id = true;
+        } else if let Some(session) = q.session {
+            // The session's rowid range is the way in, and it comes out in
+            // order, so a LIMIT stops early.
+            args.push(Box::new(session));
+            let n = args.len();
+            clauses.push(format!(
+                "e.session_id = ?{n} AND e.id BETWEEN (SELECT first_event FROM sessions WHERE id = ?{n}) \
+                 AND (SELECT last_event FROM sessions WHERE id = ?{n})"
+            ));
         }
-        if let Some(op) = q.op {
-            args.push(Value::Integer(i64::from(op.code())));
+        // (The path postings already held only the events of this operation.)
+        if let Some(op) = q.op.filter(|_| !by_id) {
+            args.push(Box::new(i64::from(op.code())));
             clauses.push(format!("e.op = ?{}", args.len()));
         }
         if let Some(pid) = q.pid {
-            args.push(Value::Integer(i64::from(pid)));
+            args.push(Box::new(i64::from(pid)));
             clauses.push(format!("e.pid = ?{}", args.len()));
         }
         if let Some(comm) = &q.comm {
-            args.push(Value::Text(comm.clone()));
+            args.push(Box::new(comm.clone()));
             clauses.push(format!("e.comm_id = (SELECT id FROM strings WHERE value = ?{})", args.len()));
         }
         if let Some(r) = q.result {
-            args.push(Value::Integer(r.code()));
+            args.push(Box::new(r.code()));
             clauses.push(format!("e.result = ?{}", args.len()));
         }
+        if let Some(by) = q.denied_by {
+            args.push(Box::new(i64::from(by.code())));
+            let n = args.len();
+            // Rows stored before attribution existed have no method.
+            let clause = if by == DenyBy::Unattributed {
+                format!("e.result = 1 AND coalesce(e.denied_by, ?{n}) = ?{n}")
+            } else {
+                format!("e.result = 1 AND e.denied_by = ?{n}")
+            };
+            clauses.push(clause);
+        }
         if let Some(t) = q.since_ns {
-            args.push(Value::Integer(t));
+            args.push(Box::new(t));
             clauses.push(format!("e.time_ns >= ?{}", args.len()));
         }
         if let Some(t) = q.until_ns {
-            args.push(Value::Integer(t));
+            args.push(Box::new(t));
             clauses.push(format!("e.time_ns < ?{}", args.len()));
         }
         if !clauses.is_empty() {
             sql.push_str(" WHERE ");
             sql.push_str(&clauses.join(" AND "));
         }
-        // `+e.id`: sort the (few) matches rather than let a LIMIT tempt the
-        // planner into walking the whole table in rowid order.
-        sql.push_str(if q.path_glob.is_some() { " ORDER BY +e.id" } else { " ORDER BY e.id" });
+        if !by_id {
+            sql.push_str(" ORDER BY e.id");
+        }
         if let Some(limit) = q.limit {
             let _ = write!(sql, " LIMIT {limit}");
         }
@@ -352,52 +507,82 @@ impl Store {
         let conn = self.conn();
         let what = "summarising a session";
         let top = top as i64;
-
-        let mut ops = Vec::new();
-        let mut stmt = conn
-            .prepare("SELECT op, count(*) FROM events WHERE session_id = ?1 AND id BETWEEN (SELECT first_event FROM sessions WHERE id = ?1) \
-                 AND (SELECT last_event FROM sessions WHERE id = ?1) GROUP BY op ORDER BY count(*) DESC, op")
-            .map_err(StoreError::sql(what))?;
-        let mut rows = stmt.query([session]).map_err(StoreError::sql(what))?;
-        while let Some(r) = rows.next().map_err(StoreError::sql(what))? {
-            let op = super::op_column(r, 0)?;
-            ops.push(OpCount { op, count: r.get::<_, i64>(1)? as u64 });
-        }
-
-        let (events, ok, denied, errors): (i64, i64, i64, i64) = conn
+        // The aggregates, plus the events they do not cover yet grouped
+        // the same way (?2..=?3, usually empty).
+        let ((from, to), (details_from, _)) = conn
             .query_row(
-                "SELECT count(*), coalesce(sum(result = 0), 0), coalesce(sum(result = 1), 0), coalesce(sum(result = 2), 0) \
-                 FROM events WHERE session_id = ?1 AND id BETWEEN (SELECT first_event FROM sessions WHERE id = ?1) \
-                 AND (SELECT last_event FROM sessions WHERE id = ?1)",
+                "SELECT covered_through, detailed_through, first_event, last_event FROM sessions WHERE id = ?1",
                 [session],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((uncovered(r.get(0)?, r.get(2)?, r.get(3)?), uncovered(r.get(1)?, r.get(2)?, r.get(3)?))),
             )
             .map_err(StoreError::sql(what))?;
+        let tail = "session_id = ?1 AND id BETWEEN ?2 AND ?3";
+        let args = rusqlite::params![session, from, to];
+        let details_args = rusqlite::params![session, details_from, to];
+        let top_args = rusqlite::params![session, details_from, to, top];
+
+        let (mut events, mut ok, mut denied, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        let mut ops: Vec<OpCount> = Vec::new();
+        let mut methods: Vec<MethodCount> = Vec::new();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT op, result, denied_by, sum(n) FROM (\
+                 SELECT op, result, denied_by, n FROM session_counts WHERE session_id = ?1 UNION ALL \
+                 SELECT op, result, coalesce(denied_by, 0), count(*) FROM events WHERE {tail} GROUP BY 1, 2, 3) \
+                 GROUP BY 1, 2, 3"
+            ))
+            .map_err(StoreError::sql(what))?;
+        let mut rows = stmt.query(args).map_err(StoreError::sql(what))?;
+        while let Some(r) = rows.next().map_err(StoreError::sql(what))? {
+            let op = super::op_column(r, 0)?;
+            let result: i64 = r.get(1)?;
+            let n = r.get::<_, i64>(3)? as u64;
+            events += n;
+            match result {
+                0 => ok += n,
+                1 => {
+                    denied += n;
+                    let method = method_of(r.get(2)?)?;
+                    match methods.iter_mut().find(|m| m.method == method) {
+                        Some(m) => m.count += n,
+                        None => methods.push(MethodCount { method, count: n }),
+                    }
+                }
+                _ => errors += n,
+            }
+            match ops.iter_mut().find(|o| o.op == op) {
+                Some(o) => o.count += n,
+                None => ops.push(OpCount { op, count: n }),
+            }
+        }
+        ops.sort_by(|a, b| b.count.cmp(&a.count).then(a.op.cmp(&b.op)));
+        methods.sort_by(|a, b| b.count.cmp(&a.count).then(a.method.cmp(&b.method)));
 
         let mut top_paths = Vec::new();
         let mut stmt = conn
-            .prepare(
-                "SELECT s.value, t.n FROM (SELECT path_id, count(*) AS n FROM events WHERE session_id = ?1 AND id BETWEEN (SELECT first_event FROM sessions WHERE id = ?1) \
-                 AND (SELECT last_event FROM sessions WHERE id = ?1) \
-                 AND path_id IS NOT NULL GROUP BY path_id ORDER BY n DESC LIMIT ?2) t JOIN strings s ON s.id = t.path_id \
-                 ORDER BY t.n DESC, s.value",
-            )
+            .prepare_cached(&format!(
+                "SELECT s.value, t.n FROM (SELECT path_id, sum(n) AS n FROM (\
+                 SELECT path_id, n FROM session_paths WHERE session_id = ?1 UNION ALL \
+                 SELECT path_id, count(*) FROM events WHERE {tail} AND path_id IS NOT NULL GROUP BY path_id) \
+                 GROUP BY path_id ORDER BY n DESC LIMIT ?4) t JOIN strings s ON s.id = t.path_id ORDER BY t.n DESC, s.value"
+            ))
             .map_err(StoreError::sql(what))?;
-        let mut rows = stmt.query(rusqlite::params![session, top]).map_err(StoreError::sql(what))?;
+        let mut rows = stmt.query(top_args).map_err(StoreError::sql(what))?;
         while let Some(r) = rows.next().map_err(StoreError::sql(what))? {
             top_paths.push(PathCount { path: r.get(0)?, count: r.get::<_, i64>(1)? as u64 });
         }
 
         let mut processes = Vec::new();
         let mut stmt = conn
-            .prepare(
-                "SELECT t.pid, t.ppid, c.value, x.value, t.n FROM (SELECT pid, max(ppid) AS ppid, comm_id, exe_id, count(*) AS n \
-                 FROM events WHERE session_id = ?1 AND id BETWEEN (SELECT first_event FROM sessions WHERE id = ?1) \
-                 AND (SELECT last_event FROM sessions WHERE id = ?1) GROUP BY pid, comm_id, exe_id) t \
-                 JOIN strings c ON c.id = t.comm_id LEFT JOIN strings x ON x.id = t.exe_id ORDER BY t.pid, t.n DESC",
-            )
+            .prepare_cached(&format!(
+                "SELECT t.pid, t.ppid, c.value, x.value, t.n FROM (SELECT pid, comm_id, exe_id, max(ppid) AS ppid, sum(n) AS n FROM (\
+                 SELECT pid, comm_id, exe_id, ppid, n FROM session_procs WHERE session_id = ?1 UNION ALL \
+                 SELECT pid, comm_id, coalesce(exe_id, 0), max(ppid), count(*) FROM events WHERE {tail} GROUP BY 1, 2, 3) \
+                 GROUP BY 1, 2, 3) t \
+                 JOIN strings c ON c.id = t.comm_id LEFT JOIN strings x ON x.id = t.exe_id ORDER BY t.pid, t.n DESC"
+            ))
             .map_err(StoreError::sql(what))?;
-        let mut rows = stmt.query([session]).map_err(StoreError::sql(what))?;
+        let mut rows = stmt.query(details_args).map_err(StoreError::sql(what))?;
         while let Some(r) = rows.next().map_err(StoreError::sql(what))? {
             processes.push(ProcessRow {
                 pid: r.get(0)?,
@@ -410,37 +595,39 @@ impl Store {
 
         let mut top_errors = Vec::new();
         let mut stmt = conn
-            .prepare(
-                "SELECT t.op, s.value, t.result, t.errno, t.n FROM (SELECT op, path_id, result, errno, count(*) AS n \
-                 FROM events WHERE session_id = ?1 AND id BETWEEN (SELECT first_event FROM sessions WHERE id = ?1) \
-                 AND (SELECT last_event FROM sessions WHERE id = ?1) AND result <> 0 GROUP BY op, path_id, result, errno \
-                 ORDER BY n DESC LIMIT ?2) t LEFT JOIN strings s ON s.id = t.path_id ORDER BY t.n DESC, s.value",
-            )
+            .prepare_cached(&format!(
+                "SELECT t.op, s.value, t.result, t.errno, t.denied_by, t.n FROM (\
+                 SELECT op, path_id, result, errno, denied_by, sum(n) AS n FROM (\
+                 SELECT op, path_id, result, errno, denied_by, n FROM session_errors WHERE session_id = ?1 UNION ALL \
+                 SELECT op, coalesce(path_id, 0), result, errno, coalesce(denied_by, 0), count(*) FROM events \
+                 WHERE {tail} AND result <> 0 GROUP BY 1, 2, 3, 4, 5) \
+                 GROUP BY 1, 2, 3, 4, 5 ORDER BY n DESC LIMIT ?4) t LEFT JOIN strings s ON s.id = t.path_id ORDER BY t.n DESC, s.value"
+            ))
             .map_err(StoreError::sql(what))?;
-        let mut rows = stmt.query(rusqlite::params![session, top]).map_err(StoreError::sql(what))?;
+        let mut rows = stmt.query(top_args).map_err(StoreError::sql(what))?;
         while let Some(r) = rows.next().map_err(StoreError::sql(what))? {
             let op = super::op_column(r, 0)?;
             let errno: i32 = r.get(3)?;
+            let denied = r.get::<_, i64>(2)? == 1;
             top_errors.push(ErrorCount {
                 op,
                 path: r.get(1)?,
-                result: if r.get::<_, i64>(2)? == 1 { ResultClass::Denied } else { ResultClass::Error },
+                result: if denied { ResultClass::Denied } else { ResultClass::Error },
+                denied_by: if denied { Some(method_of(r.get(4)?)?) } else { None },
                 errno,
                 errno_name: errno_name(errno),
-                count: r.get::<_, i64>(4)? as u64,
+                count: r.get::<_, i64>(5)? as u64,
             });
         }
 
-        Ok(Summary {
-            session,
-            events: events as u64,
-            ok: ok as u64,
-            denied: denied as u64,
-            errors: errors as u64,
-            ops,
-            top_paths,
-            processes,
-            top_errors,
-        })
+        Ok(Summary { session, events, ok, denied, errors, denied_by: methods, ops, top_paths, processes, top_errors })
     }
+}
+
+/// The attribution method of an aggregate's `denied_by` (0: none recorded).
+fn method_of(code: i64) -> Result<DenyBy, StoreError> {
+    if code == 0 {
+        return Ok(DenyBy::Unattributed);
+    }
+    u8::try_from(code).ok().and_then(DenyBy::from_code).ok_or_else(|| StoreError::Corrupt(format!("denial attribution {code}")))
 }

@@ -16,6 +16,7 @@ fn new_session() -> NewSession {
         backend: "tracepoint".into(),
         kernel: "6.18.0".into(),
         nono_version: "0.1.0".into(),
+        ..NewSession::default()
     }
 }
 
@@ -29,7 +30,7 @@ fn fresh() -> (tempfile::TempDir, std::path::PathBuf, Store) {
 
 /// `SQLite`'s plan for `sql` (one `?1` parameter), one step a line.
 fn query_plan(store: &Store, sql: &str, param: i64) -> String {
-    plan_of(store, sql, vec![rusqlite::types::Value::Integer(param)])
+    plan_of(store, sql, &[Box::new(param)])
 }
 
 fn event(i: i64, op: Op, path: Option<&str>) -> Event {
@@ -245,6 +246,23 @@ fn writer_stores_many_batches_in_order() {
 }
 
 #[test]
+fn empty_batches_store_nothing() {
+    let (_dir, db, store) = fresh();
+    let id = store.begin_session(&new_session()).expect("begin");
+    let (tx, handle) = spawn_writer(&db, id).expect("writer");
+    tx.blocking_send(Vec::new()).expect("send");
+    tx.blocking_send(vec![synthetic_event(0)]).expect("send");
+    tx.blocking_send(Vec::new()).expect("send");
+    drop(tx);
+    assert_eq!(handle.join().expect("join").events, 1);
+    assert_eq!(load(&store, id), [synthetic_event(0)]);
+    let empty = store.begin_session(&new_session()).expect("begin");
+    write(&db, empty, Vec::new());
+    assert!(load(&store, empty).is_empty());
+    assert_eq!(store.summary(empty, 5).expect("summary").events, 0);
+}
+
+#[test]
 fn writer_error_is_returned_not_panicked() {
     let (_dir, db, store) = fresh();
     assert!(matches!(spawn_writer(&db, 42), Err(StoreError::UnknownSession(_))));
@@ -411,7 +429,7 @@ fn summary_counts() {
 }
 
 /// `SQLite`'s plan for `sql` with `args`, one step a line.
-fn plan_of(store: &Store, sql: &str, args: Vec<rusqlite::types::Value>) -> String {
+fn plan_of(store: &Store, sql: &str, args: &[Box<dyn rusqlite::ToSql>]) -> String {
     let plan: Vec<String> = store
         .conn()
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -424,38 +442,40 @@ fn plan_of(store: &Store, sql: &str, args: Vec<rusqlite::types::Value>) -> Strin
 }
 
 #[test]
-fn glob_query_uses_the_indexes() {
+fn glob_query_reads_matches_by_id() {
     let (_dir, store, a, _b) = query_fixture();
     let q = Query { session: Some(a), path_glob: Some("/home/u/**".into()), op: Some(Op::Open), ..Query::default() };
-    // The plan must seek the bucketed path index, not scan the events table.
-    let (sql, args) = store.query_sql(&q, query::PathLookup::Cheapest).expect("sql").expect("matches");
-    let text = plan_of(&store, &sql, args);
-    assert!(text.contains("USING INDEX events_path (<expr>=? AND path_id=? AND op=?)"), "{text}\n{sql}");
+    // The matching ids come from the postings; the rows are read by id, in
+    // id order, with no scan of the events table and no sort.
+    let (sql, args) = store.query_sql(&q, query::PathLookup::Postings).expect("sql").expect("matches");
+    let text = plan_of(&store, &sql, &args);
+    assert!(text.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid=?)"), "{text}\n{sql}");
     assert!(!text.contains("SCAN e"), "{text}");
-    // The same without a session: every bucket of the database.
-    let all = Query { session: None, ..q.clone() };
-    let (sql, args) = store.query_sql(&all, query::PathLookup::Cheapest).expect("sql").expect("matches");
-    assert!(plan_of(&store, &sql, args).contains("USING INDEX events_path (<expr>=? AND path_id=? AND op=?)"));
-    // The scan alternative walks the session's rowid range.
-    let (sql, args) = store.query_sql(&q, query::PathLookup::Scan).expect("sql").expect("matches");
-    let text = plan_of(&store, &sql, args);
-    assert!(text.contains("SEARCH e USING INTEGER PRIMARY KEY"), "{text}");
+    assert!(!text.contains("TEMP B-TREE"), "{text}");
+    // The postings are sought once per (chunk, path).
+    let postings = "SELECT c.first_event, p.events FROM path_chunks c CROSS JOIN path_postings p ON p.chunk_id = c.id \
+                    WHERE c.session_id = ?1 AND p.path_id IN (1, 2, 3)";
+    let text = query_plan(&store, postings, a);
+    assert!(text.contains("SEARCH c USING INDEX path_chunks_session (session_id=?)"), "{text}");
+    assert!(text.contains("SEARCH p USING PRIMARY KEY (chunk_id=? AND path_id=?)"), "{text}");
 }
 
 #[test]
-fn seeking_and_scanning_find_the_same_events() {
+fn postings_and_scans_find_the_same_events() {
     let (_dir, db, store) = fresh();
     let first = store.begin_session(&new_session()).expect("begin");
     let second = store.begin_session(&new_session()).expect("begin");
-    // Three buckets' worth of ids (65536 each), the two sessions interleaved.
-    let n = 3 * 65_536 + 100;
+    // Many postings chunks (4096 events under test), the sessions interleaved.
+    let n = 30_000;
     write(&db, first, (0..n / 2).map(synthetic_event).collect());
     write(&db, second, (0..1000).map(synthetic_event).collect());
     write(&db, first, (n / 2..n).map(synthetic_event).collect());
+    // A session still being written: events its postings do not cover yet.
+    store.conn().execute("UPDATE sessions SET covered_through = covered_through - 500 WHERE id = ?1", [second]).expect("uncover");
     for (session, glob, op) in [
         (Some(first), "/home/user/project/src/dir7/file1*.c", Some(Op::Open)),
         (Some(second), "/home/user/project/src/dir0/*", None),
-        (None, "/home/user/project/src/dir3/file40?.c", None),
+        (None, "/home/user/project/src/dir3/file4?.c", None),
         (Some(first), "/nothing/*", None),
     ] {
         let q = Query { session, path_glob: Some(glob.into()), op, ..Query::default() };
@@ -463,14 +483,16 @@ fn seeking_and_scanning_find_the_same_events() {
             Some((sql, args)) => store.run_query(&sql, args).expect("run"),
             None => Vec::new(),
         };
-        let seek = run(query::PathLookup::Seek);
-        assert_eq!(seek, run(query::PathLookup::Scan), "{glob}");
-        assert_eq!(seek, store.query(&q).expect("query"), "{glob}");
+        let postings = run(query::PathLookup::Postings);
+        assert_eq!(postings, run(query::PathLookup::Scan), "{glob}");
+        assert_eq!(postings, store.query(&q).expect("query"), "{glob}");
         let m = globset::GlobBuilder::new(glob).literal_separator(true).build().expect("glob").compile_matcher();
-        assert!(seek.iter().all(|r| m.is_match(r.event.path.as_deref().unwrap_or(""))), "{glob}");
-        assert!(seek.windows(2).all(|w| w[0].id < w[1].id), "{glob}: recording order");
+        assert!(postings.iter().all(|r| m.is_match(r.event.path.as_deref().unwrap_or(""))), "{glob}");
+        assert!(postings.iter().all(|r| op.is_none_or(|o| r.event.op == o)), "{glob}");
+        assert!(postings.iter().all(|r| session.is_none_or(|s| r.session == s)), "{glob}");
+        assert!(postings.windows(2).all(|w| w[0].id < w[1].id), "{glob}: recording order");
         if glob != "/nothing/*" {
-            assert!(!seek.is_empty(), "{glob}");
+            assert!(!postings.is_empty(), "{glob}");
         }
     }
 }
@@ -533,4 +555,199 @@ fn schema_1_databases_migrate_with_their_session_ranges() {
     let store = Store::open_existing(&db).expect("migrate to the latest schema");
     assert_eq!(load(&store, 1).len(), 2);
     assert_eq!(store.query(&Query { session: Some(1), path_glob: Some("/p".into()), ..Query::default() }).expect("q").len(), 2);
+}
+
+#[test]
+fn schema_version_matches_the_migrations() {
+    let conn = Connection::open_in_memory().expect("memory");
+    assert_eq!(migrations().pending_migrations(&conn).expect("pending"), SCHEMA_VERSION as i32);
+}
+
+/// Every figure of a summary, for comparing two.
+fn summary_text(store: &Store, session: i64) -> String {
+    format!("{:?}", store.summary(session, 1000).expect("summary"))
+}
+
+/// Forgets a session's aggregates and postings, so that every read groups
+/// or scans its events (what a reader does for events not yet covered).
+fn uncover(store: &Store, session: i64) {
+    store
+        .conn()
+        .execute_batch(&format!(
+            "DELETE FROM session_counts WHERE session_id = {session}; DELETE FROM session_paths WHERE session_id = {session}; \
+             DELETE FROM session_procs WHERE session_id = {session}; DELETE FROM session_errors WHERE session_id = {session}; \
+             DELETE FROM path_postings WHERE chunk_id IN (SELECT id FROM path_chunks WHERE session_id = {session}); \
+             DELETE FROM path_chunks WHERE session_id = {session}; \
+             UPDATE sessions SET covered_through = NULL, detailed_through = NULL WHERE id = {session};"
+        ))
+        .expect("uncover");
+}
+
+#[test]
+fn summaries_from_aggregates_equal_summaries_from_events() {
+    let (_dir, db, store) = fresh();
+    let id = store.begin_session(&new_session()).expect("begin");
+    // Several chunks (4096 events under test), errors, processes.
+    write(&db, id, (0..20_000).map(synthetic_event).collect());
+    let kept = summary_text(&store, id);
+    assert!(kept.contains("events: 20000"), "{kept}");
+    uncover(&store, id);
+    assert_eq!(summary_text(&store, id), kept, "grouping the events gives the same summary");
+    // A writer that died: its chunk part reached event 9000, its details
+    // part 5000, and nothing after. The summary adds what the aggregates
+    // lack from the events.
+    let mut tally = super::tally::Tally::default();
+    let mut stmt = store
+        .conn()
+        .prepare(
+            "SELECT id, op, result, errno, coalesce(denied_by, 0), coalesce(path_id, 0), pid, ppid, comm_id, \
+             coalesce(exe_id, 0) FROM events WHERE session_id = ?1 AND id <= 9000 ORDER BY id",
+        )
+        .expect("prepare");
+    let rows: Vec<super::tally::Counted> = stmt
+        .query_map([id], |r| {
+            Ok(super::tally::Counted {
+                id: r.get(0)?,
+                op: r.get(1)?,
+                result: r.get(2)?,
+                errno: r.get(3)?,
+                denied_by: r.get(4)?,
+                path: r.get(5)?,
+                pid: r.get(6)?,
+                ppid: r.get(7)?,
+                comm: r.get(8)?,
+                exe: r.get(9)?,
+            })
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    drop(stmt);
+    for e in &rows {
+        tally.add(e).expect("add");
+        if e.id == 5000 {
+            tally.flush(store.conn(), id).expect("flush both parts");
+        }
+    }
+    tally.flush_chunk(store.conn(), id).expect("flush the chunk part only");
+    drop(tally);
+    let marks: (i64, i64) = store
+        .conn()
+        .query_row("SELECT covered_through, detailed_through FROM sessions WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("marks");
+    assert_eq!(marks, (9000, 5000));
+    assert_eq!(summary_text(&store, id), kept, "aggregates plus the uncovered rest");
+    let glob = Query { session: Some(id), path_glob: Some("/home/user/project/src/dir1/*".into()), ..Query::default() };
+    let (sql, args) = store.query_sql(&glob, query::PathLookup::Scan).expect("sql").expect("some");
+    assert_eq!(store.query(&glob).expect("postings and the rest"), store.run_query(&sql, args).expect("scan"));
+    // A writer's open settles the rest for good.
+    super::tally::settle(store.conn(), id).expect("settle");
+    assert_eq!(summary_text(&store, id), kept);
+    let marks: (i64, i64) = store
+        .conn()
+        .query_row("SELECT covered_through, detailed_through FROM sessions WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("marks");
+    assert_eq!(marks, (20_000, 20_000));
+}
+
+#[test]
+fn attributed_denials_move_between_the_aggregates() {
+    let (_dir, db, store) = fresh();
+    let id = store.begin_session(&new_session()).expect("begin");
+    let mut events: Vec<Event> = (0..50).map(|i| event(i, Op::Open, Some("/home/u/p/a"))).collect();
+    for (i, errno) in [(50, libc::EACCES), (51, libc::EACCES), (52, libc::EPERM), (53, libc::ENOENT)] {
+        events.push(Event { outcome: Outcome::Error(errno), ..event(i, Op::Open, Some("/home/u/.ssh/id_rsa")) });
+    }
+    events.push(Event { outcome: Outcome::Error(libc::EXDEV), ..event(54, Op::Rename, Some("/home/u/p/a")) });
+    write(&db, id, events);
+    let n = store
+        .attribute_denials(id, |e| match e.outcome.errno() {
+            libc::EACCES => Some(crate::event::DenyBy::Computed),
+            libc::EXDEV => Some(crate::event::DenyBy::LandlockAudit),
+            _ => None,
+        })
+        .expect("attribute");
+    assert_eq!(n, 3);
+    let kept = store.summary(id, 100).expect("summary");
+    assert_eq!((kept.ok, kept.denied, kept.errors), (50, 3, 2));
+    assert_eq!(kept.denied_by.len(), 2);
+    let text = summary_text(&store, id);
+    uncover(&store, id);
+    assert_eq!(summary_text(&store, id), text, "the aggregates were moved exactly as the rows");
+    // Attributing again finds nothing left to attribute.
+    assert_eq!(
+        store.attribute_denials(id, |_| Some(crate::event::DenyBy::Computed)).expect("again"),
+        1,
+        "only the EPERM is left"
+    );
+    assert!(store.attribute_denials(99, |_| None).is_err());
+}
+
+#[test]
+fn schema_3_databases_migrate_with_aggregates_and_unattributed_denials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    {
+        let mut conn = Connection::open(&db).expect("open");
+        migrations().to_version(&mut conn, 3).expect("schema 3");
+        conn.execute_batch(
+            "INSERT INTO sessions (id, command, cwd, uid, user, backend, kernel, nono_version, recorder_pid, started_ns, state, \
+             first_event, last_event) VALUES (1, '[\"a\"]', '/', 0, 'root', 'tp', 'k', 'v', 1, 0, 'complete', 1, 4); \
+             INSERT INTO strings (id, value) VALUES (1, 'sh'), (2, '/p/a'), (3, '/p/b'); \
+             INSERT INTO events (session_id, time_ns, pid, tid, ppid, uid, comm_id, op, path_id, access, arg, file_type, result, errno, incomplete) \
+             VALUES (1, 5, 1, 1, 0, 0, 1, 1, 2, 1, 0, 0, 0, 0, 0), (1, 6, 1, 1, 0, 0, 1, 1, 2, 1, 0, 0, 0, 0, 0), \
+                    (1, 7, 1, 1, 0, 0, 1, 1, 3, 1, 0, 0, 1, 13, 0), (1, 8, 1, 1, 0, 0, 1, 3, 3, 1, 0, 0, 2, 2, 0);",
+        )
+        .expect("schema 3 rows");
+    }
+    let store = Store::open_existing(&db).expect("migrate to the latest schema");
+    let s = store.summary(1, 10).expect("summary");
+    assert_eq!((s.events, s.ok, s.denied, s.errors), (4, 2, 1, 1));
+    assert_eq!(s.denied_by, [query::MethodCount { method: crate::event::DenyBy::Unattributed, count: 1 }]);
+    assert_eq!(s.top_paths[0], PathCount { path: "/p/a".into(), count: 2 });
+    let denied = load(&store, 1).into_iter().find(|e| e.outcome.class() == "denied").expect("the denied row");
+    assert_eq!(denied.outcome, Outcome::Denied { errno: 13, by: crate::event::DenyBy::Unattributed });
+    let q = |q: Query| store.query(&Query { session: Some(1), ..q }).expect("query");
+    assert_eq!(q(Query { denied_by: Some(crate::event::DenyBy::Unattributed), ..Query::default() }).len(), 1);
+    assert!(q(Query { denied_by: Some(crate::event::DenyBy::Computed), ..Query::default() }).is_empty());
+    // The backfill indexed the paths: the glob is answered from the postings.
+    let chunks: i64 = store.conn().query_row("SELECT count(*) FROM path_chunks", [], |r| r.get(0)).expect("chunks");
+    assert_eq!(chunks, 1);
+    assert_eq!(q(Query { path_glob: Some("/p/*".into()), op: Some(Op::Open), ..Query::default() }).len(), 3);
+    let covered: Option<i64> = store.conn().query_row("SELECT covered_through FROM sessions", [], |r| r.get(0)).expect("mark");
+    assert_eq!(covered, Some(4));
+}
+
+#[test]
+fn globs_are_written_in_the_escaped_form_of_stored_paths() {
+    let (_dir, db, store) = fresh();
+    let id = store.begin_session(&new_session()).expect("begin");
+    // A name with a real backslash, and one with an invalid byte.
+    let backslash = crate::event::escape_bytes(b"/w/a\\xffb");
+    let invalid = crate::event::escape_bytes(b"/w/a\xffb");
+    let star = crate::event::escape_bytes(b"/w/s*t");
+    write(
+        &db,
+        id,
+        vec![event(0, Op::Open, Some(&backslash)), event(1, Op::Open, Some(&invalid)), event(2, Op::Open, Some(&star))],
+    );
+    let q = |glob: &str| -> Vec<String> {
+        store
+            .query(&Query { path_glob: Some(glob.into()), ..Query::default() })
+            .expect(glob)
+            .into_iter()
+            .map(|r| r.event.path.unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(q(r"/w/a\\xffb"), vec![backslash.clone()]);
+    assert_eq!(q(r"/w/a\xffb"), vec![invalid.clone()]);
+    assert_eq!(q(r"/w/a\xFFb"), vec![invalid.clone()], "hex digits in either case");
+    assert_eq!(q(r"/w/a\\x*"), vec![backslash.clone()]);
+    assert_eq!(q("/w/a*b"), [backslash, invalid]);
+    assert_eq!(q(r"/w/s\*t"), vec![star.clone()], "a backslash before a metacharacter makes it literal");
+    assert_eq!(q(r"/w/[rs]\*?"), [star]);
+    for bad in [r"/w/a\", r"/w/a\xZZ", r"/w/a\x*", "/w/[abc"] {
+        let err = store.query(&Query { path_glob: Some(bad.into()), ..Query::default() }).expect_err(bad);
+        assert!(matches!(err, StoreError::BadGlob { .. }), "{bad}: {err}");
+    }
 }

@@ -17,6 +17,7 @@ use rusqlite::{Connection, Statement};
 use tokio::sync::mpsc;
 
 use super::encode::{Encoded, Encoder, Row};
+use super::tally::{Counted, Tally, settle};
 use super::{StoreError, busy_or, connect};
 use crate::event::Event;
 
@@ -81,6 +82,12 @@ pub fn spawn_writer(path: &Path, session: i64) -> Result<(mpsc::Sender<Vec<Event
     if !exists {
         return Err(StoreError::UnknownSession(session.to_string()));
     }
+    // What an earlier writer of this session left uncounted (it died)
+    // must be counted before this writer's counts claim to cover it.
+    settle(&conn, session).map_err(|e| match e {
+        StoreError::Sql { source, .. } => busy_or(path, source, StoreError::sql("settling the session")),
+        other => other,
+    })?;
     // A larger page cache keeps the index pages that path ids land in
     // resident; the default 2 MiB made ingest re-read them from the OS.
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
@@ -199,6 +206,8 @@ fn store_loop(
                 .map_err(|e| writer_error(path, e, &stats))?;
         }
     }
+    // Every sender is gone: add what the aggregates and postings still hold.
+    inserter.finish().map_err(|e| writer_error(path, e, &stats))?;
     Ok(stats)
 }
 
@@ -245,6 +254,7 @@ struct Inserter<'c> {
     range: Statement<'c>,
     string_insert: Statement<'c>,
     string_select: Statement<'c>,
+    tally: Tally,
 }
 
 impl<'c> Inserter<'c> {
@@ -266,6 +276,7 @@ impl<'c> Inserter<'c> {
             )?,
             string_insert: conn.prepare("INSERT OR IGNORE INTO strings (value) VALUES (?1)")?,
             string_select: conn.prepare("SELECT id FROM strings WHERE value = ?1")?,
+            tally: Tally::default(),
         })
     }
 
@@ -282,8 +293,11 @@ impl<'c> Inserter<'c> {
     }
 
     fn store_in_transaction(&mut self, batches: &[Encoded], ids: &mut Vec<i64>) -> rusqlite::Result<()> {
-        // Under the write lock, new rows get ids from max(id) + 1 upwards.
+        // Under the write lock, new rows get ids from max(id) + 1 upwards,
+        // one after another (checked below): the aggregates and postings
+        // are fed those ids as the rows are queued.
         let first: i64 = self.next_id.query_row([], |r| r.get(0))?;
+        let mut next = first;
         let mut run: Vec<&Row> = Vec::with_capacity(ROWS);
         for batch in batches {
             if batch.reset {
@@ -293,6 +307,8 @@ impl<'c> Inserter<'c> {
                 ids.push(self.string_id(s)?);
             }
             for row in &batch.rows {
+                self.tally.add(&counted(next, row, ids)).map_err(|e| corrupt(&e.to_string()))?;
+                next += 1;
                 if row.is_common() {
                     run.push(row);
                     if run.len() == ROWS {
@@ -308,10 +324,35 @@ impl<'c> Inserter<'c> {
             // The next batch may bring a reset: its local numbers differ.
             self.insert_run(&mut run, ids)?;
         }
+        if next == first {
+            // Empty batches: nothing stored, no range to record.
+            self.commit.execute([])?;
+            return Ok(());
+        }
         let last = self.conn.last_insert_rowid();
+        if last != next - 1 {
+            // Only a concurrent writer that bypassed the write lock, or
+            // a table at the largest rowid, could do this; the postings
+            // would name the wrong events.
+            return Err(corrupt(&format!("event ids {first}..={last} are not the {} consecutive ids expected", next - first)));
+        }
         self.range.execute(rusqlite::params![self.session, first, last])?;
+        self.tally.flush_due(self.conn, self.session)?;
         self.commit.execute([])?;
         Ok(())
+    }
+
+    /// Adds what the aggregates and postings hold, in one last transaction.
+    fn finish(&mut self) -> rusqlite::Result<()> {
+        self.begin.execute([])?;
+        let done = self.tally.flush(self.conn, self.session);
+        match done {
+            Ok(()) => self.commit.execute([]).map(drop),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// Inserts up to `ROWS` common rows, in order, with the fewest
@@ -340,6 +381,27 @@ impl<'c> Inserter<'c> {
             return Ok(self.conn.last_insert_rowid());
         }
         self.string_select.query_row([s], |r| r.get(0))
+    }
+}
+
+/// An `SQLITE_CORRUPT` error saying what is wrong.
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT), Some(what.to_owned()))
+}
+
+/// What the aggregates and postings need of `row`, stored as event `id`.
+fn counted(id: i64, row: &Row, ids: &[i64]) -> Counted {
+    Counted {
+        id,
+        op: i64::from(row.op),
+        result: row.result,
+        errno: row.errno,
+        denied_by: row.denied_by.unwrap_or(0),
+        path: row.path.map_or(0, |p| db_id(ids, p)),
+        pid: i64::from(row.pid),
+        ppid: i64::from(row.ppid),
+        comm: db_id(ids, row.comm),
+        exe: row.exe.map_or(0, |x| db_id(ids, x)),
     }
 }
 
