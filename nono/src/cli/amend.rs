@@ -50,6 +50,7 @@ pub struct AmendArgs {
 fn session_context(session: &Session, allow: &[PathBuf]) -> LearnContext {
     let cwd = PathBuf::from(&session.info.cwd);
     let mut ctx = session
+        .info
         .context
         .as_deref()
         .and_then(|c| serde_json::from_str::<LearnContext>(c).ok())
@@ -64,8 +65,14 @@ fn profile_file(spec: &str) -> anyhow::Result<PathBuf> {
     if spec.contains('/') || spec.ends_with(".json") {
         return Ok(PathBuf::from(spec));
     }
-    if let Some(p) = crate::cli::common::user_profile_path(spec).filter(|p| p.is_file()) {
-        return Ok(p);
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let vars = match crate::record::spawn::Identity::from_sudo()? {
+        Some(id) => Vars::for_home(cwd, &id.home),
+        None => Vars::from_env(cwd),
+    };
+    let candidate = vars.profiles_dir().join(format!("{spec}.json"));
+    if candidate.is_file() {
+        return Ok(candidate);
     }
     if profile::builtin(spec).is_ok() {
         bail!(
@@ -76,8 +83,9 @@ fn profile_file(spec: &str) -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: &AmendArgs) -> anyhow::Result<ExitCode> {
-    let db = crate::cli::common::db_path(args.db.as_deref(), None)?;
-    let store = Store::open_existing(&db)?;
+    let identity = crate::record::spawn::Identity::from_sudo()?;
+    let db = crate::cli::common::db_path(args.db.as_deref(), identity.as_ref())?;
+    let store = Store::open_read_only(&db)?;
     let session = store.session(&args.session)?;
     let ctx = session_context(&session, &args.allow_sensitive);
     let path = profile_file(&args.profile)?;

@@ -124,7 +124,7 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         if args.runs > 1 {
             eprintln!("nono: run {run} of {}", args.runs);
         }
-        let r = record_once(&args, &cmd, &offsets, &store, &db_path, identity.as_ref(), fd, run == 1)?;
+        let r = record_once(&args, &cmd, &offsets, &store, &db_path, identity.as_ref(), &ctx, fd, run == 1)?;
         let killed = matches!(r.outcome.status, session::ChildStatus::Signaled(_));
         recorded.push(r);
         if killed && run < args.runs {
@@ -178,12 +178,17 @@ fn record_once(
     store: &Store,
     db_path: &Path,
     identity: Option<&spawn::Identity>,
+    ctx: &LearnContext,
     sigfd: nix::sys::signalfd::SignalFd,
     first: bool,
 ) -> anyhow::Result<Recorded> {
     let (mut recorder, why) = load_recorder(args.backend, offsets, args.ring_bytes)?;
     let backend = recorder.backend();
-    let session = store.begin_session(&common::new_session(&args.command, &cmd.cwd, identity, backend))?;
+    let session = store.begin_session(&crate::store::NewSession {
+        // Kept so `learn --from` and `profile amend` derive rules as here.
+        context: serde_json::to_string(ctx).ok(),
+        ..common::new_session(&args.command, &cmd.cwd, identity, backend)
+    })?;
     if first && let Some(why) = &why {
         eprintln!("nono: recording with the {backend} backend ({why})");
     }

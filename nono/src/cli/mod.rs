@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod amend;
 pub mod audit;
 mod audit_check;
 pub mod common;
@@ -13,6 +14,7 @@ pub mod learn;
 mod learn_report;
 pub mod profile;
 pub mod run;
+mod run_summary;
 pub mod setup;
 mod supervised;
 

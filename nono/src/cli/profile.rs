@@ -36,6 +36,9 @@ pub enum ProfileCommand {
         #[arg(long, default_value = "table")]
         format: Format,
     },
+    /// Add to a profile the smallest rights that would have allowed what a
+    /// sandboxed run (`nono run --audit`) was denied.
+    Amend(crate::cli::amend::AmendArgs),
 }
 
 pub fn run(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
@@ -92,46 +95,70 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
         ProfileCommand::Diff { a, b, format } => {
             let ra = profile::load(&a, &vars)?;
             let rb = profile::load(&b, &vars)?;
-            let (ta, tb) = (grant_table(&ra), grant_table(&rb));
-            let keys: BTreeSet<_> = ta.keys().chain(tb.keys()).cloned().collect();
-            let mut rows = Vec::new();
-            for k in keys {
-                let empty = BTreeSet::new();
-                let (x, y) = (ta.get(&k).unwrap_or(&empty), tb.get(&k).unwrap_or(&empty));
-                let added: BTreeSet<FsRight> = y.difference(x).copied().collect();
-                let removed: BTreeSet<FsRight> = x.difference(y).copied().collect();
-                if !added.is_empty() || !removed.is_empty() {
-                    rows.push((k, added, removed));
-                }
-            }
-            let net_a = describe_net(&ra);
-            let net_b = describe_net(&rb);
             if format == Format::Json {
+                let rows = diff_rows(&ra, &rb);
                 let doc = serde_json::json!({
                     "filesystem": rows.iter().map(|((p, f), add, rem)| serde_json::json!({"path": p, "file": f, "granted": add, "removed": rem})).collect::<Vec<_>>(),
-                    "network": {"a": net_a, "b": net_b},
+                    "network": {"a": describe_net(&ra), "b": describe_net(&rb)},
+                    "sandbox": {"a": describe_sandbox(&ra), "b": describe_sandbox(&rb)},
                 });
                 println!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
-                if rows.is_empty() && net_a == net_b {
-                    println!("no difference");
-                }
-                for ((path, file), add, rem) in &rows {
-                    let kind = if *file { " (file)" } else { "" };
-                    if !add.is_empty() {
-                        println!("+ {path}{kind}: {}", names(add));
-                    }
-                    if !rem.is_empty() {
-                        println!("- {path}{kind}: {}", names(rem));
-                    }
-                }
-                if net_a != net_b {
-                    println!("~ network: {net_a}  ->  {net_b}");
-                }
+                println!("{}", diff_text(&ra, &rb));
             }
         }
+        ProfileCommand::Amend(args) => return crate::cli::amend::run(&args),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+type DiffRow = ((String, bool), BTreeSet<FsRight>, BTreeSet<FsRight>);
+
+/// Per path: what B grants that A does not, and what A grants that B does not.
+fn diff_rows(ra: &Resolved, rb: &Resolved) -> Vec<DiffRow> {
+    let (ta, tb) = (grant_table(ra), grant_table(rb));
+    let keys: BTreeSet<_> = ta.keys().chain(tb.keys()).cloned().collect();
+    let mut rows = Vec::new();
+    for k in keys {
+        let empty = BTreeSet::new();
+        let (x, y) = (ta.get(&k).unwrap_or(&empty), tb.get(&k).unwrap_or(&empty));
+        let added: BTreeSet<FsRight> = y.difference(x).copied().collect();
+        let removed: BTreeSet<FsRight> = x.difference(y).copied().collect();
+        if !added.is_empty() || !removed.is_empty() {
+            rows.push((k, added, removed));
+        }
+    }
+    rows
+}
+
+/// `nono profile diff`'s text: `+ path: rights`, `- path: rights`,
+/// `~ network: a -> b`, `~ sandbox: a -> b`.
+pub(crate) fn diff_text(ra: &Resolved, rb: &Resolved) -> String {
+    use std::fmt::Write as _;
+    let rows = diff_rows(ra, rb);
+    let mut out = String::new();
+    for ((path, file), add, rem) in &rows {
+        let kind = if *file { " (file)" } else { "" };
+        let path = crate::event::display_safe(path);
+        if !add.is_empty() {
+            let _ = writeln!(out, "+ {path}{kind}: {}", names(add));
+        }
+        if !rem.is_empty() {
+            let _ = writeln!(out, "- {path}{kind}: {}", names(rem));
+        }
+    }
+    let (na, nb) = (describe_net(ra), describe_net(rb));
+    if na != nb {
+        let _ = writeln!(out, "~ network: {na}  ->  {nb}");
+    }
+    let (sa, sb) = (describe_sandbox(ra), describe_sandbox(rb));
+    if sa != sb {
+        let _ = writeln!(out, "~ sandbox: {sa}  ->  {sb}");
+    }
+    if out.is_empty() {
+        out.push_str("no difference");
+    }
+    out.trim_end().to_owned()
 }
 
 /// `(path, file) -> rights`, over the whole chain.
@@ -156,5 +183,39 @@ fn describe_net(r: &Resolved) -> String {
         Some(s) if s.is_empty() => "none".to_owned(),
         Some(s) => s.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
     };
-    format!("tcp connect {}, tcp bind {}", ports(&r.network.open_port), ports(&r.network.listen_port))
+    let n = &r.network;
+    let udp = match &n.udp {
+        None => "none".to_owned(),
+        Some(u) => {
+            let mut v: Vec<String> = u.to.iter().map(ToString::to_string).collect();
+            if u.dns {
+                v.insert(0, "dns".to_owned());
+            }
+            if v.is_empty() { "sockets only".to_owned() } else { v.join(",") }
+        }
+    };
+    let unix = r.unix_connect.as_ref().map_or(0, Vec::len);
+    let mut s =
+        format!("tcp connect {}, tcp bind {}, udp {udp}, unix sockets {unix}", ports(&n.open_port), ports(&n.listen_port));
+    if let Some(i) = &n.icmp {
+        s.push_str(&format!(", icmp {}", i.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")));
+    }
+    if !n.families.is_empty() {
+        s.push_str(&format!(", families {}", n.families.join(",")));
+    }
+    s
+}
+
+fn describe_sandbox(r: &Resolved) -> String {
+    let sb = &r.sandbox;
+    let mut parts = Vec::new();
+    if sb.signal_outside {
+        parts.push("signal_outside".to_owned());
+    }
+    if sb.abstract_unix_outside {
+        parts.push("abstract_unix_outside".to_owned());
+    }
+    parts.extend(sb.allow.iter().map(|f| f.name().to_owned()));
+    parts.extend(r.brokered.iter().map(|b| format!("brokered {}/{}", b.spelled, b.names.join("|"))));
+    if parts.is_empty() { "defaults".to_owned() } else { parts.join(", ") }
 }

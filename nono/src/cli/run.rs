@@ -101,6 +101,7 @@ enum Mode {
 
 /// A sandbox ready to start, and the broker's part when there is one.
 struct Built {
+    plan: Plan,
     prepared: Prepared,
     broker: Option<crate::enforce::broker::BrokerPlan>,
 }
@@ -212,7 +213,7 @@ fn build(args: &SandboxArgs, identity: Option<&spawn::Identity>, mode: Mode) -> 
     for d in &prepared.degraded {
         eprintln!("nono: warning: Landlock ABI {}: {d}", prepared.abi);
     }
-    Ok(Built { prepared, broker })
+    Ok(Built { plan, prepared, broker })
 }
 
 /// Refuses a plan that would expose a sensitive path the sandboxed user
@@ -307,7 +308,8 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let keep = passed_fds(&args.sandbox)?;
     let identity = spawn::Identity::from_sudo()?;
     let mode = Mode::Run { audit: args.audit, kernel_audit: args.kernel_audit };
-    let Built { prepared, broker } = build(&args.sandbox, identity.as_ref(), mode)?;
+    let Built { plan, prepared, broker } = build(&args.sandbox, identity.as_ref(), mode)?;
+    let grants = plan.grants(prepared.abi);
     // Only now, with the sandbox built: until here SIGTERM ends nono (a
     // hostile profile must never make it unkillable). Before any thread:
     // forwarded signals are read from a signalfd.
@@ -316,7 +318,7 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut cmd = spawn::Command::new(args.sandbox.command.clone(), cwd.clone(), identity.clone());
     cmd.keep_fds = Some(keep);
     cmd.program()?;
-    let audit = if args.audit { Some(AuditRun::start(args, &cwd, identity.as_ref())?) } else { None };
+    let audit = if args.audit { Some(AuditRun::start(args, &cwd, identity.as_ref(), grants)?) } else { None };
     let Some(broker) = broker else {
         // No broker: the child applies everything itself.
         let mut prepared = Some(prepared);
@@ -339,7 +341,11 @@ fn run_inner(args: &RunArgs) -> anyhow::Result<ExitCode> {
             });
         hook
     });
-    let sink = audit.as_ref().map(|a| a.tx.clone());
+    let sink = audit.as_ref().map(|a| crate::enforce::broker::Audit {
+        sink: a.tx.clone(),
+        decisions: std::sync::Arc::clone(&a.decisions),
+        record_performed_fs: a.recorder.backend() == record::Backend::Lsm,
+    });
     let mut sup = super::supervised::start(prepared, broker, cmd, sink, deny)?;
     let gated = sup.take_gated().context("the sandboxed command was not started")?;
     match audit {
@@ -360,23 +366,60 @@ struct AuditRun {
     id: i64,
     tx: tokio::sync::mpsc::Sender<Vec<crate::event::Event>>,
     writer: crate::store::WriterHandle,
+    /// The supervisor's own refusals, for attribution.
+    decisions: crate::enforce::attribute::DecisionLog,
+    /// Landlock's audit records (`--kernel-audit`).
+    kaudit: Option<record::kaudit::KernelAudit>,
+    grants: crate::learn::Grants,
+    who: crate::enforce::sensitive::Who,
+    /// How to name the profile in the amend command.
+    profile: Option<String>,
 }
 
 impl AuditRun {
     /// Loads the recorder and opens the session before the command starts.
-    fn start(args: &RunArgs, cwd: &Path, identity: Option<&spawn::Identity>) -> anyhow::Result<AuditRun> {
+    fn start(
+        args: &RunArgs,
+        cwd: &Path,
+        identity: Option<&spawn::Identity>,
+        grants: crate::learn::Grants,
+    ) -> anyhow::Result<AuditRun> {
         let db = crate::cli::common::db_path(args.db.as_deref(), identity)?;
         let offsets = record::btf::running_kernel_offsets().context("reading kernel struct offsets from BTF")?;
         let (recorder, _) = crate::cli::learn::load_recorder(BackendChoice::Auto, &offsets, 4 << 20)?;
         let store = Store::open(&db, identity.map(|i| (i.uid, i.gid)))?;
         let backend = recorder.backend();
+        let ctx = crate::cli::context::learn_context(cwd, identity, &args.sandbox.allow_sensitive, true);
         let id = store.begin_session(&crate::store::NewSession {
             kind: crate::store::SessionKind::Run,
             profile: args.sandbox.profile.clone(),
+            context: serde_json::to_string(&ctx).ok(),
             ..common::new_session(&args.sandbox.command, cwd, identity, backend)
         })?;
         let (tx, writer) = crate::store::spawn_writer(&db, id)?;
-        Ok(AuditRun { recorder, store, id, tx, writer })
+        let kaudit = if args.kernel_audit {
+            Some(record::kaudit::KernelAudit::open(true).context("reading Landlock's records from the kernel audit log")?)
+        } else {
+            None
+        };
+        let who = identity.map_or_else(crate::enforce::sensitive::Who::current, |i| crate::enforce::sensitive::Who {
+            uid: i.uid,
+            gid: i.gid,
+            groups: i.groups.clone(),
+            is_self: false,
+        });
+        Ok(AuditRun {
+            recorder,
+            store,
+            id,
+            tx,
+            writer,
+            decisions: std::sync::Arc::default(),
+            kaudit,
+            grants,
+            who,
+            profile: args.sandbox.profile.clone(),
+        })
     }
 
     /// Releases and records the command; stops the broker (which shares
@@ -395,18 +438,15 @@ impl AuditRun {
         let (outcome, end) =
             common::close_session(&self.store, self.id, outcome, self.writer.join(), "recording the sandboxed run")?;
         let id = self.id;
-        let denied = self
-            .store
-            .query(&crate::store::Query {
-                session: Some(id),
-                result: Some(crate::store::ResultClass::Denied),
-                ..Default::default()
-            })
-            .map_or(0, |rows| rows.len());
-        eprintln!(
-            "nono: audited as session {id}: {} events, {denied} denied (nono audit query --session {id} --result denied)",
-            end.events
-        );
+        let landlock = self.kaudit.as_mut().map(|k| k.drain(std::time::Duration::from_millis(300), true)).unwrap_or_default();
+        drop(self.kaudit.take());
+        let decisions = self.decisions.lock().map(|d| d.clone()).unwrap_or_default();
+        let attributor = crate::enforce::attribute::Attributor { grants: self.grants, who: self.who, landlock, decisions };
+        let denied = self.store.attribute_denials(id, |e| attributor.classify(e)).context("attributing denials")?;
+        eprintln!("nono: audited as session {id}: {} events, {denied} sandbox denial(s)", end.events);
+        if denied > 0 {
+            super::run_summary::print(&self.store, id, self.profile.as_deref())?;
+        }
         Ok(ExitCode::from(outcome.status.exit_code()))
     }
 }

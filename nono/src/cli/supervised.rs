@@ -62,7 +62,7 @@ pub fn start(
     mut prepared: Prepared,
     plan: BrokerPlan,
     mut cmd: spawn::Command,
-    audit: Option<broker::AuditSink>,
+    audit: Option<broker::Audit>,
     deny: Option<Box<DenyHook>>,
 ) -> anyhow::Result<Supervised> {
     let identity = cmd.identity.clone().filter(|_| nix::unistd::geteuid().is_root());

@@ -35,6 +35,7 @@
 pub mod seccomp;
 pub mod sensitive;
 
+pub mod attribute;
 pub mod broker;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -273,6 +274,32 @@ pub fn kernel_abi() -> i32 {
     // SAFETY: the documented version query: no pointer is dereferenced.
     let v = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
     i32::try_from(v).unwrap_or(0).max(0)
+}
+
+/// The filesystem rights a ruleset handles on Landlock ABI `abi` (the
+/// others are never checked, so never the cause of a denial).
+#[must_use]
+pub fn handled_rights(abi: i32) -> BTreeSet<FsRight> {
+    let supported = AccessFs::from_all(ABI::from(abi));
+    FsRight::ALL.into_iter().filter(|r| supported.contains(access_fs(*r))).collect()
+}
+
+impl Plan {
+    /// What `nono audit check` and attribution compare accesses with.
+    #[must_use]
+    pub fn grants(&self, abi: i32) -> crate::learn::Grants {
+        crate::learn::Grants {
+            fs: self
+                .fs
+                .iter()
+                .map(|r| crate::learn::Grant { path: r.path.clone(), rights: r.rights.clone(), file: r.file })
+                .collect(),
+            handled: handled_rights(abi),
+            connect_ports: if abi >= 4 { self.connect_ports.clone() } else { None },
+            bind_ports: if abi >= 4 { self.bind_ports.clone() } else { None },
+            block_net: self.block_net,
+        }
+    }
 }
 
 /// What the kernel will not enforce, by name, for this plan.

@@ -59,7 +59,7 @@ pub struct Denial {
 
 impl Grants {
     /// Rights granted on `path`: by a rule on it or on a directory above it.
-    pub(crate) fn granted(&self, path: &Path) -> BTreeSet<FsRight> {
+    pub fn granted(&self, path: &Path) -> BTreeSet<FsRight> {
         let mut got = BTreeSet::new();
         for g in &self.fs {
             let covers = if g.file { g.path == path } else { path.starts_with(&g.path) };

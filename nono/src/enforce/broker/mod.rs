@@ -128,10 +128,64 @@ pub type AuditSink = tokio::sync::mpsc::Sender<Vec<Event>>;
 pub struct Broker {
     pub plan: Arc<BrokerPlan>,
     pub confined: Confined,
-    pub audit: Option<AuditSink>,
+    pub audit: Option<Audit>,
     /// Decides notifications that the seccomp baseline raised only to be
     /// denied and recorded.
     pub deny: Option<Box<DenyHook>>,
+}
+
+/// What the broker tells `run --audit`. The recorder sees the command's
+/// own syscalls, including those the broker answered (their exit
+/// tracepoint fires with the answer), so the broker adds events only for
+/// what the recorder cannot see, and logs its refusals so attribution can
+/// mark the recorder's events as its denials.
+pub struct Audit {
+    pub sink: AuditSink,
+    pub decisions: crate::enforce::attribute::DecisionLog,
+    /// The recorder takes filesystem successes from LSM hooks (which do not
+    /// fire for the broker's own operations): the broker records those.
+    pub record_performed_fs: bool,
+}
+
+/// Syscalls the recorder records from their exit whatever the answer
+/// (`nono-ebpf`'s dispatcher): a denial of one of them is its event
+/// already, and needs only attribution.
+fn seen_by_recorder(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_socket
+            | libc::SYS_socketpair
+            | libc::SYS_connect
+            | libc::SYS_bind
+            | libc::SYS_sendto
+            | libc::SYS_sendmsg
+            | libc::SYS_sendmmsg
+            | libc::SYS_kill
+            | libc::SYS_tkill
+            | libc::SYS_tgkill
+            | libc::SYS_pidfd_send_signal
+            | libc::SYS_io_uring_setup
+            | libc::SYS_add_key
+            | libc::SYS_request_key
+            | libc::SYS_keyctl
+            | libc::SYS_shmget
+            | libc::SYS_shmat
+            | libc::SYS_semget
+            | libc::SYS_msgget
+            | libc::SYS_mq_open
+            | libc::SYS_open
+            | libc::SYS_openat
+            | libc::SYS_openat2
+            | libc::SYS_creat
+            | libc::SYS_mkdir
+            | libc::SYS_mkdirat
+            | libc::SYS_unlink
+            | libc::SYS_unlinkat
+            | libc::SYS_rmdir
+            | libc::SYS_rename
+            | libc::SYS_renameat
+            | libc::SYS_renameat2
+    )
 }
 
 /// Where the notifier gets the filter's listener.
@@ -309,7 +363,10 @@ impl Broker {
             && let Some((errno, event)) = deny(n)
         {
             let _ = listener.reply(n.id, Reply::Error(errno));
-            self.record(vec![event]);
+            self.log(n.pid, event.op, errno, DenyBy::Seccomp);
+            if !seen_by_recorder(i64::from(n.nr)) {
+                self.record(vec![event]);
+            }
             return;
         }
         let mut caller = caller::Caller::new(n);
@@ -321,14 +378,11 @@ impl Broker {
         match net::handle(n, &mut caller, &self.plan) {
             Some(Ok(work)) => {
                 let worker_listener = Arc::clone(listener);
-                let audit = self.audit.clone();
                 let tid = n.pid as i32;
+                // The recorder sees the command's connect or send return
+                // with the broker's answer: nothing to add here.
                 let submitted = self.confined.submit(Box::new(move || {
-                    if let Some(reply) = net::perform(&work, &worker_listener, tid)
-                        && let Some(sink) = audit
-                    {
-                        let _ = sink.try_send(vec![event_of(tid, &work.note, reply, false, None)]);
-                    }
+                    let _ = net::perform(&work, &worker_listener, tid);
                 }));
                 if !submitted {
                     let _ = listener.reply(n.id, Reply::Error(libc::EIO));
@@ -363,14 +417,37 @@ impl Broker {
                 }
             }
         };
-        if let Some(note) = &h.note {
+        let Some(note) = &h.note else { return };
+        if let Reply::Error(errno) = reply
+            && h.refused
+        {
+            self.log(n.pid, note.op, errno, DenyBy::Broker);
+        }
+        let performed_fs = matches!(reply, Reply::Value(_)) && note.op != Op::Metadata;
+        let record_fs = self.audit.as_ref().is_some_and(|a| a.record_performed_fs);
+        // Metadata calls are not recorded by the recorder at all.
+        if note.op == Op::Metadata || (performed_fs && record_fs) {
             let created = matches!(reply, Reply::Value(_)) && note.op == Op::Open;
             self.record(vec![event_of(tid, note, reply, h.refused, created.then_some(n.args))]);
         }
     }
 
+    fn log(&self, tid: u32, op: Op, errno: i32, by: DenyBy) {
+        if let Some(a) = &self.audit
+            && let Ok(mut d) = a.decisions.lock()
+        {
+            d.push(crate::enforce::attribute::Decision {
+                tid,
+                op,
+                errno,
+                by,
+                time_ns: jiff::Timestamp::now().as_nanosecond() as i64,
+            });
+        }
+    }
+
     fn record(&self, events: Vec<Event>) {
-        if let Some(sink) = &self.audit {
+        if let Some(Audit { sink, .. }) = &self.audit {
             // A full channel drops the event rather than stall the command;
             // the writer's own counters do not see it, so say so.
             if sink.try_send(events).is_err() {

@@ -60,7 +60,6 @@ pub(super) struct Work {
     pub id: u64,
     pub sock: OwnedFd,
     pub op: NetOp,
-    pub note: AuditNote,
 }
 
 /// Decides a network notification: either an immediate answer, or work
@@ -123,13 +122,11 @@ fn ip_dest(addr: &[u8]) -> Option<SocketAddr> {
 }
 
 /// What a destination address of the caller becomes: the bytes the
-/// worker passes to the kernel (rewritten for pathname Unix sockets), the
-/// descriptor that keeps the socket inode named, and the audit address.
+/// worker passes to the kernel (rewritten for pathname Unix sockets), and
+/// the descriptor that keeps the socket inode named.
 struct Dest {
     addr: Vec<u8>,
     keep: Option<OwnedFd>,
-    path: Option<String>,
-    net: Option<NetAddr>,
 }
 
 /// Checks one destination against the profile. `Err` answers the call.
@@ -145,9 +142,7 @@ fn dest(
         let sun = &addr[2..];
         if sun[0] == 0 {
             // Abstract: Landlock's scoping rules it, on the worker.
-            let end = sun.len();
-            let shown = format!("@{}", crate::event::escape_bytes(&sun[1..end]));
-            return Ok(Dest { addr, keep: None, path: Some(shown), net: Some(net) });
+            return Ok(Dest { addr, keep: None });
         }
         let end = sun.iter().position(|&b| b == 0).unwrap_or(sun.len());
         let path = &sun[..end];
@@ -155,7 +150,7 @@ fn dest(
         return match unix_target(caller, plan, path) {
             Ok(fd) => {
                 let rewritten = sockaddr_un(&format!("/proc/self/fd/{}", fd.as_raw_fd()));
-                Ok(Dest { addr: rewritten, keep: Some(fd), path: shown, net: Some(net) })
+                Ok(Dest { addr: rewritten, keep: Some(fd) })
             }
             Err((e, refused)) => Err((e, refused, shown, Some(net))),
         };
@@ -168,7 +163,7 @@ fn dest(
             return Err((libc::EACCES, true, None, Some(net)));
         }
     }
-    Ok(Dest { addr, keep: None, path: None, net: Some(net) })
+    Ok(Dest { addr, keep: None })
 }
 
 /// Resolves a pathname Unix socket the caller names and checks it is one
@@ -229,10 +224,7 @@ fn connect(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, fd: i32, addr: u64
     let sock = caller.getfd(fd).map_err(|e| Handled::reply(Reply::Error(e)))?;
     let k = kind(&sock).map_err(|e| Handled::reply(Reply::Error(e)))?;
     match dest(caller, plan, &k, addr) {
-        Ok(d) => {
-            let note = AuditNote { op: Op::Connect, path: d.path, path2: None, arg: 0, net: d.net };
-            Ok(Work { id: n.id, sock, op: NetOp::Connect { addr: d.addr, _keep: d.keep }, note })
-        }
+        Ok(d) => Ok(Work { id: n.id, sock, op: NetOp::Connect { addr: d.addr, _keep: d.keep } }),
         Err((e, by_policy, path, net)) => Err(refused(Op::Connect, e, by_policy, path, net, n.nr)),
     }
 }
@@ -266,14 +258,10 @@ fn finish_send(
     lens_at: Vec<u64>,
 ) -> Result<Work, Handled> {
     let mut out = Vec::with_capacity(msgs.len());
-    let mut note = AuditNote { op: Op::Send, path: None, path2: None, arg: 0, net: None };
     for (mut msg, name) in msgs {
         if let Some(name) = name {
             match dest(caller, plan, k, name) {
                 Ok(d) => {
-                    if note.net.is_none() {
-                        (note.path, note.net) = (d.path, d.net);
-                    }
                     msg.name = Some(d.addr);
                     msg.keep.extend(d.keep);
                 }
@@ -282,7 +270,7 @@ fn finish_send(
         }
         out.push(msg);
     }
-    Ok(Work { id: n.id, sock, op: NetOp::Send { msgs: out, flags, multi, lens_at }, note })
+    Ok(Work { id: n.id, sock, op: NetOp::Send { msgs: out, flags, multi, lens_at } })
 }
 
 #[expect(clippy::too_many_arguments, reason = "the decoded arguments of one send")]
