@@ -241,14 +241,7 @@ fn refuse_unsafe_plans(
         identity.map_or_else(Who::current, |id| Who { uid: id.uid, gid: id.gid, groups: id.groups.clone(), is_self: false });
     let exposed = sensitive::exposures(plan, &ctx, &who);
     if !exposed.is_empty() {
-        let mut msg = format!("refusing to run: {} sensitive path(s) would be exposed:", exposed.len());
-        for e in &exposed {
-            let _ = write!(msg, "\n  - {e}");
-        }
-        if who.uid == 0 {
-            msg.push_str("\n  (the command would run as root, which can read and write every file: run nono as the user, or as `sudo nono run`, which drops to SUDO_UID)");
-        }
-        bail!(msg);
+        bail!(exposure_report(&exposed, who.uid == 0));
     }
     let writable = sensitive::writable_profiles(plan, &resolved.files);
     if !writable.is_empty() {
@@ -259,6 +252,39 @@ fn refuse_unsafe_plans(
         bail!(msg);
     }
     Ok(())
+}
+
+/// One paragraph per grant: what it covers (the first few in full), and
+/// how to allow it.
+fn exposure_report(exposed: &[sensitive::Exposure], root: bool) -> String {
+    const SHOWN: usize = 4;
+    let mut msg = format!("refusing to run: {} sensitive path(s) would be exposed:", exposed.len());
+    let mut grants: Vec<(&Path, &[String])> = Vec::new();
+    for e in exposed {
+        if !grants.iter().any(|(g, _)| *g == e.grant.as_path()) {
+            grants.push((&e.grant, &e.origins));
+        }
+    }
+    for (grant, origins) in grants {
+        // What exists comes first: creating a missing rc file matters, but
+        // reading an existing key matters more.
+        let mut mine: Vec<&sensitive::Exposure> = exposed.iter().filter(|e| e.grant == grant).collect();
+        mine.sort_by_key(|e| e.how == "create");
+        let _ = write!(msg, "\n  the grant on {} (from {}) covers:", grant.display(), origins.join(", "));
+        for e in mine.iter().take(SHOWN) {
+            let _ = write!(msg, "\n    - {} ({}): the sandboxed user could {} it", e.secret.display(), e.why, e.how);
+        }
+        if mine.len() > SHOWN {
+            let _ = write!(msg, "\n    - and {} more", mine.len() - SHOWN);
+        }
+    }
+    msg.push_str(
+        "\n  narrow the grant, or pass --allow-sensitive PATH for each path it may expose (a directory allows all beneath it)",
+    );
+    if root {
+        msg.push_str("\n  (the command would run as root, which can read and write every file: run nono as the user, or as `sudo nono run`, which drops to SUDO_UID)");
+    }
+    msg
 }
 
 /// The pre-exec hook: apply the sandbox in the child, or explain why not.

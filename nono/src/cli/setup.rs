@@ -67,14 +67,20 @@ pub fn run(args: &SetupArgs) -> anyhow::Result<ExitCode> {
             None => println!("recording backend: none ({})", report.backend_reason),
         }
         let enforce = report.checks.iter().find(|c| c.name == "landlock").map_or(Status::Unavailable, |c| c.status);
-        println!(
-            "enforcement (nono run): {}",
-            match enforce {
-                Status::Available => "Landlock, fully",
-                Status::Degraded => "Landlock, degraded (see above)",
-                Status::Unavailable => "unavailable (no Landlock)",
+        let seccomp = match &baseline {
+            Some(Ok(())) => " + the seccomp baseline",
+            Some(Err(_)) => " (WITHOUT the seccomp baseline: nono run refuses to start)",
+            None => "",
+        };
+        // Scoping (signals, abstract Unix sockets) needs ABI 6.
+        let landlock = match enforce {
+            Status::Available if report.landlock_abi >= 6 => "Landlock, fully",
+            Status::Available | Status::Degraded => {
+                "Landlock, degraded (see above; signal and abstract-socket scoping need ABI 6)"
             }
-        );
+            Status::Unavailable => "unavailable (no Landlock)",
+        };
+        println!("enforcement (nono run): {landlock}{seccomp}");
     }
     Ok(if report.backend.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

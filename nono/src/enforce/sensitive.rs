@@ -79,13 +79,12 @@ impl std::fmt::Display for Exposure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the grant on {} (from {}) covers {} ({}): the sandboxed user could {} it; pass --allow-sensitive {} to grant it anyway",
+            "the grant on {} (from {}) covers {} ({}): the sandboxed user could {} it",
             self.grant.display(),
             self.origins.join(", "),
             self.secret.display(),
             self.why,
             self.how,
-            self.secret.display()
         )
     }
 }
