@@ -423,10 +423,10 @@ impl Broker {
         {
             self.log(n.pid, note.op, errno, DenyBy::Broker);
         }
-        let performed_fs = matches!(reply, Reply::Value(_)) && note.op != Op::Metadata;
+        let performed_fs = matches!(reply, Reply::Value(_)) && note.op.is_filesystem() && note.op != Op::Metadata;
         let record_fs = self.audit.as_ref().is_some_and(|a| a.record_performed_fs);
-        // Metadata calls are not recorded by the recorder at all.
-        if note.op == Op::Metadata || (performed_fs && record_fs) {
+        // Metadata calls and `listen` are not recorded by the recorder at all.
+        if !seen_by_recorder(i64::from(n.nr)) || (performed_fs && record_fs) {
             let created = matches!(reply, Reply::Value(_)) && note.op == Op::Open;
             self.record(vec![event_of(tid, note, reply, h.refused, created.then_some(n.args))]);
         }

@@ -35,7 +35,7 @@ fn last_errno() -> Errno {
 }
 
 /// The syscalls this module answers.
-pub const SYSCALLS: &[i64] = &[libc::SYS_connect, libc::SYS_sendto, libc::SYS_sendmsg, libc::SYS_sendmmsg];
+pub const SYSCALLS: &[i64] = &[libc::SYS_connect, libc::SYS_sendto, libc::SYS_sendmsg, libc::SYS_sendmmsg, libc::SYS_listen];
 
 /// One message to send, with everything copied out of the caller.
 #[derive(Debug)]
@@ -51,6 +51,7 @@ pub(super) struct Msg {
 #[derive(Debug)]
 pub(super) enum NetOp {
     Connect { addr: Vec<u8>, _keep: Option<OwnedFd> },
+    Listen { backlog: i32 },
     Send { msgs: Vec<Msg>, flags: i32, multi: bool, lens_at: Vec<u64> },
 }
 
@@ -71,6 +72,7 @@ pub(super) fn handle(n: &Notif, caller: &mut Caller, plan: &BrokerPlan) -> Optio
         libc::SYS_sendto => sendto(n, caller, plan, a),
         libc::SYS_sendmsg => sendmsg(n, caller, plan, a[0] as i32, a[1], a[2] as i32, false, 1),
         libc::SYS_sendmmsg => sendmsg(n, caller, plan, a[0] as i32, a[1], a[3] as i32, true, (a[2] as u32 as usize).min(MAX_IOV)),
+        libc::SYS_listen => listen(n, caller, plan, a[0] as i32, a[1] as i32),
         _ => return None,
     };
     Some(r)
@@ -227,6 +229,32 @@ fn connect(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, fd: i32, addr: u64
         Ok(d) => Ok(Work { id: n.id, sock, op: NetOp::Connect { addr: d.addr, _keep: d.keep } }),
         Err((e, by_policy, path, net)) => Err(refused(Op::Connect, e, by_policy, path, net, n.nr)),
     }
+}
+
+/// `listen` on a TCP socket nobody bound picks an ephemeral port itself,
+/// and Landlock's bind rule never sees it: with `listen_port` restricted
+/// that is refused. Otherwise the worker listens on the broker's duplicate
+/// (the caller cannot swap an unbound socket in after the check).
+fn listen(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, fd: i32, backlog: i32) -> Result<Work, Handled> {
+    let err = |e: Errno| Handled::reply(Reply::Error(e));
+    let sock = caller.getfd(fd).map_err(err)?;
+    let k = kind(&sock).map_err(err)?;
+    if matches!(k.domain, libc::AF_INET | libc::AF_INET6) && plan.listen_ports.is_some() {
+        // SAFETY: sockaddr_storage is plain data; getsockname fills it.
+        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: our descriptor and a buffer of the advertised size.
+        if unsafe { libc::getsockname(sock.as_raw_fd(), (&raw mut ss).cast(), &raw mut len) } != 0 {
+            return Err(err(last_errno()));
+        }
+        // SAFETY: `ss` holds `len` bytes of a sockaddr.
+        let bytes = unsafe { std::slice::from_raw_parts((&raw const ss).cast::<u8>(), len as usize) };
+        if ip_dest(bytes).is_some_and(|a| a.port() == 0) {
+            let note = AuditNote { op: Op::Bind, path: None, path2: None, arg: 0, net: None };
+            return Err(Handled::refused(libc::EACCES, note));
+        }
+    }
+    Ok(Work { id: n.id, sock, op: NetOp::Listen { backlog } })
 }
 
 fn sendto(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, a: [u64; 6]) -> Result<Work, Handled> {
@@ -407,6 +435,11 @@ pub(super) fn perform(work: &Work, listener: &Arc<Listener>, caller_tid: i32) ->
             if r == 0 { Reply::Value(0) } else { Reply::Error(last_errno()) }
         }
         NetOp::Send { msgs, flags, multi, lens_at } => send_all(work, msgs, *flags, *multi, lens_at, listener, caller_tid),
+        NetOp::Listen { backlog } => {
+            // SAFETY: our duplicate of the caller's socket.
+            let r = unsafe { libc::listen(work.sock.as_raw_fd(), *backlog) };
+            if r == 0 { Reply::Value(0) } else { Reply::Error(last_errno()) }
+        }
     };
     let _ = listener.reply(work.id, reply);
     Some(reply)

@@ -49,6 +49,8 @@ pub struct BrokerPlan {
     pub udp: Option<Udp>,
     pub nameservers: Vec<IpAddr>,
     pub icmp: Option<BTreeSet<IpAddr>>,
+    /// TCP ports the command may listen on (`None`: unrestricted).
+    pub listen_ports: Option<BTreeSet<u16>>,
 }
 
 /// `(dev, ino)` of a path, following symlinks.
@@ -67,6 +69,7 @@ impl BrokerPlan {
             udp: resolved.network.udp.clone(),
             icmp: resolved.network.icmp.clone(),
             nameservers,
+            listen_ports: if plan.block_net { Some(BTreeSet::new()) } else { plan.bind_ports.clone() },
             ..BrokerPlan::default()
         };
         for b in &resolved.brokered {
