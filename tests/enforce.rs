@@ -237,9 +237,21 @@ fn strict_refuses_what_the_kernel_cannot_enforce() {
         assert_eq!(out.status.code(), Some(125));
         assert!(String::from_utf8_lossy(&out.stderr).contains("--strict"));
     }
-    // A rule only the supervisor's broker can enforce: --strict refuses it too.
+    // A rule only the supervisor's broker can enforce: `run` enforces it
+    // where seccomp user notification works; `wrap` has no supervisor, so
+    // --strict refuses it there.
     let p = profile(&sb, r#"{"extends": "base", "network": {"udp": {"dns": true}}}"#);
     let out = run(&sb, &user, &["--strict", "--profile", p.to_str().expect("utf8")], &["true"]);
+    if nono::kernel::seccomp_notify().is_ok() {
+        assert!(out.status.success(), "run enforces network.udp through its broker: {}", String::from_utf8_lossy(&out.stderr));
+    } else {
+        assert_eq!(out.status.code(), Some(125), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = user
+        .nono(&sb)
+        .args(["wrap", "--strict", "--profile", p.to_str().expect("utf8"), "--", "true"])
+        .output()
+        .expect("nono wrap");
     assert_eq!(out.status.code(), Some(125), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("network.udp"), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = kernel_required();

@@ -63,6 +63,10 @@ fn main() {
         xdg_config_home: "/home/u/.config".into(),
         xdg_cache_home: "/home/u/.cache".into(),
         allow_sensitive: Vec::new(),
+        runtime_dir: Some("/run/user/1000".into()),
+        ssh_auth_sock: None,
+        nameservers: vec!["127.0.0.53".parse().expect("ip")],
+        anticipate: true,
     };
     let events: Vec<Event> = (0..n).map(event).collect();
     let start = Instant::now();
