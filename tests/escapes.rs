@@ -355,6 +355,7 @@ print(sys_(307, s.fileno(), 0, 1, socket.MSG_FASTOPEN | (7 << 32)))
 print(attempt(lambda: socket.create_connection(("127.0.0.1", Q), timeout=5)))
 print(attempt(lambda: socket.socket().bind(("127.0.0.1", 0))))
 print(attempt(lambda: socket.create_connection(("127.0.0.1", P), timeout=5).close()))
+print(attempt(lambda: socket.socket().listen(1)))
 "#;
     let lines = w.probe(&[], code, &[&w.port.to_string(), &q.to_string()]);
     let tcp = if abi() >= 4 { "EACCES" } else { "OK" };
@@ -370,12 +371,66 @@ print(attempt(lambda: socket.create_connection(("127.0.0.1", P), timeout=5).clos
     c.expect("plain TCP connect to an unlisted port (Landlock ABI 4)", lines.get(8), &[tcp]);
     c.expect("TCP bind with listen_port [] (Landlock ABI 4)", lines.get(9), &[tcp]);
     c.expect("TCP connect to the learned port still works", lines.get(10), &["OK"]);
+    // listen() on a socket nobody bound picks an ephemeral port itself;
+    // Landlock's bind rule never sees it, the broker refuses it.
+    let listen = if nono::kernel::seccomp_notify().is_ok() { "EACCES" } else { "OK" };
+    c.expect("listen() on an unbound TCP socket (ephemeral port)", lines.get(11), &[listen]);
     if abi() >= 4 {
         c.check(
             "the outside listener received no connection",
             matches!(outside.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         );
     }
+    c.done();
+}
+
+// ---- row 11: metadata, and pathname Unix sockets (the broker) -------------
+
+#[test]
+fn row11_metadata_and_unix_sockets_need_the_broker() {
+    let Some(w) = world("row11_metadata_and_unix_sockets_need_the_broker") else { return };
+    if nono::kernel::seccomp_notify().is_err() {
+        skip("row11_metadata_and_unix_sockets_need_the_broker", "no seccomp user notification: nono runs without its broker");
+        return;
+    }
+    let sock = w.sb.root().join("tmp/outside.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("outside socket");
+    w.user.chown_tree(&sock);
+    listener.set_nonblocking(true).expect("nonblocking");
+    let key = w.key.display().to_string();
+    let code = r#"K, S = sys.argv[1], sys.argv[2]
+print(attempt(lambda: os.chmod(K, 0o644)))
+print(attempt(lambda: os.chown(K, os.getuid(), os.getgid())))
+print(attempt(lambda: os.utime(K, (0, 0))))
+print(attempt(lambda: os.setxattr(K, "user.nono", b"x")))
+fd = os.open(".", os.O_RDONLY)
+print(attempt(lambda: os.chmod(os.path.basename(K), 0o644, dir_fd=os.open(os.path.dirname(K), os.O_PATH))))
+def unix():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(S)
+print(attempt(unix))
+def unix_dgram():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(b"x", S)
+print(attempt(unix_dgram))
+open("mine.txt", "w").write("x")
+print(attempt(lambda: os.chmod("mine.txt", 0o755)))
+"#;
+    let lines = w.probe(&[], code, &[&key, &sock.display().to_string()]);
+    let mut c = Cases::default();
+    c.expect("chmod 644 ~/.ssh/id_rsa", lines.first(), &["EACCES"]);
+    c.expect("chown ~/.ssh/id_rsa", lines.get(1), &["EACCES"]);
+    c.expect("utime ~/.ssh/id_rsa", lines.get(2), &["EACCES"]);
+    c.expect("setxattr on ~/.ssh/id_rsa", lines.get(3), &["EACCES"]);
+    c.expect("fchmodat through an O_PATH dirfd", lines.get(4), &["EACCES"]);
+    c.expect("connect to an unlearned Unix socket", lines.get(5), &["EACCES"]);
+    c.expect("sendto an unlearned Unix socket path", lines.get(6), &["EACCES"]);
+    c.expect("control: chmod in the workdir", lines.get(7), &["OK"]);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&w.key).expect("key").permissions().mode() & 0o777;
+    c.check(&format!("the key's mode is unchanged ({mode:o})"), mode == 0o600);
+    c.check("the outside socket got no connection", listener.accept().is_err());
     c.done();
 }
 
