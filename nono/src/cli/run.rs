@@ -82,6 +82,11 @@ pub struct RunArgs {
     /// back off after). Needs root (CAP_AUDIT_CONTROL, CAP_AUDIT_READ).
     #[arg(long, requires = "audit")]
     pub kernel_audit: bool,
+    /// Run without the supervisor's broker, as if seccomp user
+    /// notification were missing (for comparisons; what only the broker
+    /// enforces is then reported as not enforced).
+    #[arg(long, hide = true)]
+    pub no_broker: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,7 +100,7 @@ pub struct WrapArgs {
 /// has none.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    Run { audit: bool, kernel_audit: bool },
+    Run { audit: bool, kernel_audit: bool, broker: bool },
     Wrap,
 }
 
@@ -166,6 +171,7 @@ fn build(args: &SandboxArgs, identity: Option<&spawn::Identity>, mode: Mode) -> 
     // The broker needs seccomp user notification (Linux 5.9; WSL2 takes
     // it for itself and answers EBUSY).
     let notify = match mode {
+        Mode::Run { broker: false, .. } => Err("--no-broker".to_owned()),
         Mode::Run { .. } => crate::kernel::seccomp_notify(),
         Mode::Wrap => Err("nono wrap has no supervisor".to_owned()),
     };
@@ -201,7 +207,7 @@ fn build(args: &SandboxArgs, identity: Option<&spawn::Identity>, mode: Mode) -> 
         }
     };
     let (audit, kernel_audit) = match mode {
-        Mode::Run { audit, kernel_audit } => (audit, kernel_audit),
+        Mode::Run { audit, kernel_audit, .. } => (audit, kernel_audit),
         Mode::Wrap => (false, false),
     };
     let extras = crate::enforce::Extras {
@@ -333,7 +339,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn run_inner(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let keep = passed_fds(&args.sandbox)?;
     let identity = spawn::Identity::from_sudo()?;
-    let mode = Mode::Run { audit: args.audit, kernel_audit: args.kernel_audit };
+    let mode = Mode::Run { audit: args.audit, kernel_audit: args.kernel_audit, broker: !args.no_broker };
     let Built { plan, prepared, broker } = build(&args.sandbox, identity.as_ref(), mode)?;
     let grants = plan.grants(prepared.abi);
     // Only now, with the sandbox built: until here SIGTERM ends nono (a
