@@ -25,6 +25,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "make",
     "gcc",
     "python3",
+    "python3-venv",
     "iproute2",
 ];
 

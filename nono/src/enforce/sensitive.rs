@@ -267,7 +267,9 @@ fn exposed(rule: &PlanRule, grant: &Path, secret: &Secret, who: &Who) -> Option<
     {
         let read = !secret.write_only && any(&READ);
         if meta.is_dir() {
-            if read && (may(who, target, X) || may(who, target, R)) {
+            // Listing alone (read_dir) shows names, not contents.
+            let contents = !secret.write_only && any(&[FsRight::ReadFile, FsRight::Execute]);
+            if contents && (may(who, target, X) || may(who, target, R)) {
                 return Some("read");
             }
             if any(&WRITE_FILES) && may(who, target, X) {

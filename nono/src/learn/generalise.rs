@@ -368,6 +368,22 @@ which covers only the process the sandbox starts"
                 break;
             };
             if anchor == p {
+                // Listing a directory that holds a secret (`ls /etc`, a
+                // walk of `$HOME`) shows names, never contents: granted,
+                // unless the directory is itself the secret. The other
+                // rights are not.
+                let listing = mask.intersect(Mask::of(FsRight::ReadDir));
+                if !listing.is_empty() && s.path != p {
+                    let text = format!(
+                        "listed; only read_dir, which shows names beneath it and no contents: it contains sensitive {} ({})",
+                        s.path, s.why
+                    );
+                    self.add_rule(p, listing, false, "listing-only", text, p);
+                }
+                let mask = if s.path == p { mask } else { mask.minus(listing) };
+                if mask.is_empty() {
+                    return;
+                }
                 let why = format!(
                     "granting {} on this directory would also grant it on {} ({}): a Landlock rule \
 covers everything beneath its directory",

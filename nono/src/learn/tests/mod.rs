@@ -590,16 +590,21 @@ fn a_sensitive_entry_holding_home_is_dropped() {
 }
 
 #[test]
-fn a_directory_containing_a_sensitive_path_is_never_granted() {
-    // Listing $HOME or creating a file directly in it would need a rule on
-    // $HOME, which would cover ~/.ssh.
+fn a_directory_containing_a_sensitive_path_is_only_listed() {
+    // Creating a file directly in $HOME would need a rule on $HOME, which
+    // would cover ~/.ssh; listing it (names, no contents) is granted alone.
     let l = learn(vec![open_r("/home/u").dir(), ev(Op::Open, "/home/u/.lesshst").write().create()]);
-    assert!(!paths(&l).contains(&"$HOME"), "{:?}", l.rules);
+    assert_eq!(rule(&l, "$HOME").access, set(&[ReadDir]), "{:?}", l.rules);
+    assert_eq!(rule(&l, "$HOME").reason.as_deref(), Some("listing-only"));
     let hit = l.sensitive.iter().find(|h| h.path == "/home/u").expect("hit on $HOME");
-    assert_eq!(hit.rights, set(&[ReadDir, MakeReg]));
+    assert_eq!(hit.rights, set(&[MakeReg]));
     assert!(hit.why.contains("beneath"));
     // The created file itself falls back to an exact rule.
     assert_eq!(rule(&l, "$HOME/.lesshst").access, set(&[WriteFile]));
+    // A secret directory is not listed.
+    let l = learn(vec![open_r("/home/u/.ssh").dir()]);
+    assert!(l.rules.is_empty(), "{:?}", l.rules);
+    assert!(l.sensitive.iter().any(|h| h.path == "/home/u/.ssh"));
 }
 
 #[test]
@@ -617,9 +622,9 @@ fn allow_sensitive_grants_the_listed_path_only() {
     c.allow_sensitive = vec!["/home/u/.ssh".into()];
     let l =
         learn_with(&c, vec![open_r("/home/u/.ssh/known_hosts"), open_r("/home/u/.gnupg/pubring.kbx"), open_r("/home/u").dir()]);
-    assert_eq!(paths(&l), vec!["$HOME/.ssh/known_hosts"]);
-    // $HOME still holds ~/.gnupg (not allowed).
-    assert!(l.sensitive.iter().any(|h| h.path == "/home/u"));
+    assert_eq!(paths(&l), vec!["$HOME", "$HOME/.ssh/known_hosts"]);
+    // $HOME still holds ~/.gnupg (not allowed): only listed.
+    assert_eq!(rule(&l, "$HOME").access, set(&[ReadDir]));
     assert!(l.sensitive.iter().any(|h| h.path == "/home/u/.gnupg/pubring.kbx"));
     // Allowing $HOME itself allows everything beneath.
     c.allow_sensitive = vec!["/home/u".into()];
