@@ -9,7 +9,7 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
     },
     macros::map,
-    maps::{HashMap, PerCpuArray, ProgramArray, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
 };
 use nono_common::{EventBuf, EventHeader, Pending, RecorderConfig, flag, stat};
 
@@ -27,14 +27,11 @@ pub static TRACED: HashMap<u32, u32> = HashMap::with_max_entries(65536, 0);
 #[map]
 pub static PENDING: HashMap<u32, Pending> = HashMap::with_max_entries(65536, 0);
 
-/// Slot 0 holds `sys_exit_common`: every `sys_exit_*` program tail-calls
-/// it, so the path-walking code is verified once instead of once per
-/// syscall (load time drops from seconds to a fraction of one).
-#[map]
-pub static TAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
-
-/// What a `sys_exit_*` program hands to `sys_exit_common` on this CPU. A
-/// tail call runs immediately on the same CPU, so a per-CPU slot is safe.
+/// What the syscall-specific part of `sys_exit` hands to the one generic
+/// path-resolving part, through map memory: read back with volatile loads,
+/// the values are unknown to the verifier, so every syscall's branch
+/// converges into one state and the heavy code is verified once. Per CPU:
+/// a tracepoint handler runs to completion on its CPU.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Handoff {
@@ -46,7 +43,7 @@ pub struct Handoff {
     pub ptr2: u64,
     pub tgid: u32,
     pub mode: u32,
-    /// Operand kinds (`sys::K_*`).
+    /// Operand kinds (`fs::K_*`).
     pub k1: u32,
     pub k2: u32,
     pub op: u16,
@@ -83,10 +80,15 @@ pub fn mode() -> u32 {
 
 #[inline(always)]
 pub fn bump(counter: u32) {
+    bump_by(counter, 1);
+}
+
+#[inline(always)]
+pub fn bump_by(counter: u32, n: u64) {
     if let Some(p) = STATS.get_ptr_mut(counter) {
         // SAFETY: per-CPU slot; only this CPU writes it and readers tolerate
         // a torn read of a monotonically growing counter.
-        unsafe { *p += 1 };
+        unsafe { *p += n };
     }
 }
 

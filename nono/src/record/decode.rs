@@ -57,16 +57,25 @@ impl Decoder {
         }
         let op = Op::from_code(h.op).ok_or(DecodeError::UnknownOp(h.op))?;
         let incomplete = h.flags & (flag::PATH_FAILED | flag::PATH2_FAILED | flag::PATH_TRUNCATED | flag::PATH2_TRUNCATED) != 0;
-        let mut path = decode_path(&data[..l1]);
+        let mut path = if h.flags & flag::ABSTRACT != 0 {
+            // An abstract Unix name: `@` and exactly the name's bytes.
+            data[..l1].strip_prefix(&[RAW_TAG]).map(|raw| format!("@{}", escape_abstract(raw)))
+        } else {
+            decode_path(&data[..l1])
+        };
         if h.flags & flag::DETACHED != 0 {
             path = path.map(|p| format!("<detached>{p}"));
         }
-        let path2 = if op == Op::Symlink {
+        let mut path2 = if op == Op::Symlink {
             // A symlink's target is kept exactly as written.
             raw_segment(&data[l1..l1 + l2]).map(|raw| escape(raw))
         } else {
             decode_path(&data[l1..l1 + l2])
         };
+        if op == Op::Exec && path2 == path {
+            // The exec named the executable itself (not a script).
+            path2 = None;
+        }
         let created = h.flags & flag::CREATED != 0;
         let directory = h.flags & flag::DIRECTORY != 0;
         let mut access = match op {
@@ -74,7 +83,7 @@ impl Decoder {
             Op::Create => Access { create: true, ..Access::default() },
             _ => Access::default(),
         };
-        if op == Op::Exec {
+        if op == Op::Exec || (op == Op::Open && h.flags & flag::EXEC_OPEN != 0) {
             access.exec = true;
         }
         let net = (h.net_family != 0).then(|| NetAddr {
@@ -84,10 +93,6 @@ impl Decoder {
             sock_type: h.sock_type,
             protocol: h.sock_proto,
         });
-        if h.flags & flag::ABSTRACT != 0 {
-            // An abstract Unix name: `@` and the name's bytes (escaped).
-            path = raw_segment(&data[..l1]).map(|raw| format!("@{}", escape(raw)));
-        }
         // Fork and exit carry a pid or code, not an errno.
         let outcome = if matches!(op, Op::Fork | Op::Exit) { Outcome::Ok } else { Outcome::from_ret(i64::from(h.result)) };
         match op {
@@ -139,6 +144,13 @@ fn ip_of(family: u16, raw: &[u8; 16]) -> Option<IpAddr> {
         libc::AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*raw))),
         _ => None,
     }
+}
+
+/// An abstract socket name in the escaped text form; its NUL bytes (legal
+/// in such a name) become `\x00`, so the text stays one C string and
+/// [`crate::event::unescape_bytes`] still restores the exact bytes.
+fn escape_abstract(raw: &[u8]) -> String {
+    escape(raw).replace('\0', "\\x00")
 }
 
 /// The raw user string of a field, if it has one.

@@ -81,6 +81,8 @@ pub enum RecordError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("BPF LSM programs are refused here: {0}")]
+    LsmRefused(String),
     #[error("loading the eBPF object")]
     Load(#[source] aya::EbpfError),
     #[error("eBPF program {0} is missing from the object")]
