@@ -307,6 +307,8 @@ pub struct KernelOffsets {
     pub sk_type: u32,
     /// `sock.sk_protocol` (u16).
     pub sk_protocol: u32,
+    /// `inode.i_private` (a pidfs pidfd's `struct pid *`).
+    pub inode_private: u32,
     /// `pid.numbers` (the `struct upid` array; entry 0 is the initial
     /// namespace's number).
     pub pid_numbers: u32,
@@ -360,6 +362,7 @@ impl KernelOffsets {
             socket_sk: 0,
             sk_type: 0,
             sk_protocol: 0,
+            inode_private: 0,
             pid_numbers: 0,
             upid_nr: 0,
             bprm_filename: 0,
@@ -445,7 +448,7 @@ mod tests {
         let header_fields = 8 + 8 + 4 * 4 + 2 + 2 + 4 + 4 + 2 + 2 + 2 + 2 + 2 + 2 + 16 + COMM_LEN;
         assert_eq!(size_of::<EventHeader>(), header_fields);
         assert_eq!(size_of::<Pending>(), 4 + 4 + 6 * 8);
-        assert_eq!(size_of::<KernelOffsets>(), 38 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 39 * 4);
         assert_eq!(size_of::<RecorderConfig>(), 8);
         assert_eq!(size_of::<EventBuf>(), size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8 * WALK_SLOTS + 32);
         assert!(WALK_SLOTS.is_power_of_two() && WALK_SLOTS >= MAX_PATH_DEPTH as usize);

@@ -91,26 +91,63 @@ const K_RAW: u32 = 3;
 /// A user string relative to directory fd `fd` (or `AT_FDCWD`).
 const K_RELATIVE: u32 = 4;
 
+/// A [`Desc`] packed into one integer: `op | arg << 16 | p1 << 24 | p2 << 40`,
+/// each operand `kind | a << 4 | b << 8` (kind: 0 none, 1 cwd, 2 at, 3 fd,
+/// 4 raw; `a`, `b` argument indices), `arg` 15 for none.
 #[inline(always)]
-fn plan(which: P, p: &Pending) -> (u32, i64, u64) {
-    match which {
-        P::None => (K_NONE, 0, 0),
-        P::Fd(i) => (K_FD, i64::from(p.args[i] as i32), 0),
-        P::Raw(i) => (K_RAW, 0, p.args[i]),
-        P::Cwd(i) => (K_RELATIVE, i64::from(AT_FDCWD), p.args[i]),
-        P::At(dfd, i) => (K_RELATIVE, i64::from(p.args[dfd] as i32), p.args[i]),
+const fn pack(d: Desc) -> u64 {
+    const fn operand(p: P) -> u64 {
+        match p {
+            P::None => 0,
+            P::Cwd(i) => 1 | (i as u64) << 4,
+            P::At(dfd, i) => 2 | (dfd as u64) << 4 | (i as u64) << 8,
+            P::Fd(i) => 3 | (i as u64) << 4,
+            P::Raw(i) => 4 | (i as u64) << 4,
+        }
+    }
+    let arg = match d.arg {
+        Some(i) => i as u64,
+        None => 15,
+    };
+    d.op as u64 | arg << 16 | operand(d.p1) << 24 | operand(d.p2) << 40
+}
+
+/// Argument `i` (masked into range), or 0 for an index past the six.
+#[inline(always)]
+fn arg_at(p: &Pending, i: u64) -> u64 {
+    if i < 6 { p.args[(i as usize) % 6] } else { 0 }
+}
+
+/// `(kind, fd, pointer)` of a packed operand.
+#[inline(always)]
+fn plan(operand: u64, p: &Pending) -> (u32, i64, u64) {
+    let (a, b) = ((operand >> 4) & 0xf, (operand >> 8) & 0xf);
+    match operand & 0xf {
+        1 => (K_RELATIVE, i64::from(AT_FDCWD), arg_at(p, a)),
+        2 => (K_RELATIVE, i64::from(arg_at(p, a) as i32), arg_at(p, b)),
+        3 => (K_FD, i64::from(arg_at(p, a) as i32), 0),
+        4 => (K_RAW, 0, arg_at(p, a)),
+        _ => (K_NONE, 0, 0),
     }
 }
 
 /// The syscall-specific half: what the record needs, written to the
 /// per-CPU [`Handoff`], then the generic half.
+///
+/// The operand table is read as data (a packed integer passed through the
+/// stack with volatile accesses), not folded into per-syscall code: LLVM
+/// otherwise specialises the code per syscall and, on some of those paths,
+/// reads a register it never wrote (the verifier's `!read_ok`).
 #[inline(always)]
 pub fn exit(sys: u32, p: &Pending, ret: i64, tgid: u32) {
-    let d = desc(sys);
-    let mut hand = Handoff { ret, tgid, op: d.op, ..Handoff::EMPTY };
-    if let Some(i) = d.arg {
-        hand.arg = p.args[i];
-    }
+    let mut packed = pack(desc(sys));
+    // SAFETY: a local; the volatile round trip hides its value from LLVM.
+    let packed = unsafe {
+        core::ptr::write_volatile(&raw mut packed, packed);
+        core::ptr::read_volatile(&raw const packed)
+    };
+    let op_code = (packed & 0xffff) as u16;
+    let mut hand = Handoff { ret, tgid, op: op_code, arg: arg_at(p, (packed >> 16) & 0xf), ..Handoff::EMPTY };
     match sys {
         nr::CREAT => hand.arg = O_CREAT_WRONLY_TRUNC,
         nr::OPENAT2 => {
@@ -122,13 +159,13 @@ pub fn exit(sys: u32, p: &Pending, ret: i64, tgid: u32) {
         nr::MKDIR | nr::MKDIRAT | nr::MKNOD | nr::MKNODAT => hand.mode = hand.arg as u32,
         _ => {}
     }
-    if d.op == op::OPEN && ret >= 0 {
+    if op_code == op::OPEN && ret >= 0 {
         hand.k1 = K_OPENED;
         hand.fd1 = ret;
     } else {
-        (hand.k1, hand.fd1, hand.ptr1) = plan(d.p1, p);
+        (hand.k1, hand.fd1, hand.ptr1) = plan((packed >> 24) & 0xffff, p);
     }
-    (hand.k2, hand.fd2, hand.ptr2) = plan(d.p2, p);
+    (hand.k2, hand.fd2, hand.ptr2) = plan((packed >> 40) & 0xffff, p);
     let Some(slot) = HANDOFF.get_ptr_mut(0) else { return };
     // SAFETY: this CPU's slot; read back just below, on the same CPU.
     unsafe { core::ptr::write_volatile(slot, hand) };

@@ -432,7 +432,12 @@ pub fn socket_kind(task: *const u8, fd: i64) -> (u16, u16, u16) {
 #[inline(always)]
 pub fn pid_of_pidfd(task: *const u8, fd: i64) -> i32 {
     let file = file_of_fd(task, fd);
-    let pid = ptr(file, off!(file_private_data));
+    // An anonymous-inode pidfd (before 6.9) keeps the pid in the file;
+    // a pidfs one (6.9 on) in its inode.
+    let mut pid = ptr(file, off!(file_private_data));
+    if pid.is_null() {
+        pid = ptr(ptr(file, off!(file_inode)), off!(inode_private));
+    }
     read::<i32>(pid, off!(pid_numbers) + off!(upid_nr)).unwrap_or(0)
 }
 

@@ -234,6 +234,7 @@ impl Btf {
             socket_sk: o("socket", "sk")?,
             sk_type: o("sock", "sk_type")?,
             sk_protocol: o("sock", "sk_protocol")?,
+            inode_private: o("inode", "i_private")?,
             pid_numbers: o("pid", "numbers")?,
             upid_nr: o("upid", "nr")?,
             bprm_filename: o("linux_binprm", "filename")?,
@@ -277,7 +278,7 @@ mod tests {
 
     /// Offsets bpftool reported for the 6.18 development host; the test
     /// compares only on that kernel release.
-    const HOST_6_18: &str = r#"{"task_real_parent": 1280, "task_tgid": 1268, "task_pid": 1264, "task_fs": 1816, "task_files": 1824, "task_mm": 1136, "fs_pwd": 40, "fs_root": 24, "path_mnt": 0, "path_dentry": 8, "dentry_parent": 24, "dentry_name": 32, "dentry_inode": 48, "qstr_name": 8, "qstr_len": 4, "mount_parent": 16, "mount_mountpoint": 24, "mount_mnt": 32, "vfsmount_root": 0, "files_fdt": 32, "fdt_fd": 8, "fdt_max_fds": 0, "file_path": 64, "file_mode": 4, "file_inode": 32, "inode_mode": 0, "mm_exe_file": 1312, "sock_family": 16, "file_flags": 40, "file_private_data": 24, "socket_sk": 24, "sk_type": 534, "sk_protocol": 532, "pid_numbers": 144, "upid_nr": 0, "bprm_filename": 96, "task_ti_status": 16}"#;
+    const HOST_6_18: &str = r#"{"task_real_parent": 1280, "task_tgid": 1268, "task_pid": 1264, "task_fs": 1816, "task_files": 1824, "task_mm": 1136, "fs_pwd": 40, "fs_root": 24, "path_mnt": 0, "path_dentry": 8, "dentry_parent": 24, "dentry_name": 32, "dentry_inode": 48, "qstr_name": 8, "qstr_len": 4, "mount_parent": 16, "mount_mountpoint": 24, "mount_mnt": 32, "vfsmount_root": 0, "files_fdt": 32, "fdt_fd": 8, "fdt_max_fds": 0, "file_path": 64, "file_mode": 4, "file_inode": 32, "inode_mode": 0, "mm_exe_file": 1312, "sock_family": 16, "file_flags": 40, "file_private_data": 24, "socket_sk": 24, "sk_type": 534, "sk_protocol": 532, "pid_numbers": 144, "upid_nr": 0, "bprm_filename": 96, "task_ti_status": 16, "inode_private": 608}"#;
 
     #[test]
     fn offsets_of_the_running_kernel_are_complete_and_match_bpftool() {
@@ -336,6 +337,7 @@ mod tests {
             ("socket_sk", o.socket_sk),
             ("sk_type", o.sk_type),
             ("sk_protocol", o.sk_protocol),
+            ("inode_private", o.inode_private),
             ("pid_numbers", o.pid_numbers),
             ("upid_nr", o.upid_nr),
             ("bprm_filename", o.bprm_filename),

@@ -81,7 +81,8 @@ pub enum RecordError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("BPF LSM programs are refused here: {0}")]
+    /// The 2-instruction probe LSM program was refused (its message says how).
+    #[error("{0}")]
     LsmRefused(String),
     #[error("loading the eBPF object")]
     Load(#[source] aya::EbpfError),
