@@ -100,6 +100,22 @@ pub fn traced_tgid() -> Option<u32> {
     unsafe { TRACED.get(&tgid) }.map(|_| tgid)
 }
 
+/// `BPF_RB_NO_WAKEUP` / `BPF_RB_FORCE_WAKEUP` (`uapi/linux/bpf.h`).
+const RB_NO_WAKEUP: u64 = 1;
+const RB_FORCE_WAKEUP: u64 = 2;
+/// `BPF_RB_AVAIL_DATA` / `BPF_RB_RING_SIZE`.
+const RB_AVAIL_DATA: u64 = 0;
+const RB_RING_SIZE: u64 = 1;
+
+/// Wake the reader only once the ring is an eighth full; it also drains on
+/// its own every 100 ms and at the end. The kernel's default wakes it for
+/// nearly every record while it keeps up, and each wakeup costs the traced
+/// process an interrupt and the reader a context switch.
+#[inline(always)]
+fn wakeup_flag() -> u64 {
+    if EVENTS.query(RB_AVAIL_DATA) >= EVENTS.query(RB_RING_SIZE) / 8 { RB_FORCE_WAKEUP } else { RB_NO_WAKEUP }
+}
+
 /// A scratch slot owned until [`Slot::release`].
 pub struct Slot {
     pub buf: *mut EventBuf,
@@ -161,7 +177,7 @@ impl Slot {
         if total <= core::mem::size_of::<EventBuf>() {
             // SAFETY: total is bounded by the slot's size just above.
             let bytes = unsafe { core::slice::from_raw_parts(self.buf as *const u8, total) };
-            if EVENTS.output::<[u8]>(bytes, 0).is_ok() {
+            if EVENTS.output::<[u8]>(bytes, wakeup_flag()).is_ok() {
                 bump(stat::EVENTS_SENT);
             } else {
                 bump(stat::RINGBUF_DROPS);
