@@ -59,7 +59,7 @@ pub mod op {
     pub const MAX: u16 = 20;
 }
 
-/// x86_64 syscall numbers the recorder dispatches on (the kernel's
+/// `x86_64` syscall numbers the recorder dispatches on (the kernel's
 /// `arch/x86/entry/syscalls/syscall_64.tbl`; checked against libc by a
 /// test in the `nono` crate). `SYSCALL` events carry these in `arg`.
 pub mod sysno {

@@ -425,7 +425,7 @@ fn outside_cost(ctx: &mut Ctx) -> anyhow::Result<()> {
             .context("starting the idle learn session")?;
         let started = Instant::now();
         while !ready.exists() {
-            if started.elapsed() > Duration::from_secs(120) {
+            if started.elapsed() > Duration::from_mins(2) {
                 let _ = session.kill();
                 bail!("the idle learn session did not start");
             }

@@ -94,9 +94,8 @@ impl Btf {
             let extra = match h.kind {
                 1 | 14 | 17 => 4,
                 3 => 12,
-                KIND_STRUCT | KIND_UNION => 12 * h.vlen,
+                KIND_STRUCT | KIND_UNION | 15 | 19 => 12 * h.vlen,
                 6 | 13 => 8 * h.vlen,
-                15 | 19 => 12 * h.vlen,
                 2 | 7..=12 | 16 | 18 => 0,
                 other => return Err(BtfError::Malformed(format!("unknown BTF kind {other}"))),
             };
@@ -160,10 +159,10 @@ impl Btf {
                 }
                 return Ok(Some((bits / 8, ty)));
             }
-            if name == 0 {
-                if let Some((o, ty)) = self.find(self.resolve(ty), member, strukt)? {
-                    return Ok(Some((bits / 8 + o, ty)));
-                }
+            if name == 0
+                && let Some((o, ty)) = self.find(self.resolve(ty), member, strukt)?
+            {
+                return Ok(Some((bits / 8 + o, ty)));
             }
         }
         Ok(None)

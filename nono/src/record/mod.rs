@@ -124,7 +124,7 @@ pub enum RecordError {
 #[cfg(test)]
 mod tests {
     /// The eBPF dispatcher's syscall numbers (in `nono_common::sysno`) are
-    /// the kernel's x86_64 numbers, and `SYSCALL` events carry them: they
+    /// the kernel's `x86_64` numbers, and `SYSCALL` events carry them: they
     /// must agree with libc, which the learner and the seccomp filter use.
     #[test]
     fn dispatcher_syscall_numbers_match_libc() {
