@@ -160,6 +160,7 @@ pub mod stat {
     /// Paths cut short by depth or length.
     pub const PATH_TRUNCATIONS: u32 = 2;
     /// Syscalls whose entry could not be remembered (pending map full).
+    /// Always 0 since the recorder reads arguments at exit; the index is kept.
     pub const PENDING_FULL: u32 = 3;
     /// Children that could not be added to the traced set (map full).
     pub const TRACED_FULL: u32 = 4;
@@ -167,7 +168,8 @@ pub mod stat {
     pub const EVENTS_SENT: u32 = 5;
     /// Handler found its per-CPU scratch slot busy (preempted handler).
     pub const SCRATCH_BUSY: u32 = 6;
-    /// Syscall exits with no matching entry (entry missed or lost).
+    /// Syscall exits with no matching entry. Always 0 since the recorder
+    /// reads arguments at exit; the index is kept.
     pub const ORPHAN_EXITS: u32 = 7;
     /// Messages of a `sendmmsg` beyond the ones the recorder inspects
     /// (their destinations were not recorded).
@@ -251,7 +253,8 @@ pub struct EventBuf {
     pub busy: u32,
 }
 
-/// A syscall remembered between `sys_enter` and `sys_exit`, keyed by tid.
+/// A syscall's number and its six raw arguments, as the `sys_exit`
+/// dispatcher reads them from `pt_regs`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Pending {

@@ -11,7 +11,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use nono_common::{EventBuf, EventHeader, Pending, RecorderConfig, flag, stat};
+use nono_common::{EventBuf, EventHeader, RecorderConfig, flag, stat};
 
 use crate::kread::{self, off};
 
@@ -22,10 +22,6 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 /// Thread-group ids of the traced process tree.
 #[map]
 pub static TRACED: HashMap<u32, u32> = HashMap::with_max_entries(65536, 0);
-
-/// Syscall arguments between sys_enter and sys_exit, keyed by thread id.
-#[map]
-pub static PENDING: HashMap<u32, Pending> = HashMap::with_max_entries(65536, 0);
 
 /// What the syscall-specific part of `sys_exit` hands to the one generic
 /// path-resolving part, through map memory: read back with volatile loads,

@@ -3,8 +3,9 @@
 //! and always lets the operation proceed: recording never denies.
 //!
 //! Every tracepoint program is a BTF (raw) tracepoint: no tracefs, no
-//! per-syscall programs, and a detach that does not wait for an RCU grace
-//! period the way a perf-event tracepoint does.
+//! per-syscall programs (one on `sys_exit` dispatches on the number), and a
+//! detach that does not wait for an RCU grace period the way a perf-event
+//! tracepoint does.
 #![no_std]
 #![no_main]
 
@@ -20,11 +21,6 @@ use aya_ebpf::{
     macros::{btf_tracepoint, lsm},
     programs::{BtfTracePointContext, LsmContext},
 };
-
-#[btf_tracepoint(function = "sys_enter")]
-pub fn sys_enter(ctx: BtfTracePointContext) -> u32 {
-    sys::enter(&ctx)
-}
 
 #[btf_tracepoint(function = "sys_exit")]
 pub fn sys_exit(ctx: BtfTracePointContext) -> u32 {

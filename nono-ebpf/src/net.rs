@@ -62,7 +62,8 @@ pub fn exit(sys: u32, p: &Pending, ret: i64, tgid: u32) {
             (hand.ptr1, hand.ptr2) = (p.args[4], p.args[5]);
         }
         _ => {
-            // sendmsg(fd, msg, flags): the name is in the user's msghdr.
+            // sendmsg(fd, msg, flags): the name is in the user's msghdr;
+            // without one (a connected socket, the hot case) nothing is sent.
             hand.op = op::SEND;
             hand.arg = p.args[2];
             (hand.ptr1, hand.ptr2) = msg_name(p.args[1]);

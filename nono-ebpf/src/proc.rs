@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use nono_common::{EventBuf, PATH_MAX, flag, op, stat};
 
-use crate::emit::{PENDING, Slot, TRACED, bump, traced_tgid};
+use crate::emit::{Slot, TRACED, bump, traced_tgid};
 use crate::kread::{self, Field, off};
 
 /// `sched_process_fork(parent, child)`: adopt new processes of the tree.
@@ -122,13 +122,12 @@ fn exec_name(buf: *mut EventBuf, task: *const u8, name: *const u8) {
     kread::walk_dentry(buf, Field::Second, mnt, dentry);
 }
 
-/// `sched_process_exit` (per thread): forget pending syscalls; when the
-/// group leader exits, report it and drop the process from the set.
+/// `sched_process_exit` (per thread): when the group leader exits, report
+/// it and drop the process from the set.
 #[inline(always)]
 pub fn exit(_ctx: &BtfTracePointContext) -> u32 {
     let Some(tgid) = traced_tgid() else { return 0 };
     let tid = bpf_get_current_pid_tgid() as u32;
-    let _ = PENDING.remove(&tid);
     if tid != tgid {
         return 0;
     }

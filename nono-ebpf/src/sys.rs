@@ -1,20 +1,16 @@
-//! The syscall recorder: one program on the raw `sys_enter` tracepoint and
-//! one on `sys_exit` (BTF-typed, so `pt_regs` fields are plain loads),
-//! dispatching on the x86_64 syscall number. Arguments are remembered at
-//! entry; the record is built at exit, when the result is known and user
-//! memory has been faulted in by the syscall itself.
+//! The syscall recorder: one program on the raw `sys_exit` tracepoint
+//! (BTF-typed, so `pt_regs` fields are plain loads), dispatching on the
+//! x86_64 syscall number. The record is built at exit, when the result is
+//! known and user memory has been faulted in by the syscall itself.
 //!
 //! Cost: a syscall nono does not record returns after one comparison
 //! chain, in every process. A recorded syscall of a process outside the
-//! traced tree costs one map lookup at entry and one at exit.
+//! traced tree costs one map lookup.
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user},
-    programs::BtfTracePointContext,
-};
+use aya_ebpf::{helpers::bpf_get_current_task, programs::BtfTracePointContext};
 use nono_common::{Pending, mode as rec_mode, op, stat, sysno as nr};
 
-use crate::emit::{PENDING, Slot, bump, mode, traced_tgid};
+use crate::emit::{Slot, bump, mode, traced_tgid};
 use crate::{fs, kread, net};
 
 /// What the exit does with a syscall.
@@ -76,50 +72,14 @@ fn reg(regs: *const u64, i: usize) -> u64 {
     unsafe { core::ptr::read_volatile(regs.add(i)) }
 }
 
-/// `sys_enter(regs, id)`: remember the arguments of a traced thread's
-/// recorded syscall.
-#[inline(always)]
-pub fn enter(ctx: &BtfTracePointContext) -> u32 {
-    let id: i64 = ctx.arg(1);
-    if !(0..=i64::from(u16::MAX)).contains(&id) {
-        return 0;
-    }
-    let sys = id as u32;
-    if class(sys) == Class::None {
-        return 0;
-    }
-    if traced_tgid().is_none() {
-        return 0;
-    }
-    // SAFETY: returns the current task pointer; only read through probe helpers.
-    let task = unsafe { bpf_get_current_task() } as *const u8;
-    if kread::in_compat_syscall(task) {
-        bump(stat::COMPAT_SYSCALLS);
-        return 0;
-    }
-    let r: *const u64 = ctx.arg(0);
-    let args = [reg(r, regs::DI), reg(r, regs::SI), reg(r, regs::DX), reg(r, regs::R10), reg(r, regs::R8), reg(r, regs::R9)];
-    // Sends without an address are the hot path of every connected
-    // socket and carry nothing new: skip them here.
-    match sys {
-        nr::SENDTO if args[4] == 0 => return 0,
-        nr::SENDMSG => {
-            // SAFETY: bpf_probe_read_user validates the user pointer.
-            if let Ok(0) = unsafe { bpf_probe_read_user(args[1] as *const u64) } {
-                return 0;
-            }
-        }
-        _ => {}
-    }
-    let p = Pending { sys, _pad: 0, args };
-    let tid = bpf_get_current_pid_tgid() as u32;
-    if PENDING.insert(&tid, &p, 0).is_err() {
-        bump(stat::PENDING_FULL);
-    }
-    0
-}
-
 /// `sys_exit(regs, ret)`: build and send the record.
+///
+/// No entry program: at the exit tracepoint `pt_regs` still hold the
+/// arguments the syscall ran with (ptrace and seccomp act before the entry
+/// tracepoint, the syscalls recorded here never rewrite their argument
+/// registers, and a successful `execve`, which does, is reported by
+/// `sched_process_exec`). One program per syscall instead of two, and no
+/// per-thread table of pending arguments to insert into and delete from.
 #[inline(always)]
 pub fn exit(ctx: &BtfTracePointContext) -> u32 {
     let r: *const u64 = ctx.arg(0);
@@ -132,22 +92,25 @@ pub fn exit(ctx: &BtfTracePointContext) -> u32 {
     if cls == Class::None {
         return 0;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tid = pid_tgid as u32;
-    // Only traced threads have entries: this is the untraced processes'
-    // one lookup on the way out.
-    // SAFETY: the entry is copied out before it is removed.
-    let Some(p) = (unsafe { PENDING.get(&tid) }).copied() else { return 0 };
-    let _ = PENDING.remove(&tid);
-    if p.sys != sys {
-        bump(stat::ORPHAN_EXITS);
-        return 0;
-    }
-    let tgid = (pid_tgid >> 32) as u32;
-    let ret: i64 = ctx.arg(1);
+    // The one map lookup a process outside the traced tree pays, and only
+    // for the syscalls recorded here.
+    let Some(tgid) = traced_tgid() else { return 0 };
     if !kread::offsets_valid() {
         return 0;
     }
+    // SAFETY: returns the current task pointer; only read through probe helpers.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    if kread::in_compat_syscall(task) {
+        // An ia32 syscall: its number is not an x86_64 number.
+        bump(stat::COMPAT_SYSCALLS);
+        return 0;
+    }
+    let ret: i64 = ctx.arg(1);
+    let p = Pending {
+        sys,
+        _pad: 0,
+        args: [reg(r, regs::DI), reg(r, regs::SI), reg(r, regs::DX), reg(r, regs::R10), reg(r, regs::R8), reg(r, regs::R9)],
+    };
     match cls {
         Class::Fs => {
             // In LSM mode successful filesystem operations are reported by

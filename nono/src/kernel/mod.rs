@@ -174,7 +174,7 @@ pub fn report(facts: &Facts, probes: &Probes) -> Report {
     checks.push(probe_check(
         "tracepoint programs",
         &probes.tracepoint_program,
-        "a BTF tracepoint program loaded and attached (sys_enter)",
+        "a BTF tracepoint program loaded and attached (sys_exit)",
     ));
     checks.push(Check {
         name: "btf",

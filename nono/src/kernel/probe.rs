@@ -86,11 +86,12 @@ pub(crate) fn lsm_program() -> Result<(), String> {
     Ok(())
 }
 
-/// The recorder's tracepoints are BTF tracepoints (`tp_btf`) on the raw
-/// `sys_enter` tracepoint: load the smallest such program and attach it.
+/// The recorder's tracepoints are BTF tracepoints (`tp_btf`), its syscall
+/// dispatcher on the raw `sys_exit` tracepoint: load the smallest such
+/// program and attach it.
 fn tracepoint_program() -> Result<(), String> {
     let btf = crate::record::btf::Btf::from_file(std::path::Path::new("/sys/kernel/btf/vmlinux")).map_err(|e| e.to_string())?;
-    let id = btf.typedef_id("btf_trace_sys_enter").ok_or("the kernel's BTF has no btf_trace_sys_enter")?;
+    let id = btf.typedef_id("btf_trace_sys_exit").ok_or("the kernel's BTF has no btf_trace_sys_exit")?;
     let prog = load(BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, id)?;
     let mut attr = [0u8; 16];
     // raw_tracepoint.name = NULL (the BTF id names it), .prog_fd

@@ -3,7 +3,7 @@
 //! loaded and attached, and everything detaches when the [`Recorder`] is
 //! dropped (nothing is pinned, so a killed nono leaves nothing behind).
 //!
-//! Five programs for the tracepoint backend (the syscall dispatcher pair,
+//! Four programs for the tracepoint backend (the syscall dispatcher,
 //! process tracking), ten more LSM hooks for the lsm backend.
 
 use std::time::{Duration, Instant};
@@ -18,10 +18,10 @@ use super::{Backend, RecordError};
 /// The eBPF object built by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nono"));
 
-/// BTF tracepoints of both backends: the syscall dispatcher pair (the LSM
+/// BTF tracepoints of both backends: the syscall dispatcher (the LSM
 /// backend uses it for failures and for what has no hook) and process
 /// tracking. The program is named after its tracepoint.
-const TRACEPOINTS: &[&str] = &["sys_enter", "sys_exit", "sched_process_fork", "sched_process_exec", "sched_process_exit"];
+const TRACEPOINTS: &[&str] = &["sys_exit", "sched_process_fork", "sched_process_exec", "sched_process_exit"];
 
 /// LSM programs and the hook each attaches to.
 const LSM_HOOKS: &[(&str, &str)] = &[
