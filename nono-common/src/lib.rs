@@ -245,6 +245,8 @@ pub struct EventBuf {
     /// The walk's current dentry and vfsmount.
     pub walk_dentry: u64,
     pub walk_mnt: u64,
+    /// `walk_mnt`'s root dentry, read once per mount rather than per level.
+    pub walk_mnt_root: u64,
     pub walk_len: u32,
     pub walk_pos: u32,
     /// [`flag`] bits gathered by the walks, OR-ed into the header at the end.
@@ -453,7 +455,7 @@ mod tests {
         assert_eq!(size_of::<Pending>(), 4 + 4 + 6 * 8);
         assert_eq!(size_of::<KernelOffsets>(), 39 * 4);
         assert_eq!(size_of::<RecorderConfig>(), 8);
-        assert_eq!(size_of::<EventBuf>(), size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8 * WALK_SLOTS + 32);
+        assert_eq!(size_of::<EventBuf>(), size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8 * WALK_SLOTS + 40);
         assert!(WALK_SLOTS.is_power_of_two() && WALK_SLOTS >= MAX_PATH_DEPTH as usize);
     }
 
