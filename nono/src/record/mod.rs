@@ -2,13 +2,17 @@
 //! what it does into [`Event`](crate::event::Event)s.
 //!
 //! Two backends sit behind the [`Recorder`] trait:
-//! - `lsm`: BPF LSM hooks (paths from kernel objects), the primary design;
-//! - `tracepoint`: syscall enter/exit tracepoints, for kernels that refuse
-//!   trampoline programs (like the Firecracker host nono is developed on).
+//! - `lsm`: BPF LSM hooks for filesystem operations (paths from kernel
+//!   objects), the primary design;
+//! - `tracepoint`: one BTF program on the raw `sys_exit` tracepoint that
+//!   dispatches on the syscall number, for kernels that refuse trampoline
+//!   programs (like the Firecracker host nono is developed on).
 //!
-//! Both share the process-tree tracking (sched fork/exec/exit), the ring
-//! buffer, the loss counters and the decoder. This module must not know
-//! about SQL, profiles or Landlock.
+//! Both share the process-tree tracking (sched fork/exec/exit), the
+//! syscall dispatcher for what has no LSM hook (sockets, sends, signals,
+//! kernel facilities) and for failures, the ring buffer, the loss counters
+//! and the decoder. This module must not know about SQL, profiles or
+//! Landlock.
 
 pub mod btf;
 pub mod decode;
