@@ -149,7 +149,10 @@ fn lsm_in_vm(ctx: &mut Ctx, root: &Path, args: &BenchArgs) -> anyhow::Result<()>
             inside = true;
         } else if line.starts_with(GUEST_END) {
             inside = false;
-        } else if inside && !line.starts_with("## ") {
+        } else if let Some(title) = line.strip_prefix("## ").filter(|_| inside) {
+            // The guest's own section titles, one level down.
+            table.push_str(&format!("**{title}**\n"));
+        } else if inside {
             table.push_str(line);
             table.push('\n');
         }
