@@ -151,7 +151,7 @@ fn lsm_in_vm(ctx: &mut Ctx, root: &Path, args: &BenchArgs) -> anyhow::Result<()>
             inside = false;
         } else if let Some(title) = line.strip_prefix("## ").filter(|_| inside) {
             // The guest's own section titles, one level down.
-            table.push_str(&format!("**{title}**\n"));
+            let _ = writeln!(table, "**{title}**");
         } else if inside {
             table.push_str(line);
             table.push('\n');
