@@ -373,3 +373,229 @@ fn profiles_from_several_runs_merge_and_mark_partial_rules() {
         serde_json::from_str(&std::fs::read_to_string(sb.root().join("from.json")).expect("from")).expect("json");
     assert_eq!(from["meta"]["provenance"]["sessions"].as_array().map(Vec::len), Some(2), "{from}");
 }
+
+/// Sockets by kind: `socket`/`socketpair` with family, type and protocol;
+/// a UDP connect to port 53 is UDP, never TCP; sends to an explicit
+/// address (`sendto`, `sendmsg` with a name) are recorded, connected sends
+/// are not; Unix connects to an abstract name (`@name`) and to a relative
+/// pathname (resolved against the cwd).
+#[test]
+fn sockets_are_recorded_with_their_kind_and_destination() {
+    use std::os::linux::net::SocketAddrExt as _;
+    let Some(backend) = require_recorder("sockets_are_recorded_with_their_kind_and_destination") else { return };
+    let sb = Sandbox::new();
+    let w = sb.work();
+    let tcp = TcpListener::bind("127.0.0.1:0").expect("tcp listener");
+    let tcp_port = tcp.local_addr().expect("addr").port();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp receiver");
+    let udp_port = udp.local_addr().expect("addr").port();
+    let abstract_name = format!("nono-test-{}", std::process::id());
+    let abs = std::os::unix::net::UnixListener::bind_addr(
+        &std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).expect("abstract addr"),
+    )
+    .expect("abstract listener");
+    let path_listener = std::os::unix::net::UnixListener::bind(w.join("srv.sock")).expect("unix listener");
+    let script = format!(
+        r#"
+import socket
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.connect(("127.0.0.1", {tcp_port}))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+u.connect(("127.0.0.1", 53))
+u.send(b"connected, no address")
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.close()
+d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+d.sendto(b"x", ("127.0.0.1", {udp_port}))
+d.sendmsg([b"y"], [], 0, ("127.0.0.1", {udp_port}))
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect("\0{abstract_name}")
+p = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+p.connect("srv.sock")
+"#
+    );
+    let run = sb.learn(&backend, &["/usr/bin/python3", "-c", &script]);
+    assert_eq!(run.code, Some(0), "learn failed:\n{}", run.stderr);
+    let ev = &run.events;
+    let d = || dump(ev);
+    let socket_of = |family: i32, ty: i32| {
+        ev.iter().any(|e| {
+            e.op == Op::Socket
+                && e.outcome == Outcome::Ok
+                && e.net.as_ref().is_some_and(|n| i32::from(n.family) == family && i32::from(n.sock_type) == ty)
+        })
+    };
+    assert!(socket_of(libc::AF_INET, libc::SOCK_STREAM), "TCP socket() missing:\n{}", d());
+    assert!(socket_of(libc::AF_INET, libc::SOCK_DGRAM), "UDP socket() missing:\n{}", d());
+    assert!(socket_of(libc::AF_INET6, libc::SOCK_DGRAM), "UDPv6 socket() missing:\n{}", d());
+    assert!(socket_of(libc::AF_UNIX, libc::SOCK_DGRAM), "socketpair() missing:\n{}", d());
+    // The raw type argument keeps its flags.
+    assert!(
+        ev.iter().any(|e| e.op == Op::Socket && e.arg == (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as u64),
+        "SOCK_CLOEXEC lost from socket()'s arg:\n{}",
+        d()
+    );
+    let connect_to = |port: u16| ev.iter().find(|e| e.op == Op::Connect && e.net.as_ref().is_some_and(|n| n.port == port));
+    let tcp_connect = connect_to(tcp_port).unwrap_or_else(|| panic!("TCP connect missing:\n{}", d()));
+    assert_eq!(tcp_connect.net.as_ref().map(nono::event::NetAddr::proto), Some(nono::event::Proto::Tcp), "{tcp_connect:?}");
+    let dns = connect_to(53).unwrap_or_else(|| panic!("UDP connect to :53 missing:\n{}", d()));
+    assert_eq!(dns.net.as_ref().map(nono::event::NetAddr::proto), Some(nono::event::Proto::Udp), "{dns:?}");
+    let sends: Vec<_> = ev.iter().filter(|e| e.op == Op::Send).collect();
+    assert_eq!(
+        sends
+            .iter()
+            .filter(|e| e.net.as_ref().is_some_and(|n| n.port == udp_port && n.proto() == nono::event::Proto::Udp))
+            .count(),
+        2,
+        "sendto and sendmsg with an address, each once:\n{}",
+        d()
+    );
+    assert!(sends.iter().all(|e| e.net.as_ref().is_some_and(|n| n.port != 53)), "a connected send was recorded:\n{}", d());
+    let abstract_path = format!("@{abstract_name}");
+    assert!(
+        ev.iter().any(|e| e.op == Op::Connect && e.outcome == Outcome::Ok && e.path.as_deref() == Some(&abstract_path)),
+        "abstract connect to {abstract_path} missing:\n{}",
+        d()
+    );
+    assert!(
+        ev.iter().any(|e| e.op == Op::Connect
+            && e.outcome == Outcome::Ok
+            && e.path.as_deref() == w.join("srv.sock").to_str()
+            && e.net.as_ref().is_some_and(|n| n.proto() == nono::event::Proto::UnixStream)),
+        "relative pathname unix connect missing:\n{}",
+        d()
+    );
+    assert_eq!(run.session_lost, 0, "{}", run.stderr);
+    drop((tcp, udp, abs, path_listener));
+}
+
+/// Signals (to a process outside the tree, to a child, through a pidfd,
+/// and signal 0 as a probe) and the syscalls that create a kernel facility.
+#[test]
+fn signals_and_facilities_are_recorded() {
+    let Some(backend) = require_recorder("signals_and_facilities_are_recorded") else { return };
+    let sb = Sandbox::new();
+    let mut outside = Command::new("sleep").arg("60").spawn().expect("sleeper outside the tree");
+    let out_pid = outside.id() as i32;
+    let script = format!(
+        r#"
+import ctypes, os, signal, subprocess
+os.kill({out_pid}, 0)
+child = subprocess.Popen(["sleep", "30"])
+os.kill(child.pid, signal.SIGTERM)
+child.wait()
+fd = os.pidfd_open({out_pid})
+signal.pidfd_send_signal(fd, 0)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+params = ctypes.create_string_buffer(120)
+libc.syscall(425, 1, params)
+libc.syscall(250, 0, -3, 0)
+shm = libc.syscall(29, 0, 4096, 0o1600)
+if shm >= 0:
+    libc.syscall(31, shm, 0, None)
+print(child.pid)
+"#
+    );
+    let run = sb.learn(&backend, &["/usr/bin/python3", "-c", &script]);
+    let _ = outside.kill();
+    let _ = outside.wait();
+    assert_eq!(run.code, Some(0), "learn failed:\n{}", run.stderr);
+    let ev = &run.events;
+    let d = || dump(ev);
+    let signals: Vec<(i32, i32)> = ev.iter().filter(|e| e.outcome == Outcome::Ok).filter_map(Event::signal).collect();
+    assert!(signals.contains(&(0, out_pid)), "kill(outside, 0) missing: {signals:?}\n{}", d());
+    assert_eq!(signals.iter().filter(|s| **s == (0, out_pid)).count(), 2, "kill and pidfd_send_signal to {out_pid}: {signals:?}");
+    let child = ev
+        .iter()
+        .find(|e| e.op == Op::Exec && e.path.as_deref().is_some_and(|p| p.ends_with("/sleep")))
+        .unwrap_or_else(|| panic!("the child's exec is missing:\n{}", d()));
+    assert!(signals.contains(&(libc::SIGTERM, child.pid as i32)), "SIGTERM to the child missing: {signals:?}");
+    let calls: Vec<u64> = ev.iter().filter(|e| e.op == Op::Syscall).map(|e| e.arg).collect();
+    for nr in [libc::SYS_io_uring_setup, libc::SYS_keyctl, libc::SYS_shmget] {
+        assert!(calls.contains(&(nr as u64)), "syscall {nr} missing: {calls:?}");
+    }
+    assert!(!calls.contains(&(libc::SYS_shmctl as u64)), "shmctl is not a creating call: {calls:?}");
+    let shm = ev.iter().find(|e| e.op == Op::Syscall && e.arg == libc::SYS_shmget as u64).expect("shmget");
+    assert_eq!(shm.outcome, Outcome::Ok, "{shm:?}");
+}
+
+/// An exec records the executable that runs (the interpreter, canonical)
+/// and the file the exec named (the script): by relative path, through a
+/// `#!/usr/bin/env sh` chain, through a descriptor (`fexecve`, i.e.
+/// `execveat(fd, "", AT_EMPTY_PATH)`) and relative to a directory fd.
+#[test]
+fn scripts_record_the_file_the_exec_named() {
+    let Some(backend) = require_recorder("scripts_record_the_file_the_exec_named") else { return };
+    let sb = Sandbox::new();
+    let w = sb.work();
+    let write_script = |name: &str, text: &str| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(w.join(name), text).expect("script");
+        std::fs::set_permissions(w.join(name), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    };
+    write_script("s.sh", "#!/bin/sh\ntrue\n");
+    write_script("e.sh", "#!/usr/bin/env sh\ntrue\n");
+    write_script("f.sh", "#!/bin/sh\ntrue\n");
+    write_script("at.sh", "#!/bin/sh\ntrue\n");
+    let fexecve = r#"
+import os
+fd = os.open("f.sh", os.O_RDONLY)
+os.set_inheritable(fd, True)
+os.execve(fd, ["f.sh"], {})
+"#;
+    let execveat = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+os.set_inheritable(dfd, True)
+argv = (ctypes.c_char_p * 2)(b"at.sh", None)
+envp = (ctypes.c_char_p * 1)(None)
+libc.syscall(322, dfd, b"at.sh", argv, envp, 0)
+raise SystemExit(1)
+"#;
+    // The kernel refuses to run a script through a close-on-exec
+    // descriptor (its interpreter could not open /dev/fd/N): both stay open.
+    let script = format!("./s.sh && ./e.sh && /usr/bin/python3 -c '{fexecve}' && /usr/bin/python3 -c '{execveat}'");
+    let run = sb.learn(&backend, &["sh", "-c", &script]);
+    assert_eq!(run.code, Some(0), "learn failed:\n{}", run.stderr);
+    let ev = &run.events;
+    let d = || dump(ev);
+    let sh = std::fs::canonicalize("/bin/sh").expect("sh");
+    let env = std::fs::canonicalize("/usr/bin/env").expect("env");
+    let named = |script: &str| {
+        let want = w.join(script);
+        ev.iter()
+            .find(|e| e.op == Op::Exec && e.outcome == Outcome::Ok && e.path2.as_deref() == want.to_str())
+            .unwrap_or_else(|| panic!("no exec named {}:\n{}", want.display(), d()))
+    };
+    for script in ["s.sh", "f.sh", "at.sh"] {
+        let e = named(script);
+        assert_eq!(e.path.as_deref(), sh.to_str(), "{script} runs under its #! interpreter: {e:?}");
+    }
+    let e = named("e.sh");
+    assert_eq!(e.path.as_deref(), env.to_str(), "#!/usr/bin/env runs env first: {e:?}");
+    // env then execs sh from PATH, in the same process.
+    assert!(
+        ev.iter().any(|x| x.op == Op::Exec && x.pid == e.pid && x.time_ns > e.time_ns && x.path.as_deref() == sh.to_str()),
+        "env did not exec sh:\n{}",
+        d()
+    );
+    // A plain binary exec has no second path (it names itself).
+    let python = ev
+        .iter()
+        .find(|x| x.op == Op::Exec && x.path.as_deref().is_some_and(|p| p.contains("/python3")))
+        .unwrap_or_else(|| panic!("no python exec:\n{}", d()));
+    assert!(python.path2.as_deref().is_none_or(|p| p.ends_with("/python3")), "{python:?}");
+    if backend == "lsm" {
+        // The kernel's own exec opens, seen by the LSM hook, carry `exec`.
+        assert!(
+            ev.iter().any(|x| x.op == Op::Open && x.access.exec && x.path.as_deref() == w.join("s.sh").to_str()),
+            "no exec open of the script:\n{}",
+            d()
+        );
+        assert!(ev.iter().any(|x| x.op == Op::Open && x.access.exec && x.path.as_deref() == sh.to_str()), "{}", d());
+    }
+    assert_eq!(run.session_lost, 0, "{}", run.stderr);
+}

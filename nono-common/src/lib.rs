@@ -59,6 +59,54 @@ pub mod op {
     pub const MAX: u16 = 20;
 }
 
+/// `x86_64` syscall numbers the recorder dispatches on (the kernel's
+/// `arch/x86/entry/syscalls/syscall_64.tbl`; checked against libc by a
+/// test in the `nono` crate). `SYSCALL` events carry these in `arg`.
+pub mod sysno {
+    pub const SHMGET: u32 = 29;
+    pub const SHMAT: u32 = 30;
+    pub const SOCKET: u32 = 41;
+    pub const CONNECT: u32 = 42;
+    pub const SENDTO: u32 = 44;
+    pub const SENDMSG: u32 = 46;
+    pub const BIND: u32 = 49;
+    pub const SOCKETPAIR: u32 = 53;
+    pub const EXECVE: u32 = 59;
+    pub const KILL: u32 = 62;
+    pub const SEMGET: u32 = 64;
+    pub const MSGGET: u32 = 68;
+    pub const TRUNCATE: u32 = 76;
+    pub const FTRUNCATE: u32 = 77;
+    pub const RENAME: u32 = 82;
+    pub const MKDIR: u32 = 83;
+    pub const RMDIR: u32 = 84;
+    pub const CREAT: u32 = 85;
+    pub const LINK: u32 = 86;
+    pub const UNLINK: u32 = 87;
+    pub const SYMLINK: u32 = 88;
+    pub const MKNOD: u32 = 133;
+    pub const TKILL: u32 = 200;
+    pub const TGKILL: u32 = 234;
+    pub const MQ_OPEN: u32 = 240;
+    pub const ADD_KEY: u32 = 248;
+    pub const REQUEST_KEY: u32 = 249;
+    pub const KEYCTL: u32 = 250;
+    pub const OPENAT: u32 = 257;
+    pub const MKDIRAT: u32 = 258;
+    pub const MKNODAT: u32 = 259;
+    pub const UNLINKAT: u32 = 263;
+    pub const RENAMEAT: u32 = 264;
+    pub const LINKAT: u32 = 265;
+    pub const SYMLINKAT: u32 = 266;
+    pub const SENDMMSG: u32 = 307;
+    pub const RENAMEAT2: u32 = 316;
+    pub const EXECVEAT: u32 = 322;
+    pub const PIDFD_SEND_SIGNAL: u32 = 424;
+    pub const IO_URING_SETUP: u32 = 425;
+    pub const OPENAT2: u32 = 437;
+    pub const OPEN: u32 = 2;
+}
+
 /// Bits of [`EventHeader::flags`].
 pub mod flag {
     /// An open created the file (`FMODE_CREATED`), or a create hook fired.
@@ -81,9 +129,13 @@ pub mod flag {
     /// socket, anonymous inode, or an object of another mount namespace).
     /// Userspace must not read it as "/".
     pub const DETACHED: u16 = 1 << 8;
-    /// The Unix socket address is abstract: the first path field is a raw
-    /// segment holding the name without its leading NUL.
+    /// The Unix socket address is abstract: the first path field is
+    /// `RAW_TAG` followed by exactly the name's bytes (without the leading
+    /// NUL, and with no terminator: a name may hold NULs).
     pub const ABSTRACT: u16 = 1 << 9;
+    /// An open made by the kernel for an exec (`__FMODE_EXEC` in
+    /// `f_flags`): the script, its `#!` interpreter, the ELF interpreter.
+    pub const EXEC_OPEN: u16 = 1 << 10;
 }
 
 /// How a path field is encoded.
@@ -108,6 +160,7 @@ pub mod stat {
     /// Paths cut short by depth or length.
     pub const PATH_TRUNCATIONS: u32 = 2;
     /// Syscalls whose entry could not be remembered (pending map full).
+    /// Always 0 since the recorder reads arguments at exit; the index is kept.
     pub const PENDING_FULL: u32 = 3;
     /// Children that could not be added to the traced set (map full).
     pub const TRACED_FULL: u32 = 4;
@@ -115,9 +168,20 @@ pub mod stat {
     pub const EVENTS_SENT: u32 = 5;
     /// Handler found its per-CPU scratch slot busy (preempted handler).
     pub const SCRATCH_BUSY: u32 = 6;
-    /// Syscall exits with no matching entry (entry missed or lost).
+    /// Syscall exits with no matching entry. Always 0 since the recorder
+    /// reads arguments at exit; the index is kept.
     pub const ORPHAN_EXITS: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// Messages of a `sendmmsg` beyond the ones the recorder inspects
+    /// (their destinations were not recorded).
+    pub const SENDMMSG_SKIPPED: u32 = 8;
+    /// Execs through `/dev/fd/N` whose descriptor was closed by the time
+    /// the new image ran (a close-on-exec fd: never a script, which the
+    /// kernel refuses to run that way), so the named file is not recorded.
+    pub const EXEC_NAME_UNRESOLVED: u32 = 9;
+    /// Syscalls of a traced task made through the 32-bit (ia32) entry,
+    /// which the recorder does not decode.
+    pub const COMPAT_SYSCALLS: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 /// Fixed part of every ring-buffer record.
@@ -181,6 +245,8 @@ pub struct EventBuf {
     /// The walk's current dentry and vfsmount.
     pub walk_dentry: u64,
     pub walk_mnt: u64,
+    /// `walk_mnt`'s root dentry, read once per mount rather than per level.
+    pub walk_mnt_root: u64,
     pub walk_len: u32,
     pub walk_pos: u32,
     /// [`flag`] bits gathered by the walks, OR-ed into the header at the end.
@@ -189,11 +255,12 @@ pub struct EventBuf {
     pub busy: u32,
 }
 
-/// A syscall remembered between `sys_enter_*` and `sys_exit_*`, keyed by tid.
+/// A syscall's number and its six raw arguments, as the `sys_exit`
+/// dispatcher reads them from `pt_regs`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Pending {
-    /// Which syscall (an `nono-ebpf`-internal number, see `sys` module there).
+    /// The x86_64 syscall number.
     pub sys: u32,
     pub _pad: u32,
     /// The six raw syscall arguments.
@@ -234,6 +301,28 @@ pub struct KernelOffsets {
     pub inode_mode: u32,
     pub mm_exe_file: u32,
     pub sock_family: u32,
+    /// `file.f_flags` (open flags; `__FMODE_EXEC` marks an exec open).
+    pub file_flags: u32,
+    /// `file.private_data` (`struct socket *` of a socket, `struct pid *`
+    /// of a pidfd).
+    pub file_private_data: u32,
+    /// `socket.sk`.
+    pub socket_sk: u32,
+    /// `sock.sk_type` (u16).
+    pub sk_type: u32,
+    /// `sock.sk_protocol` (u16).
+    pub sk_protocol: u32,
+    /// `inode.i_private` (a pidfs pidfd's `struct pid *`).
+    pub inode_private: u32,
+    /// `pid.numbers` (the `struct upid` array; entry 0 is the initial
+    /// namespace's number).
+    pub pid_numbers: u32,
+    /// `upid.nr`.
+    pub upid_nr: u32,
+    /// `linux_binprm.filename`: the name the exec was given.
+    pub bprm_filename: u32,
+    /// `task_struct.thread_info` + `thread_info.status` (x86 `TS_COMPAT`).
+    pub task_ti_status: u32,
     /// Non-zero once userspace filled the table; programs refuse to walk
     /// paths with an all-zero table rather than read garbage.
     pub valid: u32,
@@ -273,6 +362,16 @@ impl KernelOffsets {
             inode_mode: 0,
             mm_exe_file: 0,
             sock_family: 0,
+            file_flags: 0,
+            file_private_data: 0,
+            socket_sk: 0,
+            sk_type: 0,
+            sk_protocol: 0,
+            inode_private: 0,
+            pid_numbers: 0,
+            upid_nr: 0,
+            bprm_filename: 0,
+            task_ti_status: 0,
             valid: 0,
         }
     }
@@ -289,12 +388,17 @@ pub struct RecorderConfig {
 
 /// Values of [`RecorderConfig::mode`].
 pub mod mode {
-    /// Syscall tracepoints report every operation from `sys_exit`.
+    /// The syscall exit reports every operation.
     pub const TRACEPOINT: u32 = 0;
-    /// LSM hooks report operations that reach the security layer; syscall
-    /// exits report only failures (which never reach a hook).
+    /// LSM hooks report filesystem operations that reach the security
+    /// layer; the syscall exit reports their failures (which never reach a
+    /// hook) and every operation without a hook (sockets, sends, signals,
+    /// facilities).
     pub const LSM: u32 = 1;
 }
+
+/// `__FMODE_EXEC` in `file.f_flags` (`include/linux/fs.h`, stable).
+pub const FMODE_EXEC_FLAG: u32 = 0x20;
 
 /// `FMODE_CREATED` from `include/linux/fs.h` (stable since 4.19).
 pub const FMODE_CREATED: u32 = 0x0010_0000;
@@ -349,9 +453,9 @@ mod tests {
         let header_fields = 8 + 8 + 4 * 4 + 2 + 2 + 4 + 4 + 2 + 2 + 2 + 2 + 2 + 2 + 16 + COMM_LEN;
         assert_eq!(size_of::<EventHeader>(), header_fields);
         assert_eq!(size_of::<Pending>(), 4 + 4 + 6 * 8);
-        assert_eq!(size_of::<KernelOffsets>(), 29 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 39 * 4);
         assert_eq!(size_of::<RecorderConfig>(), 8);
-        assert_eq!(size_of::<EventBuf>(), size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8 * WALK_SLOTS + 32);
+        assert_eq!(size_of::<EventBuf>(), size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8 * WALK_SLOTS + 40);
         assert!(WALK_SLOTS.is_power_of_two() && WALK_SLOTS >= MAX_PATH_DEPTH as usize);
     }
 

@@ -9,9 +9,9 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
     },
     macros::map,
-    maps::{HashMap, PerCpuArray, ProgramArray, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
 };
-use nono_common::{EventBuf, EventHeader, Pending, RecorderConfig, flag, stat};
+use nono_common::{EventBuf, EventHeader, RecorderConfig, flag, stat};
 
 use crate::kread::{self, off};
 
@@ -23,18 +23,11 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 #[map]
 pub static TRACED: HashMap<u32, u32> = HashMap::with_max_entries(65536, 0);
 
-/// Syscall arguments between sys_enter and sys_exit, keyed by thread id.
-#[map]
-pub static PENDING: HashMap<u32, Pending> = HashMap::with_max_entries(65536, 0);
-
-/// Slot 0 holds `sys_exit_common`: every `sys_exit_*` program tail-calls
-/// it, so the path-walking code is verified once instead of once per
-/// syscall (load time drops from seconds to a fraction of one).
-#[map]
-pub static TAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
-
-/// What a `sys_exit_*` program hands to `sys_exit_common` on this CPU. A
-/// tail call runs immediately on the same CPU, so a per-CPU slot is safe.
+/// What the syscall-specific part of `sys_exit` hands to the one generic
+/// path-resolving part, through map memory: read back with volatile loads,
+/// the values are unknown to the verifier, so every syscall's branch
+/// converges into one state and the heavy code is verified once. Per CPU:
+/// a tracepoint handler runs to completion on its CPU.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Handoff {
@@ -46,7 +39,7 @@ pub struct Handoff {
     pub ptr2: u64,
     pub tgid: u32,
     pub mode: u32,
-    /// Operand kinds (`sys::K_*`).
+    /// Operand kinds (`fs::K_*`).
     pub k1: u32,
     pub k2: u32,
     pub op: u16,
@@ -83,10 +76,15 @@ pub fn mode() -> u32 {
 
 #[inline(always)]
 pub fn bump(counter: u32) {
+    bump_by(counter, 1);
+}
+
+#[inline(always)]
+pub fn bump_by(counter: u32, n: u64) {
     if let Some(p) = STATS.get_ptr_mut(counter) {
         // SAFETY: per-CPU slot; only this CPU writes it and readers tolerate
         // a torn read of a monotonically growing counter.
-        unsafe { *p += 1 };
+        unsafe { *p += n };
     }
 }
 
@@ -96,6 +94,22 @@ pub fn traced_tgid() -> Option<u32> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: the value is only tested for presence.
     unsafe { TRACED.get(&tgid) }.map(|_| tgid)
+}
+
+/// `BPF_RB_NO_WAKEUP` / `BPF_RB_FORCE_WAKEUP` (`uapi/linux/bpf.h`).
+const RB_NO_WAKEUP: u64 = 1;
+const RB_FORCE_WAKEUP: u64 = 2;
+/// `BPF_RB_AVAIL_DATA` / `BPF_RB_RING_SIZE`.
+const RB_AVAIL_DATA: u64 = 0;
+const RB_RING_SIZE: u64 = 1;
+
+/// Wake the reader only once the ring is an eighth full; it also drains on
+/// its own every 100 ms and at the end. The kernel's default wakes it for
+/// nearly every record while it keeps up, and each wakeup costs the traced
+/// process an interrupt and the reader a context switch.
+#[inline(always)]
+fn wakeup_flag() -> u64 {
+    if EVENTS.query(RB_AVAIL_DATA) >= EVENTS.query(RB_RING_SIZE) / 8 { RB_FORCE_WAKEUP } else { RB_NO_WAKEUP }
 }
 
 /// A scratch slot owned until [`Slot::release`].
@@ -159,7 +173,7 @@ impl Slot {
         if total <= core::mem::size_of::<EventBuf>() {
             // SAFETY: total is bounded by the slot's size just above.
             let bytes = unsafe { core::slice::from_raw_parts(self.buf as *const u8, total) };
-            if EVENTS.output::<[u8]>(bytes, 0).is_ok() {
+            if EVENTS.output::<[u8]>(bytes, wakeup_flag()).is_ok() {
                 bump(stat::EVENTS_SENT);
             } else {
                 bump(stat::RINGBUF_DROPS);

@@ -2,7 +2,8 @@
 //! table, and the path walk that turns a `(vfsmount, dentry)` pair into the
 //! components of an absolute path.
 //!
-//! Verifier discipline: every value carried across a loop iteration or a
+//! Verifier discipline: loops are `bpf_loop` callbacks (verified once, not
+//! once per iteration), and every value carried across an iteration or a
 //! walk (positions, counts, flags) lives in the scratch slot and is read
 //! back with volatile loads. The verifier then sees unknown scalars, so the
 //! many ways out of a walk converge to one state and verification stays
@@ -10,7 +11,11 @@
 //!
 //! Nothing here writes to the kernel or decides whether to record.
 
-use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes};
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::{
+    bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user_str_bytes, generated::bpf_loop,
+};
 use nono_common::{EventBuf, KernelOffsets, MAX_PATH_DEPTH, NAME_MAX, PATH_MAX, WALK_SLOTS, flag, path::RAW_TAG};
 
 /// Filled in by userspace from the running kernel's BTF before load.
@@ -133,11 +138,32 @@ pub fn field_len(buf: *mut EventBuf) -> usize {
     if pos > PATH_MAX { PATH_MAX } else { pos }
 }
 
+/// What the `bpf_loop` callbacks of a walk share. It lives on the
+/// caller's stack (the helper requires that); `buf` keeps its map-value
+/// type through the spill, so the callbacks may index the slot.
+#[repr(C)]
+struct WalkCtx {
+    buf: *mut EventBuf,
+    /// 0 for the first path field, 1 for the second.
+    field: u64,
+    /// Set by the collecting callback when it reached a root (or a dead end).
+    done: u64,
+}
+
+impl WalkCtx {
+    #[inline(always)]
+    fn field(&self) -> Field {
+        if self.field == 0 { Field::First } else { Field::Second }
+    }
+}
+
 /// Appends the components of `(mnt, dentry)` leaf-first at the field's
 /// current position. Mount crossings are followed to the namespace root.
 ///
-/// Two passes: the first chases pointers and stores name pointers, the
-/// second copies names.
+/// Two passes, each a `bpf_loop`: the first chases pointers and stores
+/// name pointers, the second copies names. The helper makes the verifier
+/// check each loop body once instead of once per possible iteration,
+/// which is what keeps loading the programs fast.
 #[inline(always)]
 pub fn walk_dentry(buf: *mut EventBuf, field: Field, vfsmnt: *const u8, dentry: *const u8) {
     if vfsmnt.is_null() || dentry.is_null() {
@@ -145,35 +171,27 @@ pub fn walk_dentry(buf: *mut EventBuf, field: Field, vfsmnt: *const u8, dentry: 
         return;
     }
     let start = get_pos(buf);
+    let mnt_root = ptr(vfsmnt, off!(vfsmount_root));
     // SAFETY: buf is the handler's scratch slot.
-    unsafe { core::ptr::write_volatile(&raw mut (*buf).walk_len, 0) };
-    collect(buf, field, vfsmnt, dentry);
-    for i in 0..MAX_PATH_DEPTH as usize {
-        // SAFETY: buf is the handler's scratch slot.
-        let n = unsafe { core::ptr::read_volatile(&raw const (*buf).walk_len) } as usize;
-        if i >= n {
-            break;
-        }
-        let pos = get_pos(buf);
-        if pos > PATH_MAX - NAME_MAX {
-            add_flags(buf, field.truncated());
-            break;
-        }
-        // SAFETY: the index is masked to the array's power-of-two length.
-        let name = unsafe { (*buf).walk_names[i & (WALK_SLOTS - 1)] } as *const u8;
-        let idx = field.base() + (pos & (PATH_MAX - 1));
-        // SAFETY: idx <= 2*PATH_MAX - 1 and the data area has NAME_MAX bytes
-        // of slack after 2*PATH_MAX, so the window is in bounds.
-        let dst = unsafe { core::slice::from_raw_parts_mut((*buf).data.as_mut_ptr().add(idx), NAME_MAX) };
-        // SAFETY: the helper validates `name` and NUL-terminates within dst.
-        match unsafe { bpf_probe_read_kernel_str_bytes(name, dst) } {
-            Ok(bytes) => set_pos(buf, pos + bytes.len() + 1),
-            Err(_) => {
-                add_flags(buf, field.failed());
-                break;
-            }
-        }
+    unsafe {
+        core::ptr::write_volatile(&raw mut (*buf).walk_len, 0);
+        core::ptr::write_volatile(&raw mut (*buf).walk_mnt, vfsmnt as u64);
+        core::ptr::write_volatile(&raw mut (*buf).walk_mnt_root, mnt_root as u64);
+        core::ptr::write_volatile(&raw mut (*buf).walk_dentry, dentry as u64);
     }
+    let mut c = WalkCtx { buf, field: u64::from(field == Field::Second), done: 0 };
+    let ctx = (&raw mut c).cast::<c_void>();
+    // SAFETY: the callbacks only touch `c` (on this stack frame, alive for
+    // the call) and the scratch slot it points to.
+    unsafe { bpf_loop(MAX_PATH_DEPTH, collect_step as *mut c_void, ctx, 0) };
+    // SAFETY: read back after the helper wrote through the pointer.
+    if unsafe { core::ptr::read_volatile(&raw const c.done) } == 0 {
+        add_flags(buf, field.truncated());
+    }
+    // SAFETY: buf is the handler's scratch slot.
+    let n = unsafe { core::ptr::read_volatile(&raw const (*buf).walk_len) };
+    // SAFETY: as above.
+    unsafe { bpf_loop(n & (WALK_SLOTS as u32 - 1), copy_step as *mut c_void, ctx, 0) };
     let pos = get_pos(buf);
     if pos == start && pos < PATH_MAX && get_flags(buf) & (field.detached() | field.truncated() | field.failed()) == 0 {
         // The namespace root itself: one empty component, so that "/" is
@@ -186,61 +204,101 @@ pub fn walk_dentry(buf: *mut EventBuf, field: Field, vfsmnt: *const u8, dentry: 
     }
 }
 
-/// First pass: follow parents (and mounts) towards the root, storing name
-/// pointers in the slot. Flags truncation or a detached root.
+/// One step of the first pass: from the cursor (mount, dentry) in the slot
+/// to its parent, storing the name pointer; across a mount to the mount
+/// point; stopping at the namespace root or a dead end. Returns 1 to stop.
+extern "C" fn collect_step(_index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the `WalkCtx` that `walk_dentry` passed to bpf_loop.
+    let c = unsafe { &mut *ctx.cast::<WalkCtx>() };
+    let buf = c.buf;
+    // SAFETY: buf is the handler's slot.
+    let (mnt, mnt_root, d) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const (*buf).walk_mnt) as *const u8,
+            core::ptr::read_volatile(&raw const (*buf).walk_mnt_root) as *const u8,
+            core::ptr::read_volatile(&raw const (*buf).walk_dentry) as *const u8,
+        )
+    };
+    let (parent, name) = parent_and_name(d);
+    if d == mnt_root || d == parent || parent.is_null() {
+        // At the root of this mount: continue in the parent mount, or stop
+        // at the namespace root (a mount that is its own parent).
+        let mount = mnt.wrapping_sub(off!(mount_mnt));
+        let mparent = ptr(mount, off!(mount_parent));
+        if mparent.is_null() || mparent == mount || d != mnt_root {
+            // Any dead end other than the namespace root (pseudo
+            // filesystems, detached trees) must not read as "/".
+            if d != mnt_root || mparent.is_null() {
+                add_flags(buf, c.field().detached());
+            }
+            c.done = 1;
+            return 1;
+        }
+        let mountpoint = ptr(mount, off!(mount_mountpoint));
+        let next_mnt = mparent.wrapping_add(off!(mount_mnt));
+        let next_root = ptr(next_mnt, off!(vfsmount_root));
+        // SAFETY: buf is the handler's slot.
+        unsafe {
+            core::ptr::write_volatile(&raw mut (*buf).walk_dentry, mountpoint as u64);
+            core::ptr::write_volatile(&raw mut (*buf).walk_mnt, next_mnt as u64);
+            core::ptr::write_volatile(&raw mut (*buf).walk_mnt_root, next_root as u64);
+        }
+        return 0;
+    }
+    // SAFETY: buf is the handler's slot; the index is masked.
+    unsafe {
+        let n = core::ptr::read_volatile(&raw const (*buf).walk_len) as usize;
+        (*buf).walk_names[n & (WALK_SLOTS - 1)] = name as u64;
+        core::ptr::write_volatile(&raw mut (*buf).walk_len, (n + 1) as u32);
+        core::ptr::write_volatile(&raw mut (*buf).walk_dentry, parent as u64);
+    }
+    0
+}
+
+/// `dentry.d_parent` and `dentry.d_name.name` of `d`: one read when they
+/// lie within 24 bytes of each other (16 apart on every kernel so far),
+/// else two. The walk runs this once per path component of every record.
 #[inline(always)]
-fn collect(buf: *mut EventBuf, field: Field, vfsmnt: *const u8, dentry: *const u8) {
-    let mnt_root_off = off!(vfsmount_root);
+fn parent_and_name(d: *const u8) -> (*const u8, *const u8) {
     let parent_off = off!(dentry_parent);
     let name_off = off!(dentry_name) + off!(qstr_name);
-    let mount_mnt_off = off!(mount_mnt);
-    let mount_parent_off = off!(mount_parent);
-    let mountpoint_off = off!(mount_mountpoint);
-    // SAFETY (loop): buf is the handler's slot; indices are masked. The
-    // cursor lives in the slot so each iteration starts from unknown values.
-    unsafe {
-        core::ptr::write_volatile(&raw mut (*buf).walk_mnt, vfsmnt as u64);
-        core::ptr::write_volatile(&raw mut (*buf).walk_dentry, dentry as u64);
+    let delta = name_off.wrapping_sub(parent_off);
+    if delta == 8 || delta == 16 {
+        let words = read::<[u64; 3]>(d, parent_off).unwrap_or([0; 3]);
+        let name = if delta == 8 { words[1] } else { words[2] };
+        return (words[0] as *const u8, name as *const u8);
     }
-    for _ in 0..MAX_PATH_DEPTH {
-        // SAFETY: as above.
-        let (mnt, d) = unsafe {
-            (
-                core::ptr::read_volatile(&raw const (*buf).walk_mnt) as *const u8,
-                core::ptr::read_volatile(&raw const (*buf).walk_dentry) as *const u8,
-            )
-        };
-        let mnt_root = ptr(mnt, mnt_root_off);
-        let parent = ptr(d, parent_off);
-        if d == mnt_root || d == parent || parent.is_null() {
-            // At the root of this mount: continue in the parent mount, or stop
-            // at the namespace root (a mount that is its own parent).
-            let mount = mnt.wrapping_sub(mount_mnt_off);
-            let mparent = ptr(mount, mount_parent_off);
-            if mparent.is_null() || mparent == mount || d != mnt_root {
-                // Any dead end other than the namespace root (pseudo
-                // filesystems, detached trees) must not read as "/".
-                if d != mnt_root || mparent.is_null() {
-                    add_flags(buf, field.detached());
-                }
-                return;
-            }
-            // SAFETY: as above.
-            unsafe {
-                core::ptr::write_volatile(&raw mut (*buf).walk_dentry, ptr(mount, mountpoint_off) as u64);
-                core::ptr::write_volatile(&raw mut (*buf).walk_mnt, mparent.wrapping_add(mount_mnt_off) as u64);
-            }
-            continue;
+    (ptr(d, parent_off), ptr(d, name_off))
+}
+
+/// One step of the second pass: copies name `index` to the field.
+extern "C" fn copy_step(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the `WalkCtx` that `walk_dentry` passed to bpf_loop.
+    let c = unsafe { &mut *ctx.cast::<WalkCtx>() };
+    let buf = c.buf;
+    let field = c.field();
+    let pos = get_pos(buf);
+    if pos > PATH_MAX - NAME_MAX {
+        add_flags(buf, field.truncated());
+        return 1;
+    }
+    // SAFETY: the index is masked to the array's power-of-two length.
+    let name = unsafe { (*buf).walk_names[index as usize & (WALK_SLOTS - 1)] } as *const u8;
+    let idx = field.base() + (pos & (PATH_MAX - 1));
+    // SAFETY: idx <= 2*PATH_MAX - 1 and the data area has NAME_MAX bytes
+    // of slack after 2*PATH_MAX, so the window is in bounds.
+    let dst = unsafe { core::slice::from_raw_parts_mut((*buf).data.as_mut_ptr().add(idx), NAME_MAX) };
+    // SAFETY: the helper validates `name` and NUL-terminates within dst.
+    match unsafe { bpf_probe_read_kernel_str_bytes(name, dst) } {
+        Ok(bytes) => {
+            set_pos(buf, pos + bytes.len() + 1);
+            0
         }
-        // SAFETY: as above.
-        unsafe {
-            let n = core::ptr::read_volatile(&raw const (*buf).walk_len) as usize;
-            (*buf).walk_names[n & (WALK_SLOTS - 1)] = ptr(d, name_off) as u64;
-            core::ptr::write_volatile(&raw mut (*buf).walk_len, (n + 1) as u32);
-            core::ptr::write_volatile(&raw mut (*buf).walk_dentry, parent as u64);
+        Err(_) => {
+            add_flags(buf, field.failed());
+            1
         }
     }
-    add_flags(buf, field.truncated());
 }
 
 /// Writes a raw user string, tagged with [`RAW_TAG`], at the start of the
@@ -248,7 +306,19 @@ fn collect(buf: *mut EventBuf, field: Field, vfsmnt: *const u8, dentry: *const u
 /// directory's components appended).
 #[inline(always)]
 pub fn raw_user_path(buf: *mut EventBuf, field: Field, user: *const u8) -> bool {
-    if user.is_null() {
+    raw_str(buf, field, user, true)
+}
+
+/// [`raw_user_path`] for a string in kernel memory (a symlink target the
+/// LSM hook sees, the name an exec was given).
+#[inline(always)]
+pub fn raw_kernel_path(buf: *mut EventBuf, field: Field, kstr: *const u8) -> bool {
+    raw_str(buf, field, kstr, false)
+}
+
+#[inline(always)]
+fn raw_str(buf: *mut EventBuf, field: Field, src: *const u8, user: bool) -> bool {
+    if src.is_null() {
         add_flags(buf, field.failed());
         return true;
     }
@@ -256,8 +326,15 @@ pub fn raw_user_path(buf: *mut EventBuf, field: Field, user: *const u8) -> bool 
     // data area is 2*PATH_MAX + NAME_MAX long.
     let area = unsafe { core::slice::from_raw_parts_mut((*buf).data.as_mut_ptr().add(field.base()), PATH_MAX / 2 + 1) };
     area[0] = RAW_TAG;
-    // SAFETY: the helper validates `user` and NUL-terminates within the slice.
-    match unsafe { bpf_probe_read_user_str_bytes(user, &mut area[1..]) } {
+    // SAFETY: the helpers validate `src` and NUL-terminate within the slice.
+    let read = unsafe {
+        if user {
+            bpf_probe_read_user_str_bytes(src, &mut area[1..])
+        } else {
+            bpf_probe_read_kernel_str_bytes(src, &mut area[1..])
+        }
+    };
+    match read {
         Ok(bytes) => {
             let n = bytes.len();
             if n >= PATH_MAX / 2 - 1 {
@@ -272,6 +349,16 @@ pub fn raw_user_path(buf: *mut EventBuf, field: Field, user: *const u8) -> bool 
         }
     }
 }
+
+/// `(vfsmount, dentry)` of the directory a relative path is relative to:
+/// the cwd (`AT_FDCWD`) or the directory open as `dfd`.
+#[inline(always)]
+pub fn base_dir(task: *const u8, dfd: i64) -> (*const u8, *const u8) {
+    if dfd as i32 == AT_FDCWD { cwd_path(task) } else { file_path(file_of_fd(task, dfd)) }
+}
+
+/// `AT_FDCWD`.
+pub const AT_FDCWD: i32 = -100;
 
 /// Moves the second field down to directly after the first, so the record
 /// is contiguous. Returns the second field's final length (0 and flagged
@@ -306,18 +393,29 @@ pub fn file_of_fd(task: *const u8, fd: i64) -> *const u8 {
     }
     let files = ptr(task, off!(task_files));
     let fdt = ptr(files, off!(files_fdt));
-    let max = read::<u32>(fdt, off!(fdt_max_fds)).unwrap_or(0);
-    if fd as u64 >= u64::from(max) {
+    let (max, table) = if off!(fdt_max_fds) == 0 && off!(fdt_fd) == 8 {
+        // `struct fdtable` as every kernel so far lays it out: one read.
+        let head = read::<[u64; 2]>(fdt, 0).unwrap_or([0; 2]);
+        (head[0] & 0xffff_ffff, head[1] as *const u8)
+    } else {
+        (u64::from(read::<u32>(fdt, off!(fdt_max_fds)).unwrap_or(0)), ptr(fdt, off!(fdt_fd)))
+    };
+    if fd as u64 >= max {
         return core::ptr::null();
     }
-    let table = ptr(fdt, off!(fdt_fd));
     ptr(table, (fd as usize) * 8)
 }
 
 /// `(vfsmount, dentry)` of a `struct path` embedded at `base + path_off`.
 #[inline(always)]
 pub fn path_parts(base: *const u8, path_off: usize) -> (*const u8, *const u8) {
-    (ptr(base, path_off + off!(path_mnt)), ptr(base, path_off + off!(path_dentry)))
+    let (mnt_off, dentry_off) = (off!(path_mnt), off!(path_dentry));
+    if mnt_off == 0 && dentry_off == 8 {
+        // `struct path` as every kernel so far lays it out: one read.
+        let pair = read::<[u64; 2]>(base, path_off).unwrap_or([0; 2]);
+        return (pair[0] as *const u8, pair[1] as *const u8);
+    }
+    (ptr(base, path_off + mnt_off), ptr(base, path_off + dentry_off))
 }
 
 /// `(vfsmount, dentry)` of an open file.
@@ -338,4 +436,48 @@ pub fn cwd_path(task: *const u8) -> (*const u8, *const u8) {
 pub fn dentry_mode(dentry: *const u8) -> u32 {
     let inode = ptr(dentry, off!(dentry_inode));
     u32::from(read::<u16>(inode, off!(inode_mode)).unwrap_or(0))
+}
+
+/// `(type, protocol, family)` of the socket open as `fd`, or zeros when
+/// `fd` is not a socket.
+#[inline(always)]
+pub fn socket_kind(task: *const u8, fd: i64) -> (u16, u16, u16) {
+    let file = file_of_fd(task, fd);
+    let inode = ptr(file, off!(file_inode));
+    let imode = u32::from(read::<u16>(inode, off!(inode_mode)).unwrap_or(0));
+    if imode & 0o170_000 != 0o140_000 {
+        return (0, 0, 0);
+    }
+    let socket = ptr(file, off!(file_private_data));
+    let sk = ptr(socket, off!(socket_sk));
+    (
+        read::<u16>(sk, off!(sk_type)).unwrap_or(0),
+        read::<u16>(sk, off!(sk_protocol)).unwrap_or(0),
+        read::<u16>(sk, off!(sock_family)).unwrap_or(0),
+    )
+}
+
+/// The pid (in the initial pid namespace, like every pid nono records)
+/// of the process a pidfd refers to, or 0.
+#[inline(always)]
+pub fn pid_of_pidfd(task: *const u8, fd: i64) -> i32 {
+    let file = file_of_fd(task, fd);
+    // An anonymous-inode pidfd (before 6.9) keeps the pid in the file;
+    // a pidfs one (6.9 on) in its inode.
+    let mut pid = ptr(file, off!(file_private_data));
+    if pid.is_null() {
+        pid = ptr(ptr(file, off!(file_inode)), off!(inode_private));
+    }
+    read::<i32>(pid, off!(pid_numbers) + off!(upid_nr)).unwrap_or(0)
+}
+
+/// `TS_COMPAT` (`arch/x86/include/asm/thread_info.h`): the task is in a
+/// 32-bit syscall.
+const TS_COMPAT: u32 = 0x0002;
+
+/// Whether the current syscall came through the ia32 entry (its number
+/// is then not an x86_64 number).
+#[inline(always)]
+pub fn in_compat_syscall(task: *const u8) -> bool {
+    read::<u32>(task, off!(task_ti_status)).unwrap_or(0) & TS_COMPAT != 0
 }

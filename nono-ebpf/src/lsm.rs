@@ -1,7 +1,9 @@
-//! The BPF LSM recorder: hooks report operations that reach the security
-//! layer, with paths taken from kernel objects (`struct path`, dentries),
-//! so they are absolute and canonical whatever dirfd or cwd was used.
-//! Every hook returns 0: recording never denies.
+//! The BPF LSM recorder: hooks report filesystem operations that reach the
+//! security layer, with paths taken from kernel objects (`struct path`,
+//! dentries), so they are absolute and canonical whatever dirfd or cwd was
+//! used. Sockets, signals and facilities have no hook here: the syscall
+//! exit records them in both modes. Every hook returns 0: recording never
+//! denies.
 
 use aya_ebpf::programs::LsmContext;
 use nono_common::{flag, op};
@@ -56,6 +58,10 @@ fn mnt_of(path: *const u8) -> *const u8 {
 }
 
 pub fn file_open(ctx: &LsmContext) -> i32 {
+    // Every open of the machine passes here: decide first.
+    if traced_tgid().is_none() {
+        return 0;
+    }
     let file: *const u8 = ctx.arg(0);
     let fmode = kread::read::<u32>(file, off!(file_mode)).unwrap_or(0);
     let mut flags = 0;
@@ -71,6 +77,11 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     }
     if kread::dentry_mode(dentry) & S_IFMT == S_IFDIR {
         extra |= flag::DIRECTORY;
+    }
+    // The kernel's own opens for an exec (the script, its interpreter, the
+    // ELF interpreter) need `execute`, as Landlock checks it here.
+    if kread::read::<u32>(file, off!(file_flags)).unwrap_or(0) & nono_common::FMODE_EXEC_FLAG != 0 {
+        extra |= flag::EXEC_OPEN;
     }
     record(op::OPEN, flags, (mnt, dentry), None, extra)
 }
@@ -118,7 +129,8 @@ pub fn path_symlink(ctx: &LsmContext) -> i32 {
     kread::walk_dentry(slot.buf, Field::First, mnt_of(dir), dentry);
     let len1 = kread::field_len(slot.buf);
     kread::begin(slot.buf, Field::Second);
-    raw_kernel_str(slot.buf, old_name);
+    // The target as written, kept verbatim like the syscall path's raw field.
+    kread::raw_kernel_path(slot.buf, Field::Second, old_name);
     let len2 = kread::field_len(slot.buf);
     // SAFETY: the slot is owned by this handler.
     let h = unsafe { &mut (*slot.buf).hdr };
@@ -126,34 +138,6 @@ pub fn path_symlink(ctx: &LsmContext) -> i32 {
     h.mode = kread::dentry_mode(dentry);
     slot.send_paths(len1, len2);
     0
-}
-
-/// Writes the symlink's target (a kernel copy of the user's string, kept
-/// verbatim like the tracepoint backend's raw field) into the second field,
-/// tagged with `RAW_TAG` so user space does not treat it as components.
-#[inline(always)]
-fn raw_kernel_str(buf: *mut nono_common::EventBuf, kstr: *const u8) {
-    use nono_common::{PATH_MAX, path::RAW_TAG};
-    if kstr.is_null() {
-        kread::add_flags(buf, u32::from(flag::PATH2_FAILED));
-        return;
-    }
-    // SAFETY: the second field starts at PATH_MAX and the window is
-    // PATH_MAX/2 + 1 long; the data area is 2*PATH_MAX + NAME_MAX long.
-    let area = unsafe { core::slice::from_raw_parts_mut((*buf).data.as_mut_ptr().add(PATH_MAX), PATH_MAX / 2 + 1) };
-    area[0] = RAW_TAG;
-    // SAFETY: the helper validates `kstr` and NUL-terminates within the slice.
-    match unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes(kstr, &mut area[1..]) } {
-        Ok(bytes) => {
-            let n = bytes.len();
-            if n >= PATH_MAX / 2 - 1 {
-                kread::add_flags(buf, u32::from(flag::PATH2_TRUNCATED));
-            }
-            // SAFETY: buf is the handler's scratch slot.
-            unsafe { core::ptr::write_volatile(&raw mut (*buf).walk_pos, (n + 2) as u32) };
-        }
-        Err(_) => kread::add_flags(buf, u32::from(flag::PATH2_FAILED)),
-    }
 }
 
 pub fn path_link(ctx: &LsmContext) -> i32 {
@@ -188,37 +172,4 @@ pub fn file_ioctl(ctx: &LsmContext) -> i32 {
         return 0;
     }
     record(op::IOCTL, cmd & 0xffff_ffff, (mnt, dentry), None, 0)
-}
-
-pub fn socket_connect(ctx: &LsmContext) -> i32 {
-    socket(ctx, op::CONNECT)
-}
-
-pub fn socket_bind(ctx: &LsmContext) -> i32 {
-    socket(ctx, op::BIND)
-}
-
-/// `socket_connect` / `socket_bind(struct socket *, struct sockaddr *, int)`.
-fn socket(ctx: &LsmContext, op_code: u16) -> i32 {
-    let Some(tgid) = traced_tgid() else { return 0 };
-    let addr: *const u8 = ctx.arg(1);
-    let Some(raw) = kread::read::<[u8; 24]>(addr, 0) else { return 0 };
-    let family = u16::from_ne_bytes([raw[0], raw[1]]);
-    if family != 2 && family != 10 {
-        // AF_UNIX connects resolve to a filesystem path and are seen by the
-        // open-side hooks and the syscall exits; other families carry no port.
-        return 0;
-    }
-    let Some(mut slot) = Slot::acquire() else { return 0 };
-    let h = slot.header(op_code, tgid);
-    h.flags |= flag::FROM_LSM;
-    h.net_family = family;
-    h.net_port = u16::from_be_bytes([raw[2], raw[3]]);
-    if family == 2 {
-        h.net_addr[..4].copy_from_slice(&raw[4..8]);
-    } else {
-        h.net_addr.copy_from_slice(&raw[8..24]);
-    }
-    slot.send(0);
-    0
 }

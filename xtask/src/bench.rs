@@ -1,10 +1,12 @@
 //! `cargo xtask bench`: side-by-side measurements, reported as ratios
 //! within one run (these machines are noisy; absolute figures drift).
 //!
+//! 0. fixed cost of a session: `nono learn -- true` against `true`;
 //! 1. recording overhead: native vs `nono learn` vs `strace -f`, on a
 //!    file-heavy, a process-heavy and a build workload (median of N runs;
 //!    the workload times itself, so nono's fixed program-load cost is
-//!    reported separately rather than hidden in the ratio);
+//!    reported separately rather than hidden in the ratio), and the cost
+//!    to a busy process outside the traced tree while a session runs;
 //! 2. event throughput and loss at increasing paced rates;
 //! 3. store ingest and query latency, 4. synthesis time (nono's
 //!    `bench_store` / `bench_synth` examples);
@@ -105,7 +107,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let machine = machine();
     writeln!(ctx.report, "machine: {machine}")?;
     writeln!(ctx.report, "command: cargo xtask bench{}\n", if args.quick { " --quick" } else { "" })?;
+    fixed_cost(&mut ctx)?;
     recording_overhead(&mut ctx)?;
+    outside_cost(&mut ctx)?;
     if !args.no_vm {
         lsm_in_vm(&mut ctx, &root, args)?;
     }
@@ -145,7 +149,10 @@ fn lsm_in_vm(ctx: &mut Ctx, root: &Path, args: &BenchArgs) -> anyhow::Result<()>
             inside = true;
         } else if line.starts_with(GUEST_END) {
             inside = false;
-        } else if inside && !line.starts_with("## ") {
+        } else if let Some(title) = line.strip_prefix("## ").filter(|_| inside) {
+            // The guest's own section titles, one level down.
+            let _ = writeln!(table, "**{title}**");
+        } else if inside {
             table.push_str(line);
             table.push('\n');
         }
@@ -167,6 +174,7 @@ fn guest(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
     let sizes = if args.quick { (200, 20, 2) } else { (1_000, 40, 3) };
     let mut ctx = Ctx::new(root, "tmp/bench", args, Some("lsm"), sizes)?;
     writeln!(ctx.report, "guest: {}\n", machine())?;
+    fixed_cost(&mut ctx)?;
     recording_overhead(&mut ctx)?;
     println!("{GUEST_BEGIN}\n{}{GUEST_END}", ctx.report);
     Ok(())
@@ -343,6 +351,105 @@ fn recording_overhead(ctx: &mut Ctx) -> anyhow::Result<()> {
         )?;
     }
     writeln!(ctx.report)?;
+    Ok(())
+}
+
+/// `nono learn -- true` against `true`: what every `learn` and `run
+/// --audit` pays before and after the command (loading, verifying and
+/// attaching the programs, the database, the profile, detaching).
+fn fixed_cost(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let n = if ctx.quick { 3 } else { 20 };
+    eprintln!("bench: fixed cost ({n} runs)");
+    let mut bare = Vec::new();
+    let mut learn = Vec::new();
+    for _ in 0..n {
+        bare.push(timed(Command::new("true").stdout(Stdio::null()))?.0);
+        let mut c = Command::new(&ctx.nono);
+        c.arg("learn")
+            .args(ctx.backend.map(|b| format!("--backend={b}")))
+            .args(["--no-progress", "--force", "--db"])
+            .arg(ctx.dir.join("fixed.db"))
+            .arg("--output")
+            .arg(ctx.dir.join("fixed.json"))
+            .args(["--", "true"])
+            .current_dir(&ctx.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let (d, _, code) = timed(&mut c)?;
+        if code != 0 {
+            bail!("nono learn -- true failed with {code}");
+        }
+        learn.push(d);
+    }
+    let (b, l) = (median(bare), median(learn.clone()));
+    let worst = learn.iter().max().copied().unwrap_or_default();
+    writeln!(ctx.report, "## 0. Fixed cost of a recording session (median of {n}; goal: < 300 ms over `true`)\n")?;
+    writeln!(ctx.report, "| command | median | slowest | extra vs `true` |")?;
+    writeln!(ctx.report, "|---|---|---|---|")?;
+    writeln!(ctx.report, "| true | {b:.2?} | - | - |")?;
+    writeln!(
+        ctx.report,
+        "| nono learn{} -- true | {l:.2?} | {worst:.2?} | {:.2?} |\n",
+        ctx.backend.map(|b| format!(" --backend={b}")).unwrap_or_default(),
+        l.saturating_sub(b)
+    )?;
+    Ok(())
+}
+
+/// The file-heavy workload run natively by a process outside any traced
+/// tree, with and without a `nono learn` session (of an idle command)
+/// running beside it: what recording costs the rest of the machine. Every
+/// process passes the syscall tracepoints; outside the tree a recorded
+/// syscall costs one map lookup at entry and one at exit.
+fn outside_cost(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let files = ctx.sizes.0;
+    let script = format!("find '{}' -type f -print0 | xargs -0 cat > /dev/null", ctx.dir.join("tree").display());
+    eprintln!("bench: cost outside the traced tree");
+    let mut alone = Vec::new();
+    let mut beside = Vec::new();
+    let ready = ctx.dir.join("outside-ready");
+    for _ in 0..ctx.runs {
+        alone.push(run_mode(ctx, Mode::Native, &script, &ctx.dir)?.workload);
+        let _ = std::fs::remove_file(&ready);
+        let mut session = Command::new(&ctx.nono)
+            .arg("learn")
+            .args(ctx.backend.map(|b| format!("--backend={b}")))
+            .args(["--no-progress", "--force", "--db"])
+            .arg(ctx.dir.join("outside.db"))
+            .arg("--output")
+            .arg(ctx.dir.join("outside.json"))
+            .args(["--", "sh", "-c"])
+            .arg(format!("touch '{}'; exec sleep 3600", ready.display()))
+            .current_dir(&ctx.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the idle learn session")?;
+        let started = Instant::now();
+        while !ready.exists() {
+            if started.elapsed() > Duration::from_mins(2) {
+                let _ = session.kill();
+                bail!("the idle learn session did not start");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let measured = run_mode(ctx, Mode::Native, &script, &ctx.dir);
+        // nono forwards SIGTERM to the command and then exits.
+        // SAFETY: plain kill(2) of our own child.
+        unsafe { libc::kill(session.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = session.wait();
+        beside.push(measured?.workload);
+    }
+    let (a, b) = (median(alone), median(beside));
+    writeln!(
+        ctx.report,
+        "## 1c. Cost to a process outside the traced tree (read {files} small files natively; median of {})\n",
+        ctx.runs
+    )?;
+    writeln!(ctx.report, "| no session | a learn session beside it | ratio |")?;
+    writeln!(ctx.report, "|---|---|---|")?;
+    writeln!(ctx.report, "| {a:.2?} | {b:.2?} | {:.2}x |\n", b.as_secs_f64() / a.as_secs_f64().max(1e-9))?;
     Ok(())
 }
 

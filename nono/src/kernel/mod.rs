@@ -8,7 +8,7 @@
 //!   can set `WSL_DISTRO_NAME`, only the kernel writes `/proc/version`.
 //! - [`Probes`] are real syscalls against the running kernel: the Landlock
 //!   ABI, loading (and attaching) a 2-instruction BPF LSM program and a
-//!   tracepoint program, and installing a seccomp user-notification filter
+//!   BTF tracepoint program, and installing a seccomp user-notification filter
 //!   in a child. A listed `bpf` LSM does not mean its programs load: this
 //!   kernel lists it and refuses them with EPERM.
 
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::record::Backend;
 
 pub use probe::{Probes, seccomp_notify};
+pub(crate) use probe::lsm_program as lsm_program_loads;
 
 /// Kernel-controlled files under a root.
 #[derive(Clone, Debug)]
@@ -173,7 +174,7 @@ pub fn report(facts: &Facts, probes: &Probes) -> Report {
     checks.push(probe_check(
         "tracepoint programs",
         &probes.tracepoint_program,
-        "a tracepoint program loaded and attached (syscalls/sys_enter_openat)",
+        "a BTF tracepoint program loaded and attached (sys_exit)",
     ));
     checks.push(Check {
         name: "btf",
@@ -218,7 +219,7 @@ pub fn report(facts: &Facts, probes: &Probes) -> Report {
     } else if !facts.btf {
         (None, "no BTF: the recorder cannot find kernel struct offsets".to_owned())
     } else {
-        (None, "neither BPF LSM nor tracepoint programs load here (are you root? is tracefs mounted?)".to_owned())
+        (None, "neither BPF LSM nor tracepoint programs load here (are you root?)".to_owned())
     };
     Report { kernel: facts.release.clone(), landlock_abi: abi, wsl2: facts.wsl2, checks, backend, backend_reason, notes }
 }

@@ -15,9 +15,11 @@ pub struct Probes {
 }
 
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
+const BPF_PROG_TYPE_TRACING: u32 = 26;
 const BPF_PROG_TYPE_LSM: u32 = 29;
+const BPF_TRACE_RAW_TP: u32 = 23;
 const BPF_LSM_MAC: u32 = 27;
 
 impl Probes {
@@ -64,7 +66,9 @@ fn load(prog_type: u32, attach_type: u32, attach_btf_id: u32) -> Result<OwnedFd,
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-fn lsm_program() -> Result<(), String> {
+/// Whether a BPF LSM program loads and attaches here (the recorder asks
+/// before loading its own, so a refusing kernel costs a millisecond).
+pub(crate) fn lsm_program() -> Result<(), String> {
     let btf = crate::record::btf::Btf::from_file(std::path::Path::new("/sys/kernel/btf/vmlinux")).map_err(|e| e.to_string())?;
     let id = btf.func_id("bpf_lsm_file_open").ok_or("the kernel has no bpf_lsm_file_open (CONFIG_BPF_LSM off)")?;
     let prog =
@@ -82,38 +86,23 @@ fn lsm_program() -> Result<(), String> {
     Ok(())
 }
 
+/// The recorder's tracepoints are BTF tracepoints (`tp_btf`), its syscall
+/// dispatcher on the raw `sys_exit` tracepoint: load the smallest such
+/// program and attach it.
 fn tracepoint_program() -> Result<(), String> {
-    let id_path = [
-        "/sys/kernel/tracing/events/syscalls/sys_enter_openat/id",
-        "/sys/kernel/debug/tracing/events/syscalls/sys_enter_openat/id",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).exists())
-    .ok_or("tracefs is not mounted (`nono setup` mounts it)")?;
-    let id: u64 = std::fs::read_to_string(id_path).map_err(|e| e.to_string())?.trim().parse().map_err(|e| format!("{e}"))?;
-    let prog = load(BPF_PROG_TYPE_TRACEPOINT, 0, 0)?;
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&2u32.to_ne_bytes()); // PERF_TYPE_TRACEPOINT
-    attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
-    attr[8..16].copy_from_slice(&id.to_ne_bytes());
-    attr[16..24].copy_from_slice(&1u64.to_ne_bytes()); // sample_period
-    // SAFETY: a valid perf_event_attr; pid -1 (all), cpu 0, no group, CLOEXEC.
-    let pfd = unsafe {
-        libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), -1, 0, -1, 8u64 /* PERF_FLAG_FD_CLOEXEC */)
-    };
-    if pfd < 0 {
-        return Err(errno_text("perf_event_open"));
+    let btf = crate::record::btf::Btf::from_file(std::path::Path::new("/sys/kernel/btf/vmlinux")).map_err(|e| e.to_string())?;
+    let id = btf.typedef_id("btf_trace_sys_exit").ok_or("the kernel's BTF has no btf_trace_sys_exit")?;
+    let prog = load(BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, id)?;
+    let mut attr = [0u8; 16];
+    // raw_tracepoint.name = NULL (the BTF id names it), .prog_fd
+    attr[8..12].copy_from_slice(&(std::os::fd::AsRawFd::as_raw_fd(&prog) as u32).to_ne_bytes());
+    // SAFETY: a valid bpf_attr prefix for BPF_RAW_TRACEPOINT_OPEN.
+    let link = unsafe { libc::syscall(libc::SYS_bpf, BPF_RAW_TRACEPOINT_OPEN, attr.as_ptr(), attr.len()) };
+    if link < 0 {
+        return Err(errno_text("BPF_RAW_TRACEPOINT_OPEN (attach)"));
     }
-    // SAFETY: a new descriptor the kernel returned to us.
-    let pfd = unsafe { OwnedFd::from_raw_fd(pfd as i32) };
-    const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
-    // SAFETY: ioctl on our perf fd with our program fd as the argument.
-    let r = unsafe {
-        libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&pfd), PERF_EVENT_IOC_SET_BPF as _, std::os::fd::AsRawFd::as_raw_fd(&prog))
-    };
-    if r < 0 {
-        return Err(errno_text("PERF_EVENT_IOC_SET_BPF (attach)"));
-    }
+    // SAFETY: closing the link we just created detaches the program.
+    unsafe { libc::close(link as i32) };
     Ok(())
 }
 

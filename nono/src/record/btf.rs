@@ -8,7 +8,6 @@
 //! and modifiers. Bitfield members are refused: the programs read whole
 //! fields.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use nono_common::KernelOffsets;
@@ -34,110 +33,109 @@ pub enum BtfError {
 
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
+const KIND_TYPEDEF: u32 = 8;
 const KIND_FUNC: u32 = 12;
 const MODIFIERS: [u32; 5] = [8, 9, 10, 11, 18]; // typedef, volatile, const, restrict, type_tag
 
-#[derive(Debug)]
-struct Member {
-    name: u32,
-    ty: u32,
-    /// Bit offset (low 24 bits when the bitfield flag is set).
-    bits: u32,
-    bitfield_size: u32,
+/// Parsed vmlinux BTF, indexed but not decoded: a type's record is read
+/// from the raw bytes when a lookup needs it. `nono learn` starts by
+/// reading a handful of offsets from ~120,000 types, so decoding every
+/// member of every struct (as a first version did) cost more than the
+/// rest of the start-up put together.
+pub struct Btf {
+    data: Vec<u8>,
+    /// Byte offset in `data` of each type's record, by type id (0 = void).
+    records: Vec<u32>,
+    /// Ids of the named structs and unions, and of the functions.
+    structs: Vec<u32>,
+    funcs: Vec<u32>,
+    strings: std::ops::Range<usize>,
 }
 
-#[derive(Debug)]
-struct Type {
+/// A type's fixed part.
+#[derive(Clone, Copy)]
+struct Head {
     name: u32,
     kind: u32,
-    /// size or referenced type id
+    vlen: usize,
+    kind_flag: bool,
+    /// Size, or the referenced type id.
     size_type: u32,
-    members: Vec<Member>,
-}
-
-/// Parsed vmlinux BTF (only what the offsets need).
-pub struct Btf {
-    types: Vec<Type>,
-    strings: Vec<u8>,
-    structs: HashMap<String, u32>,
-    funcs: HashMap<String, u32>,
+    /// Where the kind-specific part starts.
+    body: usize,
 }
 
 impl Btf {
     pub fn from_file(path: &Path) -> Result<Btf, BtfError> {
         let data = std::fs::read(path).map_err(|source| BtfError::Read { path: path.display().to_string(), source })?;
-        Btf::parse(&data)
+        Btf::parse(data)
     }
 
-    pub fn parse(data: &[u8]) -> Result<Btf, BtfError> {
+    pub fn parse(data: impl Into<Vec<u8>>) -> Result<Btf, BtfError> {
+        let data = data.into();
         let bad = |what: &str| BtfError::Malformed(what.to_owned());
-        let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-        let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-        if u16_at(0) != Some(0xEB9F) {
+        if u16_at(&data, 0) != Some(0xEB9F) {
             return Err(bad("bad magic (not little-endian BTF)"));
         }
-        let hdr_len = u32_at(4).ok_or_else(|| bad("short header"))? as usize;
-        let field = |i: usize| u32_at(8 + 4 * i).map(|v| v as usize).ok_or_else(|| bad("short header"));
+        let hdr_len = u32_at(&data, 4).ok_or_else(|| bad("short header"))? as usize;
+        let field = |i: usize| u32_at(&data, 8 + 4 * i).map(|v| v as usize).ok_or_else(|| bad("short header"));
         let (type_off, type_len, str_off, str_len) = (field(0)?, field(1)?, field(2)?, field(3)?);
         let types_start = hdr_len + type_off;
         let types_end = types_start + type_len;
-        let strings =
-            data.get(hdr_len + str_off..hdr_len + str_off + str_len).ok_or_else(|| bad("string section out of bounds"))?;
-        if types_end > data.len() {
-            return Err(bad("type section out of bounds"));
+        let strings = hdr_len + str_off..hdr_len + str_off + str_len;
+        if strings.end > data.len() || types_end > data.len() {
+            return Err(bad("section out of bounds"));
         }
-        // Type id 0 is void.
-        let mut types = vec![Type { name: 0, kind: 0, size_type: 0, members: Vec::new() }];
+        let mut btf = Btf { records: vec![0], structs: Vec::new(), funcs: Vec::new(), strings, data: Vec::new() };
         let mut o = types_start;
         while o < types_end {
-            let word = |i: usize| u32_at(o + 4 * i).ok_or_else(|| bad("truncated type"));
-            let (name, info, size_type) = (word(0)?, word(1)?, word(2)?);
-            let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            o += 12;
-            let mut members = Vec::new();
-            let extra = match kind {
+            let id = btf.records.len() as u32;
+            let h = head(&data, o).ok_or_else(|| bad("truncated type"))?;
+            let extra = match h.kind {
                 1 | 14 | 17 => 4,
                 3 => 12,
-                KIND_STRUCT | KIND_UNION => {
-                    for i in 0..vlen {
-                        let m = |j: usize| u32_at(o + 12 * i + 4 * j).ok_or_else(|| bad("truncated member"));
-                        let raw = m(2)?;
-                        let (bits, bitfield_size) = if kind_flag { (raw & 0x00ff_ffff, raw >> 24) } else { (raw, 0) };
-                        members.push(Member { name: m(0)?, ty: m(1)?, bits, bitfield_size });
-                    }
-                    12 * vlen
-                }
-                6 | 13 => 8 * vlen,
-                15 | 19 => 12 * vlen,
+                KIND_STRUCT | KIND_UNION | 15 | 19 => 12 * h.vlen,
+                6 | 13 => 8 * h.vlen,
                 2 | 7..=12 | 16 | 18 => 0,
                 other => return Err(BtfError::Malformed(format!("unknown BTF kind {other}"))),
             };
-            o += extra;
-            types.push(Type { name, kind, size_type, members });
-        }
-        let mut btf = Btf { types, strings: strings.to_vec(), structs: HashMap::new(), funcs: HashMap::new() };
-        for (id, t) in btf.types.iter().enumerate() {
-            if (t.kind == KIND_STRUCT || t.kind == KIND_FUNC) && t.name != 0 {
-                let name = btf.string(t.name).to_owned();
-                let map = if t.kind == KIND_STRUCT { &mut btf.structs } else { &mut btf.funcs };
-                map.entry(name).or_insert(id as u32);
+            if h.body + extra > types_end {
+                return Err(bad("truncated type"));
             }
+            match h.kind {
+                KIND_STRUCT | KIND_UNION if h.name != 0 => btf.structs.push(id),
+                KIND_FUNC => btf.funcs.push(id),
+                _ => {}
+            }
+            btf.records.push(o as u32);
+            o = h.body + extra;
         }
+        btf.data = data;
         Ok(btf)
     }
 
-    fn string(&self, off: u32) -> &str {
-        let s = self.strings.get(off as usize..).unwrap_or_default();
+    fn head(&self, id: u32) -> Option<Head> {
+        let o = *self.records.get(id as usize)? as usize;
+        if id == 0 {
+            return None;
+        }
+        head(&self.data, o)
+    }
+
+    fn string(&self, off: u32) -> &[u8] {
+        let s = self.data.get(self.strings.start + off as usize..self.strings.end).unwrap_or_default();
         let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-        std::str::from_utf8(&s[..end]).unwrap_or("")
+        &s[..end]
+    }
+
+    fn named(&self, ids: &[u32], name: &str) -> Option<u32> {
+        ids.iter().copied().find(|&id| self.head(id).is_some_and(|h| self.string(h.name) == name.as_bytes()))
     }
 
     fn resolve(&self, mut id: u32) -> u32 {
         for _ in 0..32 {
-            match self.types.get(id as usize) {
-                Some(t) if MODIFIERS.contains(&t.kind) => id = t.size_type,
+            match self.head(id) {
+                Some(h) if MODIFIERS.contains(&h.kind) => id = h.size_type,
                 _ => break,
             }
         }
@@ -147,35 +145,46 @@ impl Btf {
     /// Byte offset and type of `member` in struct/union `id`, looking
     /// inside anonymous members.
     fn find(&self, id: u32, member: &str, strukt: &str) -> Result<Option<(u32, u32)>, BtfError> {
-        let Some(t) = self.types.get(id as usize) else { return Ok(None) };
-        for m in &t.members {
-            if m.name != 0 && self.string(m.name) == member {
-                if m.bitfield_size != 0 || m.bits % 8 != 0 {
+        let Some(h) = self.head(id) else { return Ok(None) };
+        if !matches!(h.kind, KIND_STRUCT | KIND_UNION) {
+            return Ok(None);
+        }
+        for i in 0..h.vlen {
+            let m = |j: usize| u32_at(&self.data, h.body + 12 * i + 4 * j).unwrap_or(0);
+            let (name, ty, raw) = (m(0), m(1), m(2));
+            let (bits, bitfield_size) = if h.kind_flag { (raw & 0x00ff_ffff, raw >> 24) } else { (raw, 0) };
+            if name != 0 && self.string(name) == member.as_bytes() {
+                if bitfield_size != 0 || bits % 8 != 0 {
                     return Err(BtfError::Bitfield { strukt: strukt.to_owned(), member: member.to_owned() });
                 }
-                return Ok(Some((m.bits / 8, m.ty)));
+                return Ok(Some((bits / 8, ty)));
             }
-            if m.name == 0 {
-                let inner = self.resolve(m.ty);
-                if matches!(self.types.get(inner as usize).map(|t| t.kind), Some(KIND_STRUCT | KIND_UNION)) {
-                    if let Some((o, ty)) = self.find(inner, member, strukt)? {
-                        return Ok(Some((m.bits / 8 + o, ty)));
-                    }
-                }
+            if name == 0
+                && let Some((o, ty)) = self.find(self.resolve(ty), member, strukt)?
+            {
+                return Ok(Some((bits / 8 + o, ty)));
             }
         }
         Ok(None)
     }
 
+    /// The type id of typedef `name` (`btf_trace_<tracepoint>` names a BTF
+    /// tracepoint's prototype).
+    #[must_use]
+    pub fn typedef_id(&self, name: &str) -> Option<u32> {
+        (1..self.records.len() as u32)
+            .find(|&id| self.head(id).is_some_and(|h| h.kind == KIND_TYPEDEF && self.string(h.name) == name.as_bytes()))
+    }
+
     /// The type id of kernel function `name` (an LSM program's attach point).
     #[must_use]
     pub fn func_id(&self, name: &str) -> Option<u32> {
-        self.funcs.get(name).copied()
+        self.named(&self.funcs, name)
     }
 
     /// Byte offset of `path` (`a.b.c`) in struct `strukt`.
     pub fn member_offset(&self, strukt: &str, path: &str) -> Result<u32, BtfError> {
-        let mut id = *self.structs.get(strukt).ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
+        let mut id = self.named(&self.structs, strukt).ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
         let mut total = 0;
         for part in path.split('.') {
             let (o, ty) = self
@@ -218,15 +227,48 @@ impl Btf {
             file_inode: o("file", "f_inode")?,
             inode_mode: o("inode", "i_mode")?,
             mm_exe_file: o("mm_struct", "exe_file")?,
-            sock_family: o("sock_common", "skc_family")?,
+            sock_family: o("sock", "__sk_common.skc_family")?,
+            file_flags: o("file", "f_flags")?,
+            file_private_data: o("file", "private_data")?,
+            socket_sk: o("socket", "sk")?,
+            sk_type: o("sock", "sk_type")?,
+            sk_protocol: o("sock", "sk_protocol")?,
+            inode_private: o("inode", "i_private")?,
+            pid_numbers: o("pid", "numbers")?,
+            upid_nr: o("upid", "nr")?,
+            bprm_filename: o("linux_binprm", "filename")?,
+            task_ti_status: o("task_struct", "thread_info.status")?,
             valid: 1,
         })
     }
 }
 
+fn u16_at(d: &[u8], o: usize) -> Option<u16> {
+    d.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+}
+
+fn u32_at(d: &[u8], o: usize) -> Option<u32> {
+    d.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn head(d: &[u8], o: usize) -> Option<Head> {
+    let (name, info, size_type) = (u32_at(d, o)?, u32_at(d, o + 4)?, u32_at(d, o + 8)?);
+    Some(Head {
+        name,
+        kind: (info >> 24) & 0x1f,
+        vlen: (info & 0xffff) as usize,
+        kind_flag: info >> 31 == 1,
+        size_type,
+        body: o + 12,
+    })
+}
+
 /// The offsets of the running kernel.
 pub fn running_kernel_offsets() -> Result<KernelOffsets, BtfError> {
-    Btf::from_file(Path::new("/sys/kernel/btf/vmlinux"))?.kernel_offsets()
+    let started = std::time::Instant::now();
+    let offsets = Btf::from_file(Path::new("/sys/kernel/btf/vmlinux"))?.kernel_offsets();
+    log::debug!("kernel struct offsets read from BTF in {:?}", started.elapsed());
+    offsets
 }
 
 #[cfg(test)]
@@ -235,7 +277,7 @@ mod tests {
 
     /// Offsets bpftool reported for the 6.18 development host; the test
     /// compares only on that kernel release.
-    const HOST_6_18: &str = r#"{"task_real_parent": 1280, "task_tgid": 1268, "task_pid": 1264, "task_fs": 1816, "task_files": 1824, "task_mm": 1136, "fs_pwd": 40, "fs_root": 24, "path_mnt": 0, "path_dentry": 8, "dentry_parent": 24, "dentry_name": 32, "dentry_inode": 48, "qstr_name": 8, "qstr_len": 4, "mount_parent": 16, "mount_mountpoint": 24, "mount_mnt": 32, "vfsmount_root": 0, "files_fdt": 32, "fdt_fd": 8, "fdt_max_fds": 0, "file_path": 64, "file_mode": 4, "file_inode": 32, "inode_mode": 0, "mm_exe_file": 1312, "sock_family": 16}"#;
+    const HOST_6_18: &str = r#"{"task_real_parent": 1280, "task_tgid": 1268, "task_pid": 1264, "task_fs": 1816, "task_files": 1824, "task_mm": 1136, "fs_pwd": 40, "fs_root": 24, "path_mnt": 0, "path_dentry": 8, "dentry_parent": 24, "dentry_name": 32, "dentry_inode": 48, "qstr_name": 8, "qstr_len": 4, "mount_parent": 16, "mount_mountpoint": 24, "mount_mnt": 32, "vfsmount_root": 0, "files_fdt": 32, "fdt_fd": 8, "fdt_max_fds": 0, "file_path": 64, "file_mode": 4, "file_inode": 32, "inode_mode": 0, "mm_exe_file": 1312, "sock_family": 16, "file_flags": 40, "file_private_data": 24, "socket_sk": 24, "sk_type": 534, "sk_protocol": 532, "pid_numbers": 144, "upid_nr": 0, "bprm_filename": 96, "task_ti_status": 16, "inode_private": 608}"#;
 
     #[test]
     fn offsets_of_the_running_kernel_are_complete_and_match_bpftool() {
@@ -289,6 +331,16 @@ mod tests {
             ("inode_mode", o.inode_mode),
             ("mm_exe_file", o.mm_exe_file),
             ("sock_family", o.sock_family),
+            ("file_flags", o.file_flags),
+            ("file_private_data", o.file_private_data),
+            ("socket_sk", o.socket_sk),
+            ("sk_type", o.sk_type),
+            ("sk_protocol", o.sk_protocol),
+            ("inode_private", o.inode_private),
+            ("pid_numbers", o.pid_numbers),
+            ("upid_nr", o.upid_nr),
+            ("bprm_filename", o.bprm_filename),
+            ("task_ti_status", o.task_ti_status),
         ]
         .into_iter()
         .collect()
@@ -296,7 +348,7 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        assert!(matches!(Btf::parse(b"nope"), Err(BtfError::Malformed(_))));
-        assert!(matches!(Btf::parse(&[0x9f, 0xeb, 1, 0, 24, 0, 0, 0]), Err(BtfError::Malformed(_))));
+        assert!(matches!(Btf::parse(b"nope".as_slice()), Err(BtfError::Malformed(_))));
+        assert!(matches!(Btf::parse([0x9f, 0xeb, 1, 0, 24, 0, 0, 0].as_slice()), Err(BtfError::Malformed(_))));
     }
 }

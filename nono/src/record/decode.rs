@@ -57,16 +57,25 @@ impl Decoder {
         }
         let op = Op::from_code(h.op).ok_or(DecodeError::UnknownOp(h.op))?;
         let incomplete = h.flags & (flag::PATH_FAILED | flag::PATH2_FAILED | flag::PATH_TRUNCATED | flag::PATH2_TRUNCATED) != 0;
-        let mut path = decode_path(&data[..l1]);
+        let mut path = if h.flags & flag::ABSTRACT != 0 {
+            // An abstract Unix name: `@` and exactly the name's bytes.
+            data[..l1].strip_prefix(&[RAW_TAG]).map(|raw| format!("@{}", escape_abstract(raw)))
+        } else {
+            decode_path(&data[..l1])
+        };
         if h.flags & flag::DETACHED != 0 {
             path = path.map(|p| format!("<detached>{p}"));
         }
-        let path2 = if op == Op::Symlink {
+        let mut path2 = if op == Op::Symlink {
             // A symlink's target is kept exactly as written.
             raw_segment(&data[l1..l1 + l2]).map(|raw| escape(raw))
         } else {
             decode_path(&data[l1..l1 + l2])
         };
+        if op == Op::Exec && path2 == path {
+            // The exec named the executable itself (not a script).
+            path2 = None;
+        }
         let created = h.flags & flag::CREATED != 0;
         let directory = h.flags & flag::DIRECTORY != 0;
         let mut access = match op {
@@ -74,20 +83,17 @@ impl Decoder {
             Op::Create => Access { create: true, ..Access::default() },
             _ => Access::default(),
         };
-        if op == Op::Exec {
+        if op == Op::Exec || (op == Op::Open && h.flags & flag::EXEC_OPEN != 0) {
             access.exec = true;
         }
         let net = (h.net_family != 0).then(|| NetAddr {
             family: h.net_family,
-            addr: ip_of(h.net_family, &h.net_addr),
+            // socket(2) has a kind but no address.
+            addr: if op == Op::Socket { None } else { ip_of(h.net_family, &h.net_addr) },
             port: h.net_port,
             sock_type: h.sock_type,
             protocol: h.sock_proto,
         });
-        if h.flags & flag::ABSTRACT != 0 {
-            // An abstract Unix name: `@` and the name's bytes (escaped).
-            path = raw_segment(&data[..l1]).map(|raw| format!("@{}", escape(raw)));
-        }
         // Fork and exit carry a pid or code, not an errno.
         let outcome = if matches!(op, Op::Fork | Op::Exit) { Outcome::Ok } else { Outcome::from_ret(i64::from(h.result)) };
         match op {
@@ -139,6 +145,13 @@ fn ip_of(family: u16, raw: &[u8; 16]) -> Option<IpAddr> {
         libc::AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*raw))),
         _ => None,
     }
+}
+
+/// An abstract socket name in the escaped text form; its NUL bytes (legal
+/// in such a name) become `\x00`, so the text stays one C string and
+/// [`crate::event::unescape_bytes`] still restores the exact bytes.
+fn escape_abstract(raw: &[u8]) -> String {
+    escape(raw).replace('\0', "\\x00")
 }
 
 /// The raw user string of a field, if it has one.
@@ -362,6 +375,63 @@ mod tests {
         h.flags = flag::DETACHED;
         let e = Decoder::default().decode(&record(h, &components(&["pipe:[7]"]), &[])).expect("decodes");
         assert_eq!(e.path.as_deref(), Some("<detached>/pipe:[7]"));
+    }
+
+    #[test]
+    fn an_abstract_unix_name_keeps_every_byte() {
+        let mut h = header(op::CONNECT);
+        h.net_family = libc::AF_UNIX as u16;
+        h.sock_type = libc::SOCK_STREAM as u16;
+        h.flags = flag::ABSTRACT;
+        // The kernel sends the tag and exactly the name: no terminator, and
+        // a NUL inside the name is part of it.
+        let rec = record(h, &[RAW_TAG, b'b', b'u', b's', 0, b'x'], &[]);
+        let e = Decoder::default().decode(&rec).expect("decodes");
+        assert_eq!(e.path.as_deref(), Some("@bus\\x00x"));
+        assert_eq!(crate::event::unescape_bytes(&e.path.expect("path")[1..]).expect("unescapes"), b"bus\0x");
+        assert_eq!(e.net.map(|n| n.proto()), Some(crate::event::Proto::UnixStream));
+    }
+
+    #[test]
+    fn an_exec_keeps_the_name_it_was_given_only_when_it_differs() {
+        let mut d = Decoder::default();
+        let script = d
+            .decode(&record(header(op::EXEC), &components(&["dash", "bin", "usr"]), &raw("./s.sh", &["work"])))
+            .expect("exec of a script");
+        assert_eq!((script.path.as_deref(), script.path2.as_deref()), (Some("/usr/bin/dash"), Some("/work/s.sh")));
+        assert!(script.access.exec);
+        let plain =
+            d.decode(&record(header(op::EXEC), &components(&["ls", "bin", "usr"]), &raw("/usr/bin/ls", &[]))).expect("exec");
+        assert_eq!(plain.path2, None, "an exec that names its executable has no second path");
+    }
+
+    #[test]
+    fn an_exec_open_grants_execute() {
+        let mut h = header(op::OPEN);
+        h.flags = flag::EXEC_OPEN | flag::FROM_LSM;
+        let e = Decoder::default().decode(&record(h, &components(&["s.sh", "work"]), &[])).expect("decodes");
+        assert!(e.access.exec && e.access.read, "{:?}", e.access);
+        let e = Decoder::default().decode(&record(header(op::OPEN), &components(&["s.sh", "work"]), &[])).expect("decodes");
+        assert!(!e.access.exec, "an ordinary open is not an exec");
+    }
+
+    #[test]
+    fn socket_and_signal_records_decode() {
+        let mut h = header(op::SOCKET);
+        h.net_family = libc::AF_INET as u16;
+        h.sock_type = libc::SOCK_DGRAM as u16;
+        h.sock_proto = libc::IPPROTO_UDP as u16;
+        h.arg = (libc::SOCK_DGRAM | libc::SOCK_NONBLOCK) as u64;
+        let e = Decoder::default().decode(&record(h, &[], &[])).expect("socket");
+        let net = e.net.expect("net");
+        assert_eq!((net.proto(), net.addr, net.port), (crate::event::Proto::Udp, None, 0));
+        let mut h = header(op::SIGNAL);
+        h.arg = (libc::SIGTERM as u64) | (u64::from(4242u32) << 32);
+        let e = Decoder::default().decode(&record(h, &[], &[])).expect("signal");
+        assert_eq!(e.signal(), Some((libc::SIGTERM, 4242)));
+        let mut h = header(op::SIGNAL);
+        h.arg = u64::from((-7i32) as u32) << 32;
+        assert_eq!(Decoder::default().decode(&record(h, &[], &[])).expect("group").signal(), Some((0, -7)));
     }
 
     #[test]

@@ -2,13 +2,17 @@
 //! what it does into [`Event`](crate::event::Event)s.
 //!
 //! Two backends sit behind the [`Recorder`] trait:
-//! - `lsm`: BPF LSM hooks (paths from kernel objects), the primary design;
-//! - `tracepoint`: syscall enter/exit tracepoints, for kernels that refuse
-//!   trampoline programs (like the Firecracker host nono is developed on).
+//! - `lsm`: BPF LSM hooks for filesystem operations (paths from kernel
+//!   objects), the primary design;
+//! - `tracepoint`: one BTF program on the raw `sys_exit` tracepoint that
+//!   dispatches on the syscall number, for kernels that refuse trampoline
+//!   programs (like the Firecracker host nono is developed on).
 //!
-//! Both share the process-tree tracking (sched fork/exec/exit), the ring
-//! buffer, the loss counters and the decoder. This module must not know
-//! about SQL, profiles or Landlock.
+//! Both share the process-tree tracking (sched fork/exec/exit), the
+//! syscall dispatcher for what has no LSM hook (sockets, sends, signals,
+//! kernel facilities) and for failures, the ring buffer, the loss counters
+//! and the decoder. This module must not know about SQL, profiles or
+//! Landlock.
 
 pub mod btf;
 pub mod decode;
@@ -82,6 +86,9 @@ pub enum RecordError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The 2-instruction probe LSM program was refused (its message says how).
+    #[error("{0}")]
+    LsmRefused(String),
     #[error("loading the eBPF object")]
     Load(#[source] aya::EbpfError),
     #[error("eBPF program {0} is missing from the object")]
@@ -117,4 +124,69 @@ pub enum RecordError {
     },
     #[error("the audit store writer failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+#[cfg(test)]
+mod tests {
+    /// The eBPF dispatcher's syscall numbers (in `nono_common::sysno`) are
+    /// the kernel's `x86_64` numbers, and `SYSCALL` events carry them: they
+    /// must agree with libc, which the learner and the seccomp filter use.
+    #[test]
+    fn dispatcher_syscall_numbers_match_libc() {
+        use nono_common::sysno as n;
+        let pairs: &[(u32, i64)] = &[
+            (n::OPEN, libc::SYS_open),
+            (n::SHMGET, libc::SYS_shmget),
+            (n::SHMAT, libc::SYS_shmat),
+            (n::SOCKET, libc::SYS_socket),
+            (n::CONNECT, libc::SYS_connect),
+            (n::SENDTO, libc::SYS_sendto),
+            (n::SENDMSG, libc::SYS_sendmsg),
+            (n::BIND, libc::SYS_bind),
+            (n::SOCKETPAIR, libc::SYS_socketpair),
+            (n::EXECVE, libc::SYS_execve),
+            (n::KILL, libc::SYS_kill),
+            (n::SEMGET, libc::SYS_semget),
+            (n::MSGGET, libc::SYS_msgget),
+            (n::TRUNCATE, libc::SYS_truncate),
+            (n::FTRUNCATE, libc::SYS_ftruncate),
+            (n::RENAME, libc::SYS_rename),
+            (n::MKDIR, libc::SYS_mkdir),
+            (n::RMDIR, libc::SYS_rmdir),
+            (n::CREAT, libc::SYS_creat),
+            (n::LINK, libc::SYS_link),
+            (n::UNLINK, libc::SYS_unlink),
+            (n::SYMLINK, libc::SYS_symlink),
+            (n::MKNOD, libc::SYS_mknod),
+            (n::TKILL, libc::SYS_tkill),
+            (n::TGKILL, libc::SYS_tgkill),
+            (n::MQ_OPEN, libc::SYS_mq_open),
+            (n::ADD_KEY, libc::SYS_add_key),
+            (n::REQUEST_KEY, libc::SYS_request_key),
+            (n::KEYCTL, libc::SYS_keyctl),
+            (n::OPENAT, libc::SYS_openat),
+            (n::MKDIRAT, libc::SYS_mkdirat),
+            (n::MKNODAT, libc::SYS_mknodat),
+            (n::UNLINKAT, libc::SYS_unlinkat),
+            (n::RENAMEAT, libc::SYS_renameat),
+            (n::LINKAT, libc::SYS_linkat),
+            (n::SYMLINKAT, libc::SYS_symlinkat),
+            (n::SENDMMSG, libc::SYS_sendmmsg),
+            (n::RENAMEAT2, libc::SYS_renameat2),
+            (n::EXECVEAT, libc::SYS_execveat),
+            (n::PIDFD_SEND_SIGNAL, libc::SYS_pidfd_send_signal),
+            (n::IO_URING_SETUP, libc::SYS_io_uring_setup),
+            (n::OPENAT2, libc::SYS_openat2),
+        ];
+        for &(ours, libc_nr) in pairs {
+            assert_eq!(i64::from(ours), libc_nr);
+        }
+        // Every facility syscall the recorder treats as creating one belongs
+        // to that facility in the event model.
+        for nr in
+            [n::IO_URING_SETUP, n::ADD_KEY, n::REQUEST_KEY, n::KEYCTL, n::SHMGET, n::SHMAT, n::SEMGET, n::MSGGET, n::MQ_OPEN]
+        {
+            assert!(crate::event::Facility::of_syscall(i64::from(nr)).is_some(), "{nr}");
+        }
+    }
 }

@@ -247,6 +247,9 @@ impl Loop {
                     guard.clear_ready();
                 }
                 _ = tick.tick() => {
+                    // The kernel wakes the reader only when the ring fills
+                    // up (see nono-ebpf's `wakeup_flag`): drain on the tick.
+                    self.drain(ring.get_mut()).await;
                     self.flush().await;
                     let lost = recorder.counters().map(|c| c.lost()).unwrap_or(0) + self.decode_errors + self.unstored;
                     bar.set_message(format!("{} events, {} lost", self.events + self.batch.len() as u64, lost));

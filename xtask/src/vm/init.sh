@@ -54,6 +54,9 @@ mount -t proc proc $R/proc || fail "proc"
 mount -t sysfs sysfs $R/sys || fail "sysfs"
 mount -t devtmpfs devtmpfs $R/dev || fail "devtmpfs"
 mkdir -p $R/dev/pts $R/dev/shm
+# What udev sets up on a real system: a script run through a descriptor
+# (fexecve) is read by its interpreter as /dev/fd/N.
+ln -sf /proc/self/fd $R/dev/fd
 mount -t devpts devpts $R/dev/pts 2>/dev/null
 mount -t tmpfs tmpfs $R/dev/shm 2>/dev/null
 mount -t securityfs securityfs $R/sys/kernel/security || fail "securityfs"
