@@ -11,7 +11,10 @@
 //! 3. store ingest and query latency, 4. synthesis time (nono's
 //!    `bench_store` / `bench_synth` examples);
 //! 5. enforcement start-up (`nono run -- true` vs `true`, vs `bwrap`);
-//! 6. peak RSS of nono in each (from `wait4`'s rusage).
+//! 6. peak RSS of nono in each (from `wait4`'s rusage);
+//! 7. what enforcement costs a running command: native vs `nono run`
+//!    (Landlock, the seccomp baseline, the broker) vs `nono run
+//!    --no-broker`, on create-and-rename, read and connect-heavy loops.
 //!
 //! `--quick` shrinks everything to a smoke run that asserts nothing but
 //! that the harness still works; CI runs it.
@@ -116,6 +119,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     throughput(&mut ctx)?;
     store_and_synthesis(&mut ctx, &root, if args.quick { 20_000 } else { args.store_events })?;
     startup(&mut ctx)?;
+    enforcement_cost(&mut ctx)?;
     println!("{}", ctx.report);
     let out = ctx.dir.join(if args.quick { "report-quick.md" } else { "report.md" });
     std::fs::write(&out, &ctx.report)?;
@@ -224,6 +228,10 @@ enum Mode {
     Native,
     Nono,
     Strace,
+    /// `nono run --profile P`: Landlock, the seccomp baseline and the broker.
+    Run(&'static str),
+    /// The same without the broker (hidden `--no-broker`).
+    RunNoBroker(&'static str),
 }
 
 fn run_mode(ctx: &Ctx, mode: Mode, script: &str, cwd: &Path) -> anyhow::Result<Sample> {
@@ -245,6 +253,16 @@ fn run_mode(ctx: &Ctx, mode: Mode, script: &str, cwd: &Path) -> anyhow::Result<S
                 .arg(ctx.dir.join("overhead.db"))
                 .arg("--output")
                 .arg(ctx.dir.join("overhead.json"))
+                .args(["--", "sh", "-c"])
+                .arg(&wrapped);
+            c
+        }
+        Mode::Run(profile) | Mode::RunNoBroker(profile) => {
+            let mut c = Command::new(&ctx.nono);
+            c.arg("run")
+                .args((matches!(mode, Mode::RunNoBroker(_))).then_some("--no-broker"))
+                .arg("--profile")
+                .arg(ctx.dir.join(profile))
                 .args(["--", "sh", "-c"])
                 .arg(&wrapped);
             c
@@ -597,6 +615,100 @@ fn startup(ctx: &mut Ctx) -> anyhow::Result<()> {
     } else {
         writeln!(ctx.report, "| bwrap | not installed | - | - |")?;
     }
+    writeln!(ctx.report)?;
+    Ok(())
+}
+
+/// The enforcement profile's name in the bench directory.
+const ENFORCE_PROFILE: &str = "enforce.json";
+/// The same profile with a brokered rule (on another directory).
+const BROKERED_PROFILE: &str = "enforce-brokered.json";
+
+/// Section 7: the cost of enforcement to the command it confines. The
+/// broker answers some syscalls from user space (creates and renames
+/// beside brokered rules, connects when ports or UDP destinations are
+/// restricted); the rest are decided in the kernel.
+fn enforcement_cost(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let files = ctx.sizes.0;
+    let (creates, conns) = if ctx.quick { (200, 50) } else { (10_000, 2_000) };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("a local listener for the connect loop")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            drop(s);
+        }
+    });
+    let work = ctx.dir.join("enforce-work");
+    let profile = serde_json::json!({
+        "meta": {"name": "bench-enforce"},
+        "extends": "base",
+        "filesystem": {"allow": [ctx.dir.display().to_string()]},
+        "network": {"open_port": [port]},
+    });
+    std::fs::write(ctx.dir.join(ENFORCE_PROFILE), serde_json::to_vec_pretty(&profile)?)?;
+    // The same with one brokered rule elsewhere: creates and renames
+    // anywhere then go through the broker (most are answered "continue").
+    let beside = ctx.dir.join("brokered");
+    std::fs::create_dir_all(&beside)?;
+    let mut with_rule = profile;
+    with_rule["filesystem"]["brokered"] = serde_json::json!([{
+        "dir": beside.display().to_string(),
+        "names": ["settings.json", "settings.json.tmp.*"],
+        "ops": ["create", "write", "rename", "remove"],
+        "reason": "bench",
+    }]);
+    std::fs::write(ctx.dir.join(BROKERED_PROFILE), serde_json::to_vec_pretty(&with_rule)?)?;
+    let workloads = [
+        (
+            format!("create-heavy: {creates} writes of a temp file renamed into place"),
+            format!(
+                "/usr/bin/python3 -c 'import os\nfor i in range({creates}):\n    f = open(\"t\", \"w\"); f.write(\"x\"); f.close(); os.replace(\"t\", \"f%d\" % i)'"
+            ),
+        ),
+        (
+            format!("read-heavy: read {files} small files"),
+            format!("find '{}' -type f -print0 | xargs -0 cat > /dev/null", ctx.dir.join("tree").display()),
+        ),
+        (
+            format!("connect-heavy: {conns} TCP connects to 127.0.0.1"),
+            format!(
+                "/usr/bin/python3 -c 'import socket\nfor i in range({conns}):\n    s = socket.create_connection((\"127.0.0.1\", {port})); s.close()'"
+            ),
+        ),
+    ];
+    writeln!(
+        ctx.report,
+        "## 7. Enforcement cost to the confined command (median of {}; ratio = workload time / native)\n",
+        ctx.runs
+    )?;
+    writeln!(
+        ctx.report,
+        "| workload | native | nono run | ratio | nono run, profile with a brokered rule | ratio | nono run --no-broker | ratio |"
+    )?;
+    writeln!(ctx.report, "|---|---|---|---|---|---|---|---|")?;
+    let modes = [Mode::Native, Mode::Run(ENFORCE_PROFILE), Mode::Run(BROKERED_PROFILE), Mode::RunNoBroker(ENFORCE_PROFILE)];
+    for (name, script) in &workloads {
+        eprintln!("bench: enforcement, {name}");
+        let mut samples: [Vec<Duration>; 4] = Default::default();
+        for _ in 0..ctx.runs {
+            // Interleaved, so drift affects every mode alike.
+            for (i, mode) in modes.into_iter().enumerate() {
+                let _ = std::fs::remove_dir_all(&work);
+                std::fs::create_dir_all(&work)?;
+                samples[i].push(run_mode(ctx, mode, script, &work)?.workload);
+            }
+        }
+        let [n, r, rb, nb] = samples.map(median);
+        let ratio = |d: Duration| d.as_secs_f64() / n.as_secs_f64().max(1e-9);
+        writeln!(
+            ctx.report,
+            "| {name} | {n:.2?} | {r:.2?} | {:.2}x | {rb:.2?} | {:.2}x | {nb:.2?} | {:.2}x |",
+            ratio(r),
+            ratio(rb),
+            ratio(nb)
+        )?;
+    }
+    let _ = std::fs::remove_dir_all(&work);
     writeln!(ctx.report)?;
     Ok(())
 }

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::Backend;
 
-pub use probe::{Probes, seccomp_notify};
 pub(crate) use probe::lsm_program as lsm_program_loads;
+pub use probe::{Probes, seccomp_notify};
 
 /// Kernel-controlled files under a root.
 #[derive(Clone, Debug)]

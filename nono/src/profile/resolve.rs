@@ -93,20 +93,26 @@ impl Vars {
         if spelled.contains('\0') {
             return Err(bad("contains a NUL byte"));
         }
+        // Paths are in the audit trail's text form: `\\` is a backslash
+        // and `\xNN` a byte (a name that is not UTF-8 survives the trip).
+        let literal = |text: &str| crate::event::unescape_path(text).map_err(|e| bad(&e.to_string()));
         let path = if let Some(rest) = spelled.strip_prefix('$') {
             let (name, tail) = rest.split_once('/').map_or((rest, ""), |(n, t)| (n, t));
             let name = name.trim_start_matches('{').trim_end_matches('}');
             let base = self.lookup(name).ok_or_else(|| {
                 bad(&format!("unknown variable ${name}; known: $HOME, $CWD, $TMPDIR, $XDG_CONFIG_HOME, $XDG_CACHE_HOME"))
             })?;
-            if tail.is_empty() { base.to_path_buf() } else { base.join(tail) }
+            if tail.is_empty() { base.to_path_buf() } else { base.join(literal(tail)?) }
         } else if spelled == "~" {
             self.home.clone()
         } else if let Some(tail) = spelled.strip_prefix("~/") {
-            self.home.join(tail)
+            self.home.join(literal(tail)?)
         } else {
-            PathBuf::from(spelled)
+            literal(spelled)?
         };
+        if path.as_os_str().as_encoded_bytes().contains(&0) {
+            return Err(bad("contains a NUL byte (\\x00)"));
+        }
         if !path.is_absolute() {
             return Err(bad("not absolute (start it with /, ~ or a $VARIABLE)"));
         }
@@ -163,7 +169,8 @@ pub struct Resolved {
 impl Resolved {
     /// Adds a grant given on the command line (`--allow`, `--read`, `--write`).
     pub fn add_cli(&mut self, spelled: &str, rights: BTreeSet<FsRight>, vars: &Vars) -> Result<(), ProfileError> {
-        let path = vars.expand(spelled, "command line")?;
+        // Taken literally: a backslash on the command line is a backslash.
+        let path = vars.expand(&crate::event::escape_bytes(spelled.as_bytes()), "command line")?;
         let path = if path.exists() { path.canonicalize().unwrap_or(path) } else { path };
         let file = path.is_file();
         let rights = if file { rights.into_iter().filter(|r| r.applies_to_file()).collect() } else { rights };

@@ -198,3 +198,17 @@ fn a_name_is_a_path_then_a_user_profile_then_a_builtin() {
     assert!(!load("codex", &vars()).expect("built-in codex").grants.is_empty());
     assert!(load("base", &v).expect("built-in").chain == vec!["builtin:base".to_owned()]);
 }
+
+#[test]
+fn escaped_names_expand_to_their_bytes() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let v = vars();
+    let p = v.expand("$CWD/caf\\xe9/a\\\\b", "e.json").expect("escaped");
+    assert_eq!(p.as_os_str().as_bytes(), b"/work/p/caf\xe9/a\\b");
+    assert_eq!(crate::event::escape_path(&p), "/work/p/caf\\xe9/a\\\\b");
+    assert_eq!(v.expand("/srv/\\xff", "e.json").expect("absolute").as_os_str().as_bytes(), b"/srv/\xff");
+    for (bad, why) in [("/srv/a\\q", "bad escape"), ("/srv/\\x0", "bad escape"), ("$HOME/\\x00", "NUL")] {
+        let e = v.expand(bad, "e.json").expect_err(bad);
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+    }
+}
