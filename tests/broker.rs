@@ -21,7 +21,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{Sandbox, TestUser, is_root, skip};
+use support::{Sandbox, TestUser, is_root, output_text, skip};
 
 const PY: &str = "/usr/bin/python3";
 
@@ -81,15 +81,6 @@ fn script(sb: &Sandbox, user: &TestUser, name: &str, text: &str) -> PathBuf {
     p
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// `sudo nono learn --output P -- python3 SCRIPT`.
 fn learn(sb: &Sandbox, user: &TestUser, script: &Path) -> PathBuf {
     let profile = sb.root().join("app.json");
@@ -101,7 +92,7 @@ fn learn(sb: &Sandbox, user: &TestUser, script: &Path) -> PathBuf {
         .arg(script)
         .output()
         .expect("nono learn");
-    assert!(out.status.success(), "learn failed: {}", text(&out));
+    assert!(out.status.success(), "learn failed: {}", output_text(&out));
     profile
 }
 
@@ -109,7 +100,7 @@ fn learn(sb: &Sandbox, user: &TestUser, script: &Path) -> PathBuf {
 fn denials(sb: &Sandbox, user: &TestUser) -> String {
     let out =
         user.sudo_nono(sb).args(["audit", "query", "--session", "last", "--result", "denied"]).output().expect("audit query");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -137,9 +128,9 @@ fn an_atomic_save_beside_secrets_is_learned_once_and_replays_three_times() {
             .arg(&save)
             .output()
             .expect("nono run");
-        assert!(out.status.success(), "replay {run}: {}", text(&out));
+        assert!(out.status.success(), "replay {run}: {}", output_text(&out));
         let expect = format!("n = {}", 2 * (run + 1));
-        assert!(String::from_utf8_lossy(&out.stdout).contains(&expect), "replay {run}, expected {expect}: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&expect), "replay {run}, expected {expect}: {}", output_text(&out));
         let d = denials(&sb, &user);
         assert!(d.lines().filter(|l| !l.trim().is_empty()).count() <= 1, "replay {run} had sandbox denials:\n{d}");
     }
@@ -200,7 +191,7 @@ attempt("unix-connect-unlearned", unix)
         ("temp-name-in-ssh", "EACCES"),
         ("unix-connect-unlearned", "EACCES"),
     ] {
-        assert!(stdout.lines().any(|l| l == format!("{case} {errno}")), "{case}: expected {errno}:\n{}", text(&out));
+        assert!(stdout.lines().any(|l| l == format!("{case} {errno}")), "{case}: expected {errno}:\n{}", output_text(&out));
     }
     assert_eq!(std::fs::read_to_string(sb.home().join(".bashrc")).expect("rc"), "# rc\n");
     assert!(!sb.home().join(".ssh/authorized_keys").exists());
@@ -241,8 +232,8 @@ fn metadata_changes_are_allowed_beneath_write_grants_only() {
         .output()
         .expect("nono run");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(stdout.contains("ran"), "chmod +x in the workdir: {}", text(&out));
-    assert!(stdout.contains("chmod-config=1"), "a read-only file's mode: {}", text(&out));
+    assert!(stdout.contains("ran"), "chmod +x in the workdir: {}", output_text(&out));
+    assert!(stdout.contains("chmod-config=1"), "a read-only file's mode: {}", output_text(&out));
     let mode = std::fs::metadata(sb.home().join(".app.json")).expect("config").permissions().mode() & 0o777;
     assert_ne!(mode, 0o666);
     use std::os::unix::fs::MetadataExt as _;
@@ -323,7 +314,7 @@ fn a_symlink_race_never_reaches_outside_the_grant() {
     std::fs::write(&src, RACE_C).expect("source");
     let bin = sb.work().join("race");
     let cc = Command::new("cc").args(["-O2", "-pthread", "-o"]).arg(&bin).arg(&src).output().expect("cc");
-    assert!(cc.status.success(), "cc: {}", text(&cc));
+    assert!(cc.status.success(), "cc: {}", output_text(&cc));
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let profile = sb.root().join("p.json");
     std::fs::write(
@@ -341,10 +332,10 @@ fn a_symlink_race_never_reaches_outside_the_grant() {
     let ssh_before: Vec<String> = listing(&sb.home().join(".ssh"));
     let out =
         user.nono(&sb).args(["run", "--profile"]).arg(&profile).arg("--").arg(&bin).arg("10000").output().expect("nono run");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let created: u32 = stdout.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
-    assert!(created > 0, "no brokered create went through, so the race proved nothing: {}", text(&out));
+    assert!(created > 0, "no brokered create went through, so the race proved nothing: {}", output_text(&out));
     assert_eq!(listing(&sb.home().join(".ssh")), ssh_before, "something appeared in ~/.ssh");
     let mode = std::fs::metadata(sb.home().join(".ssh/id_rsa")).expect("key").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the key's mode changed");
@@ -412,7 +403,7 @@ for p in sys.argv[1:]:
         .arg(&learned_sock)
         .output()
         .expect("learn");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let profile = std::fs::read_to_string(sb.root().join("u.json")).expect("profile");
     assert!(profile.contains("learned.sock"), "unix_connect not learned:\n{profile}");
     let out = user
@@ -426,6 +417,6 @@ for p in sys.argv[1:]:
         .output()
         .expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(stdout.contains("learned.sock hello"), "{}", text(&out));
-    assert!(stdout.contains("other.sock EACCES"), "{}", text(&out));
+    assert!(stdout.contains("learned.sock hello"), "{}", output_text(&out));
+    assert!(stdout.contains("other.sock EACCES"), "{}", output_text(&out));
 }

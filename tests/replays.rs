@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{Sandbox, TestUser, is_root, skip};
+use support::{Sandbox, TestUser, is_root, output_text, skip};
 
 struct Workload {
     name: &'static str,
@@ -112,15 +112,6 @@ fn have(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn reset(sb: &Sandbox, user: &TestUser, seed: fn(&Path)) {
     let w = sb.work();
     for e in std::fs::read_dir(&w).expect("workdir") {
@@ -142,7 +133,7 @@ fn sandbox_denials(sb: &Sandbox, user: &TestUser) -> Vec<serde_json::Value> {
         .args(["audit", "query", "--session", "last", "--result", "denied", "--format", "json"])
         .output()
         .expect("audit query");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
     match v {
         serde_json::Value::Array(a) => a,
@@ -190,7 +181,7 @@ fn learned_profiles_hold_on_two_replays_by_an_ordinary_user() {
             .output()
             .expect("learn");
         if !learned.status.success() {
-            failures.push(format!("{}: the learning run failed: {}", wl.name, text(&learned)));
+            failures.push(format!("{}: the learning run failed: {}", wl.name, output_text(&learned)));
             continue;
         }
         for replay in 1..=2 {
@@ -210,7 +201,7 @@ fn learned_profiles_hold_on_two_replays_by_an_ordinary_user() {
                     out.status.code(),
                     learned.status.code(),
                     denials.len(),
-                    text(&out),
+                    output_text(&out),
                     std::fs::read_to_string(&profile).unwrap_or_default()
                 ));
                 break;
@@ -244,8 +235,8 @@ fn an_access_file_permissions_refuse_is_never_a_sandbox_denial() {
         .args(["--", "sh", "-c", script])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "cat was refused: {}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "cat was refused: {}", output_text(&out));
     let denials = sandbox_denials(&sb, &user);
     assert!(denials.is_empty(), "file permissions were counted as sandbox denials: {denials:#?}");
     // Control: something the profile does not grant is a denial.
@@ -262,7 +253,7 @@ fn an_access_file_permissions_refuse_is_never_a_sandbox_denial() {
         .expect("run");
     assert!(!out.status.success());
     let denials = sandbox_denials(&sb, &user);
-    assert_eq!(denials.len(), 1, "the sandbox's own refusal: {denials:#?}\n{}", text(&out));
+    assert_eq!(denials.len(), 1, "the sandbox's own refusal: {denials:#?}\n{}", output_text(&out));
 }
 
 #[test]
@@ -295,8 +286,8 @@ fn amend_turns_a_denied_run_into_a_clean_one_and_never_grants_a_secret_silently(
     };
     let out = run(&[]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(stderr.contains("nono profile amend"), "the run names the amend command: {}", text(&out));
-    assert_eq!(sandbox_denials(&sb, &user).len(), 2, "ref.txt and the key: {}", text(&out));
+    assert!(stderr.contains("nono profile amend"), "the run names the amend command: {}", output_text(&out));
+    assert_eq!(sandbox_denials(&sb, &user).len(), 2, "ref.txt and the key: {}", output_text(&out));
     // Dry run, for scripts: the data file is proposed, the key is not.
     let dry = user
         .sudo_nono(&sb)
@@ -305,7 +296,7 @@ fn amend_turns_a_denied_run_into_a_clean_one_and_never_grants_a_secret_silently(
         .args(["--session", "last", "--dry-run", "--format", "json"])
         .output()
         .expect("amend");
-    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(dry.status.success(), "{}", output_text(&dry));
     let plan: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("json");
     let paths: Vec<String> = plan["proposals"]
         .as_array()
@@ -323,14 +314,14 @@ fn amend_turns_a_denied_run_into_a_clean_one_and_never_grants_a_secret_silently(
         .args(["--session", "last", "--yes"])
         .output()
         .expect("amend");
-    assert!(yes.status.success(), "{}", text(&yes));
+    assert!(yes.status.success(), "{}", output_text(&yes));
     let after = std::fs::read_to_string(&profile).expect("profile");
     assert_ne!(before, after);
     assert!(!after.contains(".ssh"), "{after}");
     // The round trip: the next run is denied only the key.
     let out = run(&[]);
     let denials = sandbox_denials(&sb, &user);
-    assert_eq!(denials.len(), 1, "{denials:#?}\n{}", text(&out));
+    assert_eq!(denials.len(), 1, "{denials:#?}\n{}", output_text(&out));
     assert!(denials[0].to_string().contains("id_rsa"), "{denials:#?}");
     assert!(sb.work().join("copy.txt").metadata().is_ok_and(|m| m.len() > 0));
     let _: PathBuf = profile;

@@ -26,6 +26,16 @@ pub fn skip(test: &str, why: &str) -> bool {
     false
 }
 
+/// A finished command's status, stdout and stderr, for assertion messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

@@ -43,7 +43,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let nono_cmd = |sub: &[&str]| {
         let mut c = Command::new(&nono);
         // cargo sets LD_LIBRARY_PATH for xtask; the agent should not see it.
-        c.args(sub).current_dir(&work).env("HOME", &home).env("TMPDIR", &tmp).env_remove("LD_LIBRARY_PATH");
+        // The system's tools only: a PATH with the developer's own installs
+        // (pyenv under /root) would be refused as sensitive on the replay.
+        c.args(sub)
+            .current_dir(&work)
+            .env("HOME", &home)
+            .env("TMPDIR", &tmp)
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env_remove("LD_LIBRARY_PATH");
         c
     };
 
@@ -53,14 +60,39 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     banner("2. audit: what did it touch?");
     sh(nono_cmd(&["audit", "summary", "latest", "--top", "8", "--db"]).arg(&db))?;
 
-    banner("3. run: the same agent under the learned profile (Landlock), expecting zero denials");
+    banner(
+        "3. run --audit: the same agent under the learned profile (Landlock, seccomp, broker), expecting zero sandbox denials",
+    );
     // A fresh workdir state, as on a second run of the agent.
     std::fs::remove_dir_all(work.join("src")).ok();
     std::fs::remove_dir_all(work.join("build")).ok();
-    sh(nono_cmd(&["run", "--profile"]).arg(&profile).arg("--").arg("sh").arg(&agent))?;
+    sh(nono_cmd(&["run", "--audit", "--db"]).arg(&db).arg("--profile").arg(&profile).arg("--").arg("sh").arg(&agent))?;
+
+    let denied = nono_cmd(&["audit", "query", "--session", "last", "--result", "denied", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .context("nono audit query")?;
+    let text = String::from_utf8_lossy(&denied.stdout);
+    let rows: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("audit query printed {text:?}"))?;
+    // The agent's own attempt on the key is the one denial expected.
+    let unexpected: Vec<&serde_json::Value> = rows
+        .as_array()
+        .map(|a| a.iter().filter(|r| !r["path"].as_str().is_some_and(|p| p.ends_with("/.ssh/id_rsa"))).collect())
+        .unwrap_or_default();
+    if !denied.status.success() || rows.as_array().is_none() || !unexpected.is_empty() {
+        anyhow::bail!("the replay under the learned profile was denied more than the SSH key: {text}");
+    }
+    eprintln!("demo: the replay was denied only the agent's read of ~/.ssh/id_rsa");
 
     banner("4. run: a prompt-injected step under the same profile");
-    let status = nono_cmd(&["run", "--profile"]).arg(&profile).arg("--").arg("cat").arg(home.join(".ssh/id_rsa")).status()?;
+    let status = nono_cmd(&["run", "--audit", "--db"])
+        .arg(&db)
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--")
+        .arg("cat")
+        .arg(home.join(".ssh/id_rsa"))
+        .status()?;
     if status.success() {
         anyhow::bail!("the learned profile let the agent read ~/.ssh/id_rsa");
     }

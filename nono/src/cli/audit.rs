@@ -13,6 +13,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 use serde_json::json;
 
+use super::common::shell_words;
 use crate::event::{DenyBy, Event, Op, display_safe};
 use crate::record::spawn::Identity;
 use crate::store::{EventRow, Query, ResultClass, Session, SessionState, Store, Summary, errno_name};
@@ -707,20 +708,6 @@ fn print_summary(session: &Session, s: &Summary, format: Format) -> anyhow::Resu
             Ok(())
         }
     }
-}
-
-/// The command line as a shell would need it typed.
-fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|s| {
-            if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c)) {
-                s.clone()
-            } else {
-                format!("'{}'", s.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

@@ -123,3 +123,19 @@ fn session_end(outcome: &Outcome, stored: u64, unstored: u64) -> SessionEnd {
         note: outcome.store_error.clone(),
     }
 }
+
+/// The command line as a shell would need it typed (each word quoted
+/// unless it is plainly safe).
+pub fn shell_words<S: AsRef<std::ffi::OsStr>>(argv: &[S]) -> String {
+    argv.iter()
+        .map(|a| {
+            let s = a.as_ref().to_string_lossy();
+            if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c)) {
+                s.into_owned()
+            } else {
+                format!("'{}'", s.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

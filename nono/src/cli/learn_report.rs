@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
+use super::common::shell_words;
 use crate::event::display_safe;
 use crate::learn::{Learned, SensitiveHit};
 use crate::record::Backend;
@@ -166,20 +167,6 @@ pub fn print_profile_line(learned: &Learned, output: &Path, command: &[OsString]
         shell_words(&[output.as_os_str().to_owned()]),
         shell_words(command)
     );
-}
-
-pub fn shell_words(argv: &[OsString]) -> String {
-    argv.iter()
-        .map(|a| {
-            let s = a.to_string_lossy();
-            if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@".contains(c)) && !s.is_empty() {
-                s.into_owned()
-            } else {
-                format!("'{}'", s.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

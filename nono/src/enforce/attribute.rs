@@ -22,6 +22,7 @@ use crate::learn::{Grants, rights_for_event};
 use crate::profile::rights::FsRight;
 use crate::record::kaudit::LandlockDenial;
 
+use super::dac::{R, W, X, mode_allows};
 use super::sensitive::Who;
 
 /// A refusal the supervisor answered itself.
@@ -111,10 +112,6 @@ fn landlock_matches(d: &LandlockDenial, e: &Event) -> bool {
     }
 }
 
-const R: u32 = 4;
-const W: u32 = 2;
-const X: u32 = 1;
-
 /// Whether file permissions let `who` use `right` on `path` (for a
 /// directory right, on the directory), exactly as the kernel checks them:
 /// search on every ancestor, then the mode bits of the owner, group or
@@ -138,28 +135,7 @@ fn dac_allows(who: &Who, path: &Path, right: FsRight) -> bool {
 }
 
 fn bits_allow(who: &Who, path: &Path, mode: u32) -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    let Ok(meta) = std::fs::metadata(path) else { return true };
-    if has_acl(path) {
-        return true;
-    }
-    let bits = meta.mode();
-    let class = if meta.uid() == who.uid {
-        bits >> 6
-    } else if meta.gid() == who.gid || who.groups.contains(&meta.gid()) {
-        bits >> 3
-    } else {
-        bits
-    } & 7;
-    class & mode == mode
-}
-
-fn has_acl(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt as _;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return true };
-    // SAFETY: a size query (NULL buffer) on a valid path and attribute name.
-    let r = unsafe { libc::getxattr(c.as_ptr(), c"system.posix_acl_access".as_ptr(), std::ptr::null_mut(), 0) };
-    r >= 0 || !matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ENODATA | libc::EOPNOTSUPP))
+    std::fs::metadata(path).map_or(true, |meta| mode_allows(who, &meta, path, mode))
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub mod sensitive;
 
 pub mod attribute;
 pub mod broker;
+mod dac;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -298,9 +298,7 @@ fn exposed(rule: &PlanRule, grant: &Path, secret: &Secret, who: &Who) -> Option<
     None
 }
 
-const R: u32 = 4;
-const W: u32 = 2;
-const X: u32 = 1;
+use super::dac::{R, W, X, mode_allows};
 
 /// Whether `who` may access `path` with `mode` (R/W/X bits), including
 /// search permission on every ancestor.
@@ -327,37 +325,6 @@ fn allows(who: &Who, path: &Path, mode: u32) -> bool {
         | (if mode & X != 0 { libc::X_OK } else { 0 });
     // SAFETY: a valid NUL-terminated path; no memory is written.
     unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), amode, libc::AT_EACCESS) == 0 }
-}
-
-/// Mode bits for `who`, or `true` when the file has a POSIX ACL (the
-/// ACL may grant more than the bits say).
-fn mode_allows(who: &Who, meta: &std::fs::Metadata, path: &Path, mode: u32) -> bool {
-    if has_acl(path) {
-        return true;
-    }
-    let bits = meta.mode();
-    let class = if meta.uid() == who.uid {
-        bits >> 6
-    } else if meta.gid() == who.gid || who.groups.contains(&meta.gid()) {
-        bits >> 3
-    } else {
-        bits
-    } & 7;
-    class & mode == mode
-}
-
-fn has_acl(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return true };
-    [c"system.posix_acl_access", c"system.posix_acl_default"].iter().any(|name| {
-        // SAFETY: a size query (NULL buffer, size 0) on a valid path and name.
-        let r = unsafe { libc::getxattr(c.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
-        if r >= 0 {
-            return true;
-        }
-        // No such attribute, or no xattrs on this filesystem: no ACL.
-        // Any other error: assume one.
-        !matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ENODATA | libc::EOPNOTSUPP))
-    })
 }
 
 #[cfg(test)]

@@ -400,9 +400,12 @@ covers everything beneath its directory",
         let (label, text) = match blocked {
             None => (label, text),
             Some((dir, s)) => {
+                // Only when $TMPDIR itself holds $HOME is the advice right
+                // (a file under /tmp beside a private TMPDIR is not a temp file).
                 if label == "temp-dir"
                     && let Some(home) = self.layout.home.as_deref()
                     && is_at_or_beneath(home, &dir)
+                    && self.layout.tmpdir.as_deref().is_some_and(|t| is_at_or_beneath(home, t))
                     && self.warned.insert(format!("temp holds home {dir}"))
                 {
                     self.warnings.push(format!(

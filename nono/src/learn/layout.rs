@@ -62,6 +62,8 @@ pub(crate) struct Layout {
     pub cwd: Option<String>,
     pub home: Option<String>,
     pub config: Option<String>,
+    /// `$TMPDIR` (normalised).
+    pub tmpdir: Option<String>,
     pub vars: Vars,
     /// Longest first, so the first match is the most specific.
     pub roots: Vec<Root>,
@@ -106,7 +108,7 @@ impl Layout {
         // Stable: on equal length the earlier (workdir first) wins.
         roots.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
         let vars = Vars::new(cwd.as_deref(), tmpdir.as_deref(), cache.as_deref(), config.as_deref(), home.as_deref());
-        Layout { cwd, home, config, vars, roots, sensitive: SensitiveSet::new(ctx) }
+        Layout { cwd, home, config, tmpdir, vars, roots, sensitive: SensitiveSet::new(ctx) }
     }
 
     /// The most specific collapse root of `p`. A root that holds `$HOME`

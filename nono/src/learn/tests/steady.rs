@@ -141,7 +141,12 @@ fn a_home_inside_a_temp_dir_is_still_a_home() {
     explanation(&l, "$HOME/.app", "state directory");
     // With $TMPDIR holding $HOME, a temp file cannot be granted through
     // its directory (that would grant ~/.ssh): say why, with the fix.
+    let private = c.clone();
     let c = LearnContext { tmpdir: "/tmp".into(), ..c };
     let l = learn_with(&c, vec![ev(Op::Open, "/tmp/scratch").write().create()]);
     assert!(l.warnings.iter().any(|w| w.contains("TMPDIR") && w.contains("$HOME")), "{:?}", l.warnings);
+    // A private $TMPDIR: a file under /tmp beside the home (the agent's
+    // own script in a clone under /tmp) is no reason to blame TMPDIR.
+    let l = learn_with(&private, vec![open_r("/tmp/t/agent.sh"), ev(Op::Open, "/tmp/t/tmp/x").write().create()]);
+    assert!(!l.warnings.iter().any(|w| w.contains("TMPDIR")), "{:?}", l.warnings);
 }
