@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: the README's first command. Sets the machine up,
 //! builds nono, learns a profile for the built-in scripted agent
-//! (`xtask/demo/agent.sh`), then replays the agent under the learned
-//! profile and shows a prompt-injected step being denied.
+//! (`xtask/demo/agent.sh`), replays the agent under the learned profile
+//! with `run --audit` (only its read of the SSH key may be denied), and
+//! shows a prompt-injected step being denied.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,7 +62,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     sh(nono_cmd(&["audit", "summary", "latest", "--top", "8", "--db"]).arg(&db))?;
 
     banner(
-        "3. run --audit: the same agent under the learned profile (Landlock, seccomp, broker), expecting zero sandbox denials",
+        "3. run --audit: the same agent under the learned profile (Landlock, seccomp, broker), expecting no sandbox denial but its read of the SSH key",
     );
     // A fresh workdir state, as on a second run of the agent.
     std::fs::remove_dir_all(work.join("src")).ok();
