@@ -428,6 +428,7 @@ fn print_summary(args: &LearnArgs, recorded: &[Recorded], learned: &Learned, out
             "sessions": recorded.iter().map(|r| r.session).collect::<Vec<_>>(),
             "backend": backend.as_str(),
             "exit_code": last.map(|r| r.outcome.status.exit_code()),
+            "duration_ms": recorded.iter().map(|r| r.outcome.duration.as_millis() as u64).sum::<u64>(),
             "events": recorded.iter().map(|r| r.end.events).sum::<u64>(),
             "lost": recorded.iter().map(|r| r.end.counters.lost()).sum::<u64>(),
             "runs": runs,

@@ -88,7 +88,7 @@ pub fn check<'a>(events: impl IntoIterator<Item = &'a Event>, grants: &Grants) -
             if missing.is_empty() {
                 continue;
             }
-            let p = path.to_string_lossy().into_owned();
+            let p = crate::event::escape_path(&path);
             let needed_rule = format!(
                 "{{\"path\": {:?}, \"access\": [{}]{}}}",
                 p,
@@ -209,5 +209,18 @@ mod tests {
         assert_eq!(d.len(), 1, "{d:#?}");
         assert_eq!(d[0].path, "tcp:22");
         assert_eq!(d[0].needed_rule, "network.open_port += 22");
+    }
+
+    #[test]
+    fn escaped_names_are_checked_as_the_bytes_they_stand_for() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let mut g = grants();
+        let real = PathBuf::from(std::ffi::OsStr::from_bytes(b"/srv/caf\xe9"));
+        g.fs.push(Grant { path: real, rights: [FsRight::ReadFile].into(), file: true });
+        // The file itself, as the store spells it, is granted; a file whose
+        // name really is `caf\xe9` (a backslash) is not.
+        let d = check(&[open("/srv/caf\\xe9", false), open("/srv/caf\\\\xe9", false)], &g);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!(d[0].path, "/srv/caf\\\\xe9");
     }
 }

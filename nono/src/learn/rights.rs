@@ -300,7 +300,7 @@ fn refer_needs(e: &Event, old: &str, removable: bool, need: &mut impl FnMut(&str
 /// connect/bind (ports, not paths), `O_PATH` opens, ioctls on non-devices,
 /// and accesses that failed before any LSM hook (`ENOENT`, `EEXIST`, ...).
 /// A denied access still lists what it would have needed, which is what a
-/// replay (`nono audit check`) asks.
+/// replay (`nono audit check`) asks. Paths come back as real bytes.
 #[must_use]
 pub fn rights_for_event(e: &Event) -> Vec<(PathBuf, BTreeSet<FsRight>, bool)> {
     let mut out: Vec<(String, Mask, bool)> = Vec::new();
@@ -311,5 +311,8 @@ pub fn rights_for_event(e: &Event) -> Vec<(PathBuf, BTreeSet<FsRight>, bool)> {
             None => out.push((p.to_owned(), m, file)),
         }
     });
-    out.into_iter().map(|(p, m, file)| (PathBuf::from(p), m.to_set(), file)).collect()
+    // Event paths are in the escaped text form; the grants hold real bytes.
+    out.into_iter()
+        .map(|(p, m, file)| (crate::event::unescape_path(&p).unwrap_or_else(|_| PathBuf::from(p)), m.to_set(), file))
+        .collect()
 }
