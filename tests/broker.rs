@@ -19,7 +19,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use support::{Sandbox, TestUser, is_root, output_text, skip};
 

@@ -560,7 +560,7 @@ impl Event {
     /// below addresses a process group.
     #[must_use]
     pub fn signal(&self) -> Option<(i32, i32)> {
-        (self.op == Op::Signal).then(|| ((self.arg & 0xffff_ffff) as i32, (self.arg >> 32) as u32 as i32))
+        (self.op == Op::Signal).then_some(((self.arg & 0xffff_ffff) as i32, (self.arg >> 32) as u32 as i32))
     }
 
     /// The facility of a [`Op::Syscall`] event.

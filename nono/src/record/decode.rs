@@ -68,7 +68,7 @@ impl Decoder {
         }
         let mut path2 = if op == Op::Symlink {
             // A symlink's target is kept exactly as written.
-            raw_segment(&data[l1..l1 + l2]).map(|raw| escape(raw))
+            raw_segment(&data[l1..l1 + l2]).map(escape)
         } else {
             decode_path(&data[l1..l1 + l2])
         };

@@ -196,7 +196,6 @@ fn path_arg(caller: &Caller, addr: u64) -> Result<Vec<u8>, Handled> {
     caller.read_cstr(addr).map_err(|e| Handled::reply(Reply::Error(e)))
 }
 
-#[expect(clippy::too_many_arguments, reason = "the decoded arguments of one open")]
 fn open(
     caller: &mut Caller,
     plan: &BrokerPlan,

@@ -445,7 +445,6 @@ pub(super) fn perform(work: &Work, listener: &Arc<Listener>, caller_tid: i32) ->
     Some(reply)
 }
 
-#[expect(clippy::too_many_arguments, reason = "one send, decoded")]
 fn send_all(work: &Work, msgs: &[Msg], flags: i32, multi: bool, lens_at: &[u64], listener: &Arc<Listener>, tid: i32) -> Reply {
     let mut sent = 0i64;
     for (i, m) in msgs.iter().enumerate() {
