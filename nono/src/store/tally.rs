@@ -67,6 +67,25 @@ pub(super) struct Counted {
     pub exe: i64,
 }
 
+impl Counted {
+    /// The columns `id, op, result, errno, denied_by, path_id, pid, ppid,
+    /// comm_id, exe_id` of a row, in that order (nulls as 0).
+    pub(super) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            op: r.get(1)?,
+            result: r.get(2)?,
+            errno: r.get(3)?,
+            denied_by: r.get(4)?,
+            path: r.get(5)?,
+            pid: r.get(6)?,
+            ppid: r.get(7)?,
+            comm: r.get(8)?,
+            exe: r.get(9)?,
+        })
+    }
+}
+
 /// Counts and postings not yet written out, for one session.
 ///
 /// Two parts, each with its own mark in `sessions`: the chunk (postings and
@@ -343,18 +362,7 @@ fn settle_in_transaction(conn: &Connection, session: i64) -> Result<(), StoreErr
         .map_err(StoreError::sql(what))?;
     let mut rows = stmt.query(params![session, detailed + 1, last]).map_err(StoreError::sql(what))?;
     while let Some(r) = rows.next().map_err(StoreError::sql(what))? {
-        let e = Counted {
-            id: r.get(0)?,
-            op: r.get(1)?,
-            result: r.get(2)?,
-            errno: r.get(3)?,
-            denied_by: r.get(4)?,
-            path: r.get(5)?,
-            pid: r.get(6)?,
-            ppid: r.get(7)?,
-            comm: r.get(8)?,
-            exe: r.get(9)?,
-        };
+        let e = Counted::from_row(r)?;
         if e.id > covered {
             tally.add(&e)?;
         } else {

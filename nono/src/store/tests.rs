@@ -604,24 +604,8 @@ fn summaries_from_aggregates_equal_summaries_from_events() {
              coalesce(exe_id, 0) FROM events WHERE session_id = ?1 AND id <= 9000 ORDER BY id",
         )
         .expect("prepare");
-    let rows: Vec<super::tally::Counted> = stmt
-        .query_map([id], |r| {
-            Ok(super::tally::Counted {
-                id: r.get(0)?,
-                op: r.get(1)?,
-                result: r.get(2)?,
-                errno: r.get(3)?,
-                denied_by: r.get(4)?,
-                path: r.get(5)?,
-                pid: r.get(6)?,
-                ppid: r.get(7)?,
-                comm: r.get(8)?,
-                exe: r.get(9)?,
-            })
-        })
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let rows: Vec<super::tally::Counted> =
+        stmt.query_map([id], |r| super::tally::Counted::from_row(r)).expect("rows").collect::<Result<_, _>>().expect("rows");
     drop(stmt);
     for e in &rows {
         tally.add(e).expect("add");
