@@ -191,14 +191,25 @@ pub struct ProcView {
 /// The timeline: per bucket, counts per op and denials.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Timeline {
-    /// Seconds per bucket (1 unless the session was long).
-    pub bucket_secs: u64,
+    /// Milliseconds per bucket: 1000 (events per second) for a session of
+    /// a minute or more, finer for a short one, coarser (sampled) for a
+    /// long one, so there are at most [`MAX_BUCKETS`] bars.
+    pub bucket_ms: u64,
     pub ops: Vec<String>,
     /// `counts[bucket][op index]`.
     pub counts: Vec<Vec<u64>>,
     pub denied: Vec<u64>,
     /// Events outside the session's time range (clock skew), not drawn.
     pub outside: u64,
+}
+
+/// Bucket width for a session of `duration_ns`.
+fn bucket_ms(duration_ns: i64) -> u64 {
+    let ms = u64::try_from(duration_ns.max(0) / 1_000_000).unwrap_or(0);
+    if ms >= 60_000 {
+        return (ms / 1000 + 1).div_ceil(MAX_BUCKETS).max(1) * 1000;
+    }
+    [10, 20, 50, 100, 200, 500, 1000].into_iter().find(|b| ms / b < 200).unwrap_or(1000)
 }
 
 /// Streams a session's events into bounded aggregates.
@@ -223,12 +234,11 @@ impl Aggregator {
     /// An aggregator for a session that ran from `start_ns` for `duration_ns`.
     #[must_use]
     pub fn new(start_ns: i64, duration_ns: i64) -> Aggregator {
-        let secs = u64::try_from(duration_ns.max(0) / 1_000_000_000).unwrap_or(0) + 1;
-        let bucket_secs = secs.div_ceil(MAX_BUCKETS).max(1);
-        let buckets = secs.div_ceil(bucket_secs);
+        let bucket_ms = bucket_ms(duration_ns);
+        let buckets = u64::try_from(duration_ns.max(0) / 1_000_000).unwrap_or(0) / bucket_ms + 1;
         Aggregator {
             start_ns,
-            bucket_ns: i64::try_from(bucket_secs).unwrap_or(1).saturating_mul(1_000_000_000),
+            bucket_ns: i64::try_from(bucket_ms).unwrap_or(1000).saturating_mul(1_000_000),
             buckets,
             paths: HashMap::new(),
             folded_paths: 0,
@@ -354,7 +364,7 @@ impl Aggregator {
             other_process_events: self.other_proc_events,
             max_processes: MAX_PROCS,
             timeline: Timeline {
-                bucket_secs: u64::try_from(bucket_ns / 1_000_000_000).unwrap_or(1),
+                bucket_ms: u64::try_from(bucket_ns / 1_000_000).unwrap_or(1000),
                 ops: ops.into_iter().map(str::to_owned).collect(),
                 counts,
                 denied: denied_per_bucket,

@@ -121,7 +121,7 @@
     var notes = [];
     if (D.capped_nodes > 0) notes.push('The tree holds ' + fmt(N.length) + ' nodes: ' + fmt(D.capped_nodes) + ' deeper nodes are folded into their nearest shown ancestor (marked "folded").');
     if (D.folded_paths > 0) notes.push(fmt(D.folded_paths) + ' events on paths beyond the first ' + fmt(D.max_paths) + ' distinct paths are counted on an ancestor directory.');
-    if (D.timeline && D.timeline.bucket_secs > 1) notes.push('Timeline sampled: each bar sums ' + D.timeline.bucket_secs + ' s.');
+    if (D.timeline && D.timeline.bucket_ms > 1000) notes.push('Timeline sampled: each bar sums ' + D.timeline.bucket_ms / 1000 + ' s of events.');
     if (D.timeline && D.timeline.outside > 0) notes.push(fmt(D.timeline.outside) + ' events fall outside the session\'s time range and are not drawn.');
     if (D.other_process_events > 0) notes.push('Only the first ' + fmt(D.max_processes) + ' processes are listed; ' + fmt(D.other_process_events) + ' events of later ones are in the tree only.');
     if (notes.length) {
@@ -135,9 +135,10 @@
   var COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#b07aa1', '#76b7b2', '#edc948', '#9c755f', '#bab0ac', '#ff9da7', '#86bcb6'];
   function timeline() {
     var T = D.timeline;
+    function secs(i) { return (i * T.bucket_ms / 1000).toFixed(T.bucket_ms < 1000 ? 2 : 0) + ' s'; }
     var s = section('Timeline');
     s.id = 'timeline';
-    var W = 1000, Ht = 180, L = 50, B = 20;
+    var W = 1000, Ht = 130, L = 50, B = 20;
     var counts = T.counts || [];
     var max = 1;
     counts.forEach(function (b, i) { var t = 0; b.forEach(function (c) { t += c; }); max = Math.max(max, t, T.denied[i] || 0); });
@@ -151,7 +152,7 @@
         y -= h;
         var r = svg('rect', { x: L + i * bw, y: y, width: Math.max(bw - 0.5, 0.5), height: h, fill: COLORS[k % COLORS.length] });
         var t = svg('title', {});
-        t.textContent = (i * T.bucket_secs) + ' s: ' + c + ' ' + T.ops[k];
+        t.textContent = secs(i) + ': ' + c + ' ' + T.ops[k];
         r.appendChild(t);
         g.appendChild(r);
       });
@@ -163,7 +164,7 @@
       pts.push(cx + ',' + cy);
       var c = svg('circle', { cx: cx, cy: cy, r: 3.5, fill: '#d62728', 'class': 'denial' });
       var t = svg('title', {});
-      t.textContent = (i * T.bucket_secs) + ' s: ' + d + ' denied';
+      t.textContent = secs(i) + ': ' + d + ' denied';
       c.appendChild(t);
       g.appendChild(c);
     });
@@ -176,7 +177,7 @@
     x0.textContent = '0 s';
     g.appendChild(x0);
     var x1 = svg('text', { x: L + W, y: Ht + 14, 'text-anchor': 'end', 'font-size': 11 });
-    x1.textContent = (counts.length * T.bucket_secs) + ' s';
+    x1.textContent = secs(counts.length);
     g.appendChild(x1);
     s.appendChild(g);
     var leg = el('div', 'legend');
@@ -194,7 +195,7 @@
     di.appendChild(dsw);
     di.appendChild(document.createTextNode('denied'));
     leg.appendChild(di);
-    leg.appendChild(el('span', 'muted', ' ' + (T.bucket_secs > 1 ? 'each bar: ' + T.bucket_secs + ' s (sampled)' : 'each bar: 1 s')));
+    leg.appendChild(el('span', 'muted', ' each bar: ' + (T.bucket_ms >= 1000 ? T.bucket_ms / 1000 + ' s' : T.bucket_ms + ' ms') + (T.bucket_ms > 1000 ? ' (sampled)' : '')));
     s.appendChild(leg);
   }
 
