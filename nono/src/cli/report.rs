@@ -120,7 +120,8 @@ pub fn audit(args: &AuditReportArgs) -> anyhow::Result<ExitCode> {
     let ctx = context_of(&session)?;
     let vars = vars_of(&ctx);
     let mut head = header(&session);
-    let spec = args.profile.clone().or_else(|| session.profile_path.clone());
+    // The one it learned, else the one it ran under.
+    let spec = args.profile.clone().or_else(|| session.profile_path.clone()).or_else(|| session.info.profile.clone());
     let rules = match &spec {
         None => {
             head.profile_note = Some("the session wrote no profile: no rules to show".to_owned());
