@@ -142,13 +142,23 @@ fn demo_session_report_screenshot() {
     let agent = agent.to_str().expect("utf-8 path");
     std::fs::create_dir_all(sb.home().join(".ssh")).expect("ssh dir");
     std::fs::write(sb.home().join(".ssh/id_rsa"), "-----BEGIN OPENSSH PRIVATE KEY----- (demo)\n").expect("key");
-    let learned = sb.learn(&backend, &["sh", agent]);
-    assert_eq!(learned.code, Some(0), "{}", learned.stderr);
+    // As the demo runs it: the system's tools only (a PATH into /root
+    // would be denied as sensitive, and is not what the demo shows).
+    let system_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let mut learn = sb.learn_command(&backend, &[], &["sh", agent]);
+    let out = learn.env("PATH", system_path).env_remove("LD_LIBRARY_PATH").output().expect("nono learn");
+    assert!(out.status.success(), "{}", output_text(&out));
     let profile = sb.profile();
     let profile = profile.to_str().expect("utf-8");
     std::fs::remove_dir_all(sb.work().join("src")).ok();
     std::fs::remove_dir_all(sb.work().join("build")).ok();
-    let out = sb.cmd().args(["run", "--audit", "--profile", profile, "--", "sh", agent]).output().expect("nono run");
+    let out = sb
+        .cmd()
+        .env("PATH", system_path)
+        .env_remove("LD_LIBRARY_PATH")
+        .args(["run", "--audit", "--profile", profile, "--", "sh", agent])
+        .output()
+        .expect("nono run");
     assert!(out.status.success(), "{}", output_text(&out));
     let page = sb.root().join("demo.html");
     sb.nono(&["audit", "report", "last", "--profile", profile, "--html", page.to_str().expect("utf-8")]);

@@ -91,7 +91,7 @@
       var g = el('div', 'grid');
       kv(g, 'backend', H.backend); kv(g, 'kernel', H.kernel); kv(g, 'state', H.state, H.complete ? '' : 'bad');
       kv(g, 'started', H.started);
-      kv(g, 'duration', H.duration_ms === null || H.duration_ms === undefined ? '-' : (H.duration_ms / 1000).toFixed(1) + ' s');
+      kv(g, 'duration', H.duration_ms === null || H.duration_ms === undefined ? '-' : H.duration_ms < 1000 ? H.duration_ms + ' ms' : (H.duration_ms / 1000).toFixed(1) + ' s');
       kv(g, 'exit', H.exit); kv(g, 'cwd', H.cwd); kv(g, 'events', fmt(H.events));
       kv(g, 'lost', fmt(H.lost), H.lost > 0 ? 'bad' : '');
       Object.keys(H.counters || {}).forEach(function (k) { if (H.counters[k] > 0) kv(g, k, fmt(H.counters[k]), 'bad'); });
@@ -277,7 +277,8 @@
     if (filter < 0 && n.o) line.appendChild(el('span', 'ops', Object.keys(n.o).map(function (k) { return k + ' ' + n.o[k]; }).join(' · ')));
     if (t.d) line.appendChild(el('span', 'badge deny', 'denied ' + fmt(t.d)));
     if (n.e && filter < 0) line.appendChild(el('span', 'badge err', 'errors ' + fmt(n.e)));
-    if (n.s) line.appendChild(el('span', 'badge sens', 'sensitive: ' + safe(n.s)));
+    if (n.s && (i === 0 || N[n.u].s !== n.s)) line.appendChild(el('span', 'badge sens', 'sensitive: ' + safe(n.s)));
+    else if (n.s) { /* beneath a flagged ancestor: coloured only */ }
     else if (t.s && kids[i].length) line.appendChild(el('span', 'badge sens-in', 'holds sensitive paths'));
     if (n.f) line.appendChild(el('span', 'badge fold', 'folded ' + fmt(n.f)));
     if (n.r !== undefined && D.rules[n.r]) {
@@ -350,11 +351,25 @@
     for (var depth = 0; w && depth < 64; depth++) {
       expand(w);
       var vk = visibleKids(Number(w.dataset.idx));
+      w = vk.length === 1 ? w.querySelector(':scope > .kids').firstChild : null;
+    }
+    // Then the way to what needs a look: denials first, then sensitive paths.
+    var targets = [];
+    N.forEach(function (n, i) { if (n.d && own(i).n > 0 && targets.length < 20) targets.push(i); });
+    N.forEach(function (n, i) { if (n.s && own(i).n > 0 && targets.length < 30) targets.push(i); });
+    targets.forEach(reveal);
+  }
+  // Expands every ancestor of node i.
+  function reveal(i) {
+    var chain = [];
+    for (var u = N[i].u; u !== undefined && u !== null; u = N[u].u) chain.unshift(u);
+    var w = treeBox.firstChild;
+    for (var k = 0; k < chain.length && w; k++) {
+      expand(w);
+      var next = k + 1 < chain.length ? chain[k + 1] : i;
       var box = w.querySelector(':scope > .kids');
-      w = vk.length === 1 ? box.firstChild : null;
-      if (vk.length > 1 && depth < 2) {
-        for (var c = box.firstChild; c; c = c.nextSibling) if (kids[Number(c.dataset.idx)].length && visibleKids(Number(c.dataset.idx)).length <= 12) expand(c);
-      }
+      w = null;
+      for (var c = box.firstChild; c; c = c.nextSibling) if (Number(c.dataset.idx) === next) { w = c; break; }
     }
   }
   function tree() {
