@@ -317,10 +317,22 @@
     var box = wrap.querySelector(':scope > .kids');
     if (!box) {
       box = el('div', 'kids');
-      visibleKids(i).forEach(function (c) { box.appendChild(nodeRow(c)); });
       wrap.appendChild(box);
+      fill(box, visibleKids(i), 0);
     }
     box.hidden = false;
+  }
+  // Renders a wide directory PAGE children at a time (a "more" line for
+  // the rest): opening a directory of 100,000 files stays fast.
+  var PAGE = 300;
+  function fill(box, list, from) {
+    var end = Math.min(list.length, from + PAGE);
+    for (var k = from; k < end; k++) box.appendChild(nodeRow(list[k]));
+    if (end < list.length) {
+      var more = el('button', 'more', 'show ' + Math.min(PAGE, list.length - end) + ' more of ' + fmt(list.length - end));
+      more.addEventListener('click', function (ev) { ev.stopPropagation(); box.removeChild(more); fill(box, list, end); });
+      box.appendChild(more);
+    }
   }
   function collapse(wrap) {
     wrap.classList.remove('open');
@@ -333,10 +345,10 @@
     var queue = [treeBox.firstChild];
     while (queue.length && rendered < limit) {
       var w = queue.shift();
-      if (!w || !kids[Number(w.dataset.idx)].length) continue;
+      if (!w || !w.dataset.idx || !kids[Number(w.dataset.idx)].length) continue;
       expand(w);
       var box = w.querySelector(':scope > .kids');
-      for (var c = box.firstChild; c; c = c.nextSibling) queue.push(c);
+      for (var c = box.firstChild; c; c = c.nextSibling) if (c.dataset.idx) queue.push(c);
     }
   }
   function drawTree() {
@@ -369,7 +381,7 @@
       var next = k + 1 < chain.length ? chain[k + 1] : i;
       var box = w.querySelector(':scope > .kids');
       w = null;
-      for (var c = box.firstChild; c; c = c.nextSibling) if (Number(c.dataset.idx) === next) { w = c; break; }
+      for (var c = box.firstChild; c; c = c.nextSibling) if (c.dataset.idx && Number(c.dataset.idx) === next) { w = c; break; }
     }
   }
   function tree() {
@@ -424,7 +436,7 @@
 
   // ---- self-check for the browser test (file://...#selftest) ----
   if (location.hash === '#selftest') {
-    var result = { errors: errors, nodes: N.length };
+    var result = { errors: errors, nodes: N.length, render_ms: Math.round(performance.now()) };
     try {
       var before = treeBox.querySelectorAll('.node').length;
       var closed = Array.prototype.find.call(treeBox.querySelectorAll('.node'), function (w) {
