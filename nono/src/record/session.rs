@@ -190,7 +190,6 @@ struct Loop {
 }
 
 impl Loop {
-    #[expect(clippy::too_many_arguments, reason = "the loop's resources are distinct and owned here")]
     async fn run(
         &mut self,
         recorder: &dyn Recorder,
