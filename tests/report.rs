@@ -124,9 +124,63 @@ fn session_report_loads_in_chromium_and_never_executes_a_file_name() {
     for expected in ["src", "a<", "script>", "listing.txt", "<img src=x onerror=\"window.pwned=1\">", "q\"uo'te", "new\\nline"] {
         assert!(names.contains(&expected), "the tree shows {expected:?} as text: {names:?}");
     }
+    assert_eq!(check["filter_narrows"], true, "the process filter narrows the tree: {check}");
+    assert_eq!(check["filter_restored"], true, "and 'all processes' restores it: {check}");
     for bad in ["Uncaught", "Refused to", "Content Security Policy"] {
         assert!(!log.contains(bad), "chromium logged {bad:?}:\n{log}");
     }
+}
+
+/// A 1M-event session (built through the library, as `audit report`
+/// does) renders in Chromium in under 2 s, and an incomplete one says so
+/// at the top.
+#[test]
+fn a_million_event_incomplete_session_renders_fast_with_a_warning() {
+    use nono::event::{Access, Event, Op, Outcome};
+    use nono::report::{Aggregator, Header, Rules, Sensitive};
+    let test = "a_million_event_incomplete_session_renders_fast_with_a_warning";
+    let Some(browser) = chromium(test) else { return };
+    let secs: i64 = 1_200;
+    let mut agg = Aggregator::new(0, secs * 1_000_000_000);
+    let mut e = Event {
+        time_ns: 0,
+        pid: 0,
+        tid: 0,
+        ppid: 1,
+        uid: 1000,
+        comm: "agent".to_owned(),
+        exe: Some("/usr/bin/agent".to_owned()),
+        op: Op::Open,
+        path: None,
+        path2: None,
+        access: Access::default(),
+        arg: 0,
+        file_type: 0,
+        outcome: Outcome::Ok,
+        net: None,
+        incomplete: false,
+    };
+    for i in 0..1_000_000_i64 {
+        e.time_ns = i * secs * 1_000;
+        e.pid = (i % 500) as u32 + 100;
+        e.op = if i % 11 == 0 { Op::Exec } else { Op::Open };
+        e.path = Some(format!("/home/u/p/d{}/s{}/f{}", i % 53, i % 997, i % 250_000));
+        agg.add(&e);
+    }
+    let header = Header { id: 1, complete: false, state: "incomplete".to_owned(), lost: 4_096, ..Header::default() };
+    let data = agg.finish(header, Rules::default(), &Sensitive::default(), &["agent".to_owned()]);
+    let html = nono::report::html::render(&data).expect("render");
+    assert!(html.len() < 10 << 20, "{} bytes", html.len());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("big.html");
+    std::fs::write(&page, &html).expect("write");
+    let (check, log) = selftest(&browser, &page);
+    assert_eq!(check["errors"], serde_json::json!([]), "{check}\n{log}");
+    assert_eq!(check["incomplete_banner"], true, "an incomplete session says so: {check}");
+    assert_eq!(check["nodes"], nono::report::MAX_NODES, "the tree is capped: {check}");
+    let ms = check["render_ms"].as_u64().expect("render time");
+    eprintln!("{test}: 1M events, {} bytes, rendered in {ms} ms", html.len());
+    assert!(ms < 2_000, "rendered in {ms} ms");
 }
 
 /// The README's screenshot: the demo's replay (learn, then `run --audit`

@@ -451,6 +451,17 @@
         result.expanded = null;
       }
       result.rendered_before = before;
+      // The per-process filter: the last process's paths only, then all again.
+      var buttons = document.querySelectorAll('#processes button.filter');
+      if (buttons.length) {
+        var total0 = tot[0].n;
+        buttons[buttons.length - 1].click();
+        result.filter_label = filterLabel.textContent;
+        result.filtered_total = tot[0].n;
+        result.filter_narrows = tot[0].n < total0 || buttons.length === 1;
+        clearBtn.click();
+        result.filter_restored = tot[0].n === total0;
+      }
       expandAll(100000);
       result.rendered = treeBox.querySelectorAll('.node').length;
       result.resources = performance.getEntriesByType('resource').length;
