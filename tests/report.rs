@@ -348,3 +348,66 @@ fn learn_leaves_the_terminal_to_the_command() {
     assert!(!redraws.contains('\r') && !redraws.contains("\x1b["), "no line was redrawn on the screen: {screen:?}");
     assert!(with_nono.contains("\x1b]2;nono: recording"), "progress went to the title: {with_nono:?}");
 }
+
+/// Ctrl-C typed at the terminal reaches the command exactly once, as it
+/// does without nono (the terminal signals the whole foreground group;
+/// nono forwards only signals sent to it directly).
+#[test]
+fn ctrl_c_reaches_the_command_once() {
+    use std::io::{Read as _, Write as _};
+    use std::process::Stdio;
+    let test = "ctrl_c_reaches_the_command_once";
+    let Some(backend) = require_recorder(test) else { return };
+    if !Path::new("/usr/bin/script").exists() {
+        skip(test, "`script` (util-linux) is not installed");
+        return;
+    }
+    let sb = Sandbox::new();
+    let agent = "trap 'echo got-int' INT; echo ready; sleep 3; echo end";
+    let typed_ctrl_c = |cmd: String| -> String {
+        let mut child = Command::new("script")
+            .current_dir(sb.work())
+            .env("HOME", sb.home())
+            .env("NONO_DB", sb.db())
+            .args(["-qfec", &cmd, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run script");
+        let mut out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n]);
+                if String::from_utf8_lossy(&all).contains("ready") {
+                    let _ = tx.send(());
+                }
+            }
+            String::from_utf8_lossy(&all).into_owned()
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the command started");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"\x03").expect("type Ctrl-C");
+        let _ = child.wait();
+        drop(stdin);
+        reader.join().expect("reader")
+    };
+    // The command's own lines (nono's summary quotes the command line).
+    let traps =
+        |screen: &str| strip_title(screen).lines().filter(|l| !l.contains("nono") && l.trim_end().ends_with("got-int")).count();
+    let native = typed_ctrl_c(format!("sh -c \"{agent}\""));
+    assert_eq!(traps(&native), 1, "without nono: {native:?}");
+    let with_nono = typed_ctrl_c(format!(
+        "{} learn --backend {backend} --output {} --force -- sh -c \"{agent}\"",
+        support::NONO,
+        sb.profile().display()
+    ));
+    assert_eq!(traps(&with_nono), 1, "under nono learn: {with_nono:?}");
+    assert!(with_nono.contains("end"), "the command went on after its trap: {with_nono:?}");
+}

@@ -141,6 +141,9 @@ pub fn audit(args: &AuditReportArgs) -> anyhow::Result<ExitCode> {
     };
     let end_ns = session.ended_ns.unwrap_or_else(|| jiff::Timestamp::now().as_nanosecond() as i64);
     let mut agg = Aggregator::new(session.started_ns, end_ns - session.started_ns);
+    if session.events > 1_000_000 {
+        eprintln!("nono: aggregating {} events (streamed; about a second per million)", session.events);
+    }
     store.events(session.id, |e| {
         agg.add(&e);
         Ok(())
