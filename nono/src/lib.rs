@@ -13,4 +13,5 @@ pub mod kernel;
 pub mod learn;
 pub mod profile;
 pub mod record;
+pub mod report;
 pub mod store;

@@ -2,7 +2,8 @@
 //! builds nono, learns a profile for the built-in scripted agent
 //! (`xtask/demo/agent.sh`), replays the agent under the learned profile
 //! with `run --audit` (only its read of the SSH key may be denied), and
-//! shows a prompt-injected step being denied.
+//! shows a prompt-injected step being denied, and ends by writing the
+//! replay's HTML report (`nono audit report`) and printing its path.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -84,6 +85,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         anyhow::bail!("the replay under the learned profile was denied more than the SSH key: {text}");
     }
     eprintln!("demo: the replay was denied only the agent's read of ~/.ssh/id_rsa");
+    // The replay's report: its tree, processes and timeline, with the
+    // learned profile's rules and the one denial.
+    let report = dir.join("report.html");
+    let replay = nono_cmd(&["audit", "sessions", "--format", "json", "--db"]).arg(&db).output().context("nono audit sessions")?;
+    let replay_id = serde_json::from_slice::<serde_json::Value>(&replay.stdout)
+        .ok()
+        .and_then(|v| v.as_array().and_then(|a| a.iter().filter_map(|s| s["id"].as_i64()).max()))
+        .context("no session to report")?;
 
     banner("4. run: a prompt-injected step under the same profile");
     let status = nono_cmd(&["run", "--audit", "--db"])
@@ -98,7 +107,16 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         anyhow::bail!("the learned profile let the agent read ~/.ssh/id_rsa");
     }
     eprintln!("demo: reading ~/.ssh/id_rsa was denied, as it should be");
+
+    banner("5. report: the replay as one HTML page (open it in a browser)");
+    sh(nono_cmd(&["audit", "report", &replay_id.to_string(), "--db"])
+        .arg(&db)
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--html")
+        .arg(&report))?;
     banner(&format!("profile: {}", display(&profile)));
+    banner(&format!("report: {}", display(&report)));
     Ok(())
 }
 

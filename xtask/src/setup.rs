@@ -10,7 +10,8 @@ use anyhow::{Context as _, bail};
 
 /// Debian packages: LLVM 22 to build bpf-linker; QEMU, busybox and cpio for
 /// the VM suite; strace, hyperfine and the build tools the end-to-end
-/// workloads and benchmarks run (git, make, cc, python3).
+/// workloads and benchmarks run (git, make, cc, python3); headless
+/// Chromium and `script` for the report and terminal tests.
 pub const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -27,6 +28,10 @@ pub const APT_PACKAGES: &[&str] = &[
     "python3",
     "python3-venv",
     "iproute2",
+    // The HTML report's browser test (tests/report.rs) and README screenshot.
+    "chromium",
+    // `script`: the pty test of `nono learn --progress`.
+    "bsdutils",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

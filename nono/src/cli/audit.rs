@@ -73,6 +73,9 @@ pub enum AuditCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Write a self-contained HTML report of a session: the access tree,
+    /// the process tree and a timeline.
+    Report(super::report::AuditReportArgs),
 }
 
 /// `nono audit query` filters; all given filters must hold.
@@ -156,6 +159,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             let session = store.session(&session)?;
             return super::audit_check::run(&store, &session, &profile, common.format);
         }
+        AuditCommand::Report(args) => return super::report::audit(&args),
     }
     Ok(ExitCode::SUCCESS)
 }

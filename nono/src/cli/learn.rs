@@ -25,6 +25,15 @@ use crate::store::{self, SessionEnd, Store};
 /// hosts cannot raise, with room for the other maps).
 const DEFAULT_RING_BYTES: u32 = 4 << 20;
 
+/// `--progress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressArg {
+    Auto,
+    Title,
+    Line,
+    Never,
+}
+
 #[derive(Debug, clap::Args)]
 #[expect(clippy::struct_excessive_bools, reason = "independent command-line switches")]
 pub struct LearnArgs {
@@ -65,7 +74,14 @@ pub struct LearnArgs {
     /// Ring buffer size in bytes (a power of two, at least 4096).
     #[arg(long, default_value_t = DEFAULT_RING_BYTES, hide = true, value_parser = parse_ring_bytes)]
     pub ring_bytes: u32,
-    /// No live progress line.
+    /// How to show progress while the command runs: `title` (the terminal
+    /// title, OSC 2: nothing is drawn on the command's screen), `line` (a
+    /// live status line on stderr), `never`, or `auto` (`line` only when
+    /// the command's stdin, stdout and stderr are not terminals, else
+    /// `title`). The summary always comes after the command exits.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub progress: ProgressArg,
+    /// The same as `--progress never`.
     #[arg(long)]
     pub no_progress: bool,
     /// Do not add the rights a later run needs in directories the agent
@@ -193,7 +209,12 @@ fn record_once(
         eprintln!("nono: recording with the {backend} backend ({why})");
     }
     let (tx, writer) = store::spawn_writer(db_path, session)?;
-    let progress = if args.no_progress { session::Progress::Off } else { session::Progress::Auto };
+    let progress = match (args.no_progress, args.progress) {
+        (true, _) | (false, ProgressArg::Never) => session::Progress::Off,
+        (false, ProgressArg::Auto) => session::Progress::auto(),
+        (false, ProgressArg::Title) => session::Progress::Title,
+        (false, ProgressArg::Line) => session::Progress::Line,
+    };
     let outcome = session::run(recorder.as_mut(), cmd, progress, tx, sigfd);
     drop(recorder);
     let (outcome, end) = common::close_session(store, session, outcome, writer.join(), "recording")?;

@@ -13,6 +13,7 @@ pub mod context;
 pub mod learn;
 mod learn_report;
 pub mod profile;
+mod report;
 pub mod run;
 mod run_summary;
 pub mod setup;

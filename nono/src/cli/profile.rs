@@ -39,6 +39,9 @@ pub enum ProfileCommand {
     /// Add to a profile the smallest rights that would have allowed what a
     /// sandboxed run (`nono run --audit`) was denied.
     Amend(crate::cli::amend::AmendArgs),
+    /// Write a self-contained HTML page of a profile's rules, with their
+    /// reasons; `--against SESSION` marks the rules that session never used.
+    Report(crate::cli::report::ProfileReportArgs),
 }
 
 pub fn run(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
@@ -108,6 +111,7 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ProfileCommand::Amend(args) => return crate::cli::amend::run(&args),
+        ProfileCommand::Report(args) => return crate::cli::report::profile(&args, &vars),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -174,7 +178,7 @@ fn names(rights: &BTreeSet<FsRight>) -> String {
     rights.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")
 }
 
-fn describe_net(r: &Resolved) -> String {
+pub(super) fn describe_net(r: &Resolved) -> String {
     if r.network.block {
         return "blocked".to_owned();
     }

@@ -18,6 +18,7 @@ pub mod btf;
 pub mod decode;
 pub mod kaudit;
 pub mod loader;
+pub mod progress;
 pub mod session;
 pub mod spawn;
 

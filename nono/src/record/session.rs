@@ -45,13 +45,8 @@ impl ChildStatus {
     }
 }
 
-/// Progress display mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Progress {
-    /// A live line on a terminal, periodic plain lines otherwise.
-    Auto,
-    Off,
-}
+use super::progress::Display;
+pub use super::progress::Progress;
 
 /// What a session produced.
 #[derive(Debug)]
@@ -166,10 +161,11 @@ pub fn run_gated(
         store_error: None,
         sink,
     };
-    let bar = progress_bar(progress);
-    let status = rt.block_on(state.run(recorder, ring, pidfd, sigfd, child, &bar, started))?;
+    let mut display = Display::new(progress, started);
+    let status = rt.block_on(state.run(recorder, ring, pidfd, sigfd, child, &mut display))?;
+    // Before any summary: the line cleared, the terminal's title restored.
+    display.finish();
     let counters = recorder.counters()?;
-    bar.finish_and_clear();
     Ok(Outcome {
         status,
         pid: child.as_raw() as u32,
@@ -183,18 +179,6 @@ pub fn run_gated(
     })
 }
 
-fn progress_bar(progress: Progress) -> indicatif::ProgressBar {
-    use std::io::IsTerminal as _;
-    if progress == Progress::Off || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} nono: recording {elapsed} · {msg}") {
-        bar.set_style(style);
-    }
-    bar
-}
-
 struct Loop {
     decoder: Decoder,
     batch: Vec<Event>,
@@ -206,7 +190,6 @@ struct Loop {
 }
 
 impl Loop {
-    #[expect(clippy::too_many_arguments, reason = "the loop's resources are distinct and owned here")]
     async fn run(
         &mut self,
         recorder: &dyn Recorder,
@@ -214,16 +197,13 @@ impl Loop {
         pidfd: OwnedFd,
         sigfd: SignalFd,
         child: nix::unistd::Pid,
-        bar: &indicatif::ProgressBar,
-        started: Instant,
+        display: &mut Display,
     ) -> Result<ChildStatus, RecordError> {
         let io = |call| move |source| RecordError::Sys { call, source };
         let mut ring = register(ring).map_err(io("registering the ring buffer"))?;
         let pidfd = register(pidfd).map_err(io("registering the pidfd"))?;
         let sigfd = register(sigfd).map_err(io("registering the signalfd"))?;
         let mut tick = tokio::time::interval(TICK);
-        let mut last_plain = Instant::now();
-        let plain = bar.is_hidden() && !matches!(std::env::var("NONO_PROGRESS").as_deref(), Ok("off"));
         loop {
             tokio::select! {
                 guard = ring.readable_mut() => {
@@ -252,12 +232,7 @@ impl Loop {
                     self.drain(ring.get_mut()).await;
                     self.flush().await;
                     let lost = recorder.counters().map(|c| c.lost()).unwrap_or(0) + self.decode_errors + self.unstored;
-                    bar.set_message(format!("{} events, {} lost", self.events + self.batch.len() as u64, lost));
-                    bar.tick();
-                    if plain && last_plain.elapsed() >= Duration::from_secs(10) {
-                        last_plain = Instant::now();
-                        eprintln!("nono: recording {}s, {} events, {} lost", started.elapsed().as_secs(), self.events, lost);
-                    }
+                    display.update(self.events + self.batch.len() as u64, lost);
                 }
             }
         }
