@@ -137,39 +137,11 @@ fn session_report_loads_in_chromium_and_never_executes_a_file_name() {
 /// (`cargo xtask bench --only report`), not a timed test's.
 #[test]
 fn a_million_event_incomplete_session_renders_with_a_warning() {
-    use nono::event::{Access, Event, Op, Outcome};
-    use nono::report::{Aggregator, Header, Rules, Sensitive};
     let test = "a_million_event_incomplete_session_renders_with_a_warning";
     let Some(browser) = chromium(test) else { return };
-    let secs: i64 = 1_200;
-    let mut agg = Aggregator::new(0, secs * 1_000_000_000);
-    let mut e = Event {
-        time_ns: 0,
-        pid: 0,
-        tid: 0,
-        ppid: 1,
-        uid: 1000,
-        comm: "agent".to_owned(),
-        exe: Some("/usr/bin/agent".to_owned()),
-        op: Op::Open,
-        path: None,
-        path2: None,
-        access: Access::default(),
-        arg: 0,
-        file_type: 0,
-        outcome: Outcome::Ok,
-        net: None,
-        incomplete: false,
-    };
-    for i in 0..1_000_000_i64 {
-        e.time_ns = i * secs * 1_000;
-        e.pid = (i % 500) as u32 + 100;
-        e.op = if i % 11 == 0 { Op::Exec } else { Op::Open };
-        e.path = Some(format!("/home/u/p/d{}/s{}/f{}", i % 53, i % 997, i % 250_000));
-        agg.add(&e);
-    }
-    let header = Header { id: 1, complete: false, state: "incomplete".to_owned(), lost: 4_096, ..Header::default() };
-    let data = agg.finish(header, Rules::default(), &Sensitive::default(), &["agent".to_owned()]);
+    let header =
+        nono::report::Header { id: 1, complete: false, state: "incomplete".to_owned(), lost: 4_096, ..Default::default() };
+    let data = nono::report::synthetic::session(1_000_000, 1_200, header);
     let html = nono::report::html::render(&data).expect("render");
     assert!(html.len() < 10 << 20, "{} bytes", html.len());
     let dir = tempfile::tempdir().expect("tempdir");

@@ -21,6 +21,7 @@ use crate::learn::LearnContext;
 use crate::profile::{Profile, Resolved};
 
 pub mod html;
+pub mod synthetic;
 mod tree;
 
 pub use tree::{MAX_NODES, TreeNode};

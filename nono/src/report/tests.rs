@@ -104,16 +104,7 @@ fn the_most_specific_rule_covers_a_path() {
 /// `NONO_REPORT_BIG=FILE` to keep the page, to time it in a browser.)
 #[test]
 fn a_million_events_make_a_page_under_ten_megabytes() {
-    let secs = 900;
-    let mut agg = Aggregator::new(0, secs * 1_000_000_000);
-    for i in 0..1_000_000_i64 {
-        let path = format!("/home/u/project/dir{}/sub{}/file{}.rs", i % 97, i % 1_009, i % 300_000);
-        let outcome =
-            if i % 5_000 == 0 { Outcome::Denied { errno: 13, by: crate::event::DenyBy::Computed } } else { Outcome::Ok };
-        let e = ev(i * (secs * 1_000), (i % 2_000) as u32 + 100, if i % 7 == 0 { Op::Exec } else { Op::Open }, &path, outcome);
-        agg.add(&e);
-    }
-    let r = agg.finish(Header::default(), Rules::default(), &Sensitive::default(), &[]);
+    let r = synthetic::session(1_000_000, 900, Header::default());
     assert_eq!(r.nodes.len(), MAX_NODES);
     assert!(r.capped_nodes > 0 && r.folded_paths > 0);
     assert!(r.timeline.bucket_ms > 1000, "a 15-minute session is sampled");
