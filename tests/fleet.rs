@@ -353,7 +353,12 @@ fn host_db(dir: &Path, name: &str, own: &str) -> PathBuf {
     session(
         &db,
         &["agent"],
-        vec![event(0, Op::Open, "/opt/fleet/shared/config.toml"), event(1, Op::Open, &format!("/opt/fleet/{own}/data.bin"))],
+        vec![
+            event(0, Op::Open, "/srv/fleet/shared/config.toml"),
+            event(1, Op::Open, &format!("/srv/fleet/{own}/data.bin")),
+            event(2, Op::Open, &format!("/data/{own}/x.bin")),
+            event(3, Op::Open, "/data/shared/x.bin"),
+        ],
     );
     db
 }
@@ -396,7 +401,7 @@ fn two_hosts_land_and_a_fleet_learn_marks_rules_by_host_count() {
         serde_json::from_str(&std::fs::read_to_string(&out).expect("profile")).expect("profile json")
     };
     let all = learn(None);
-    let shared = rule(&all, "shared").expect("the shared rule");
+    let shared = rule(&all, "shared").unwrap_or_else(|| panic!("no shared rule: {all:#}"));
     assert_eq!(shared["seen_in"], serde_json::json!({"runs": 2, "of": 2, "hosts": 2, "of_hosts": 2}), "{all:#}");
     let odd = rule(&all, "only-alpha").expect("alpha's own rule");
     assert_eq!(odd["seen_in"], serde_json::json!({"runs": 1, "of": 2, "hosts": 1, "of_hosts": 2}), "{all:#}");
