@@ -1,5 +1,5 @@
 //! End-to-end tests for the fleet: `nono audit push` to a real, throwaway
-//! PostgreSQL server (started per test by `support/pg.rs`), then `nono
+//! `PostgreSQL` server (started per test by `support/pg.rs`), then `nono
 //! audit` and `nono learn --from` reading it back. Local databases are
 //! filled through the library; the real `nono` binary does the rest.
 
@@ -67,7 +67,7 @@ fn event(i: i64, op: Op, path: &str) -> Event {
 }
 
 /// A finished session of `events` in the database at `db`.
-fn session(db: &Path, command: &[&str], events: Vec<Event>) -> i64 {
+fn session(db: &Path, command: &[&str], events: &[Event]) -> i64 {
     let store = Store::open(db, None).expect("open");
     let id = store
         .begin_session(&NewSession {
@@ -130,7 +130,7 @@ fn small_events() -> Vec<Event> {
 
 /// `n` synthetic events (a few thousand paths, a few processes).
 fn big_session(db: &Path, n: u64) -> i64 {
-    session(db, &["big"], (0..n).map(synthetic_event).collect())
+    session(db, &["big"], &(0..n).map(synthetic_event).collect::<Vec<_>>())
 }
 
 /// What the fleet holds for a session, and the same computed locally:
@@ -185,7 +185,7 @@ fn push_without_migrate_says_how_to_create_the_schema() {
     let Some(pg) = PgServer::start("push_without_migrate_says_how_to_create_the_schema", false) else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("a.db");
-    session(&db, &["make"], small_events());
+    session(&db, &["make"], &small_events());
     let err = run_fail(nono("a", &["audit", "push", "--to", &pg.url("nono", "disable")]).arg("--db").arg(&db));
     assert!(err.contains("--migrate"), "{err}");
 }
@@ -197,8 +197,8 @@ fn push_is_idempotent_and_the_audit_commands_read_the_fleet_like_the_local_file(
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("a.db");
-    session(&db, &["make", "-j2"], small_events());
-    session(&db, &["sh", "-c", "echo hi"], vec![event(10, Op::Open, "/etc/passwd")]);
+    session(&db, &["make", "-j2"], &small_events());
+    session(&db, &["sh", "-c", "echo hi"], &[event(10, Op::Open, "/etc/passwd")]);
     let url = pg.url("nono", "disable");
     let o = push("a", &db, &url, &["--migrate"]);
     assert!(o.status.success(), "{}", output_text(&o));
@@ -245,7 +245,7 @@ fn a_push_killed_midway_resumes_to_exactly_the_local_events() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn push");
-    wait_until("two committed slices", Duration::from_secs(60), || {
+    wait_until("two committed slices", Duration::from_mins(1), || {
         pg.psql("SELECT count(*) FROM nono.push_chunks").parse::<u32>().expect("count") >= 2
     });
     child.kill().expect("SIGKILL the push");
@@ -282,7 +282,7 @@ fn a_server_restart_during_a_push_is_a_clear_error_and_the_next_push_completes()
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn push");
-    wait_until("a committed slice", Duration::from_secs(60), || {
+    wait_until("a committed slice", Duration::from_mins(1), || {
         pg.psql("SELECT count(*) FROM nono.push_chunks").parse::<u32>().expect("count") >= 1
     });
     pg.restart();
@@ -301,7 +301,7 @@ fn tls_require_works_against_a_self_signed_certificate() {
     let Some(pg) = PgServer::start("tls_require_works_against_a_self_signed_certificate", true) else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("a.db");
-    session(&db, &["make"], small_events());
+    session(&db, &["make"], &small_events());
     // The server refuses plain TCP: success below means TLS was used.
     let err = run_fail(nono("a", &["audit", "push", "--migrate", "--to", &pg.url("nono", "disable")]).arg("--db").arg(&db));
     assert!(err.contains("cannot connect"), "{err}");
@@ -330,7 +330,7 @@ fn a_role_with_only_insert_and_select_can_push_with_a_password_from_the_environm
 
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("a.db");
-    session(&db, &["make"], small_events());
+    session(&db, &["make"], &small_events());
     let url = pg.url("pusher", "disable");
     let err = run_fail(nono("a", &["audit", "push", "--to", &url]).arg("--db").arg(&db).env("HOME", dir.path()));
     assert!(err.contains("cannot connect"), "{err}");
@@ -340,7 +340,7 @@ fn a_role_with_only_insert_and_select_can_push_with_a_password_from_the_environm
     let pgpass = dir.path().join(".pgpass");
     std::fs::write(&pgpass, format!("127.0.0.1:{}:postgres:pusher:s3cret\n", pg.port)).expect("pgpass");
     std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
-    session(&db, &["make", "again"], small_events());
+    session(&db, &["make", "again"], &small_events());
     let out = nono("a", &["audit", "push", "--to", &url]).arg("--db").arg(&db).env("HOME", dir.path()).output().expect("run");
     assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(pg.psql("SELECT count(*) FROM nono.push_done"), "2");
@@ -353,7 +353,7 @@ fn host_db(dir: &Path, name: &str, own: &str) -> PathBuf {
     session(
         &db,
         &["agent"],
-        vec![
+        &[
             event(0, Op::Open, "/srv/fleet/shared/config.toml"),
             event(1, Op::Open, &format!("/srv/fleet/{own}/data.bin")),
             event(2, Op::Open, &format!("/data/{own}/x.bin")),
@@ -417,7 +417,7 @@ fn ocsf_export_maps_files_processes_and_network_from_either_store() {
     migrate(&pg);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("a.db");
-    session(&db, &["make"], small_events());
+    session(&db, &["make"], &small_events());
     let url = pg.url("nono", "disable");
     assert!(push("a", &db, &url, &[]).status.success());
     let local = run_ok(nono("a", &["audit", "export", "--format", "ocsf"]).arg("--db").arg(&db));

@@ -1,5 +1,5 @@
 //! Benchmark for `cargo xtask bench --only push`: the rate of `nono audit
-//! push` (binary COPY from the local store to PostgreSQL), end to end:
+//! push` (binary COPY from the local store to `PostgreSQL`), end to end:
 //! reading the local `SQLite` database, encoding, the network, and the
 //! server's inserts and commits. Prints a Markdown table.
 //!

@@ -1,4 +1,4 @@
-//! A throwaway PostgreSQL server for the fleet tests: `initdb` in a temp
+//! A throwaway `PostgreSQL` server for the fleet tests: `initdb` in a temp
 //! dir as `nobody` (initdb refuses root), a Unix socket there and a free
 //! TCP port on 127.0.0.1, optionally TLS with a self-signed certificate.
 //! Stopped (immediately) when dropped. No mocks.
@@ -39,7 +39,7 @@ fn free_port() -> u16 {
 
 impl PgServer {
     /// Starts a server, or returns `None` after printing why the test is
-    /// skipped (a failure under CI=true or NONO_REQUIRE_KERNEL=1).
+    /// skipped (a failure under `CI=true` or `NONO_REQUIRE_KERNEL=1`).
     /// With `tls`, TCP clients must use TLS (`hostssl` only).
     pub fn start(test: &str, tls: bool) -> Option<PgServer> {
         let initdb = Path::new(BIN).join("initdb");

@@ -608,7 +608,7 @@ fn store_and_synthesis(ctx: &mut Ctx, root: &Path, events: u64) -> anyhow::Resul
     Ok(())
 }
 
-/// Section 8: `nono audit push` to a throwaway local PostgreSQL (binary
+/// Section 8: `nono audit push` to a throwaway local `PostgreSQL` (binary
 /// COPY, slices of 100k events each committed with its high-water mark).
 fn push_rate(ctx: &mut Ctx, root: &Path, events: u64) -> anyhow::Result<()> {
     eprintln!("bench: bench_push ({events} events)");

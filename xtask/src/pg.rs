@@ -1,9 +1,10 @@
-//! A throwaway PostgreSQL server for the push benchmark: `initdb` (Debian's
+//! A throwaway `PostgreSQL` server for the push benchmark: `initdb` (Debian's
 //! `postgresql` package) in a scratch directory as `nobody` (initdb
 //! refuses root), a Unix socket there and a free port on 127.0.0.1.
 //! Stopped when dropped. The end-to-end tests have their own copy in
 //! tests/support/pg.rs (the test crate cannot depend on xtask).
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -50,10 +51,11 @@ impl Pg {
         let mut conf = std::fs::read_to_string(data.join("postgresql.conf"))?;
         // Durability as a default install has it (fsync, synchronous
         // commit): the figure is what a real server would see.
-        conf.push_str(&format!(
+        let _ = write!(
+            conf,
             "listen_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nmax_wal_size = '2GB'\n",
             sock.display()
-        ));
+        );
         std::fs::write(data.join("postgresql.conf"), conf)?;
         let pg = Pg { dir: dir.to_path_buf(), port };
         run(

@@ -1,5 +1,5 @@
 //! Where `nono audit` reads from: the local `SQLite` store, or the fleet's
-//! PostgreSQL database when `--db` is a `postgres://` URL. Both give the
+//! `PostgreSQL` database when `--db` is a `postgres://` URL. Both give the
 //! store's types, so every output format is shared.
 
 use anyhow::bail;

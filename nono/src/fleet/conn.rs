@@ -16,9 +16,9 @@ use super::FleetError;
 const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
 
 /// The schema version [`MIGRATIONS`] lead to.
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 1;
 
-/// Whether `--db`/`--to` names a PostgreSQL database rather than a file.
+/// Whether `--db`/`--to` names a `PostgreSQL` database rather than a file.
 #[must_use]
 pub fn is_fleet_url(s: &str) -> bool {
     s.starts_with("postgres://") || s.starts_with("postgresql://")
@@ -31,7 +31,7 @@ pub struct FleetUrl {
 }
 
 impl FleetUrl {
-    /// Parses `url` (`postgres://user@host:port/db?sslmode=require`).
+    /// Parses `url` (`postgres://user@host:port/db?`sslmode`=require`).
     /// Refuses a URL that carries a password.
     pub fn parse(url: &str) -> Result<FleetUrl, FleetError> {
         let config = Config::from_str(url).map_err(|e| FleetError::BadUrl(e.to_string()))?;
@@ -121,10 +121,11 @@ fn pgpass(c: &Config) -> Option<String> {
             continue;
         }
         let fields = split_pgpass(line);
-        let [h, p, d, u, pw] = fields.as_slice() else { continue };
-        let host_ok = h == "*" || *h == host || (is_socket && h == "localhost");
-        if host_ok && (p == "*" || *p == port) && (d == "*" || *d == db) && (u == "*" || *u == user) {
-            return Some(pw.clone());
+        let [line_host, line_port, line_db, line_user, password] = fields.as_slice() else { continue };
+        let matches = |field: &String, value: &str| field == "*" || field == value;
+        let host_ok = matches(line_host, &host) || (is_socket && line_host == "localhost");
+        if host_ok && matches(line_port, &port) && matches(line_db, &db) && matches(line_user, &user) {
+            return Some(password.clone());
         }
     }
     None

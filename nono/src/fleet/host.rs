@@ -24,15 +24,14 @@ impl Host {
     /// This host.
     pub fn this() -> Result<Host, FleetError> {
         let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let id = match var("NONO_HOST_ID") {
-            Some(id) => id,
-            None => {
-                let path = "/etc/machine-id";
-                std::fs::read_to_string(path)
-                    .map_err(|source| FleetError::HostId { path: path.to_owned(), source })?
-                    .trim()
-                    .to_owned()
-            }
+        let id = if let Some(id) = var("NONO_HOST_ID") {
+            id
+        } else {
+            let path = "/etc/machine-id";
+            std::fs::read_to_string(path)
+                .map_err(|source| FleetError::HostId { path: path.to_owned(), source })?
+                .trim()
+                .to_owned()
         };
         let name = var("NONO_HOSTNAME").unwrap_or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "unknown".to_owned(), |h| h.trim().to_owned())

@@ -1,6 +1,6 @@
-//! The fleet store: audit sessions of many hosts in one PostgreSQL
+//! The fleet store: audit sessions of many hosts in one `PostgreSQL`
 //! database. It owns the connection (URL, credentials, TLS), the numbered
-//! PostgreSQL migrations, pushing finished local sessions there
+//! `PostgreSQL` migrations, pushing finished local sessions there
 //! ([`push`]) and reading them back in the local store's types ([`read`]),
 //! so `nono audit` and `nono learn --from` print and learn the same way
 //! from either. It must not print or parse arguments; it reads the local
@@ -18,7 +18,7 @@ mod host;
 pub mod push;
 pub mod read;
 
-pub use conn::{FleetUrl, connect, is_fleet_url, migrate};
+pub use conn::{FleetUrl, SCHEMA_VERSION, connect, is_fleet_url, migrate};
 pub use host::{Host, session_uuid};
 pub use push::{PushOptions, PushReport, push};
 pub use read::Fleet;
@@ -61,7 +61,7 @@ pub enum FleetError {
     /// The fleet schema was written by a newer nono.
     #[error("the fleet database has schema {found}, newer than this nono's {needed}; use a newer nono")]
     TooNew { found: i32, needed: i32 },
-    /// Any other PostgreSQL failure.
+    /// Any other `PostgreSQL` failure.
     #[error("PostgreSQL error while {what}")]
     Sql {
         what: String,
@@ -87,7 +87,7 @@ pub enum FleetError {
 }
 
 impl FleetError {
-    /// Wraps a PostgreSQL error, telling a lost connection from the rest.
+    /// Wraps a `PostgreSQL` error, telling a lost connection from the rest.
     pub(crate) fn pg(what: impl Into<String>) -> impl FnOnce(postgres::Error) -> FleetError {
         move |source| {
             let what = what.into();

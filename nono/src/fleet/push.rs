@@ -94,9 +94,10 @@ pub fn push(
             report.running += 1;
             continue;
         }
-        match push_session(client, store, host, &s, opts, &mut report, &mut progress)? {
-            true => report.pushed += 1,
-            false => report.already += 1,
+        if push_session(client, store, host, &s, opts, &mut report, &mut progress)? {
+            report.pushed += 1;
+        } else {
+            report.already += 1;
         }
     }
     report.secs = start.elapsed().as_secs_f64();

@@ -48,3 +48,43 @@ pub fn merge_fleet(runs: &[(String, Learned)], min_hosts: u32) -> FleetMerge {
     });
     FleetMerge { learned, hosts: of_hosts, dropped }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::rights::{FsRight, FsRule};
+
+    fn learned(paths: &[&str]) -> Learned {
+        Learned {
+            rules: paths
+                .iter()
+                .map(|p| FsRule {
+                    path: (*p).to_owned(),
+                    access: [FsRight::ReadFile].into(),
+                    file: true,
+                    reason: None,
+                    seen_in: None,
+                    anticipated: BTreeSet::new(),
+                })
+                .collect(),
+            ..Learned::default()
+        }
+    }
+
+    #[test]
+    fn rules_count_sessions_and_hosts_and_min_hosts_drops_one_hosts_rules() {
+        let runs = vec![
+            ("a".to_owned(), learned(&["/srv/shared", "/srv/a"])),
+            ("a".to_owned(), learned(&["/srv/shared", "/srv/a"])),
+            ("b".to_owned(), learned(&["/srv/shared"])),
+        ];
+        let m = merge_fleet(&runs, 1);
+        let seen = |p: &str| m.learned.rules.iter().find(|r| r.path == p).and_then(|r| r.seen_in);
+        assert_eq!(seen("/srv/shared"), Some(SeenIn { runs: 3, of: 3, hosts: Some(2), of_hosts: Some(2) }));
+        // Two sessions, but one host: --min-hosts 2 drops it.
+        assert_eq!(seen("/srv/a"), Some(SeenIn { runs: 2, of: 3, hosts: Some(1), of_hosts: Some(2) }));
+        let m2 = merge_fleet(&runs, 2);
+        assert_eq!(m2.learned.rules.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), ["/srv/shared"]);
+        assert_eq!(m2.dropped, ["/srv/a"]);
+    }
+}

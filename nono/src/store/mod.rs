@@ -808,6 +808,7 @@ impl<'c> StringCache<'c> {
 }
 
 /// An [`Access`] as stored: bits r=1 w=2 x=4 c=8 t=16 d=32.
+#[must_use]
 pub fn access_bits(a: Access) -> i64 {
     i64::from(a.read)
         | i64::from(a.write) << 1
@@ -818,6 +819,7 @@ pub fn access_bits(a: Access) -> i64 {
 }
 
 /// The [`Access`] of stored bits (see [`access_bits`]).
+#[must_use]
 pub fn access_from_bits(b: i64) -> Access {
     Access {
         read: b & 1 != 0,
@@ -830,6 +832,7 @@ pub fn access_from_bits(b: i64) -> Access {
 }
 
 /// `(result class, errno, denied_by)` as stored.
+#[must_use]
 pub fn outcome_columns(o: Outcome) -> (i64, i64, Option<i64>) {
     match o {
         Outcome::Ok => (0, 0, None),
