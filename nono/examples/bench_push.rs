@@ -29,10 +29,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fleet::migrate(&mut client)?;
     // A host id of its own per run: every run pushes afresh.
     let host = Host { id: format!("bench-{}", jiff::Timestamp::now().as_nanosecond()), name: "bench".to_owned() };
+    let cpu = || {
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).map_or(0.0, |u| {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        })
+    };
+    let cpu_before = cpu();
     let report = fleet::push(&mut client, &store, &host, &PushOptions::default(), |_| {})?;
+    let client_cpu = cpu() - cpu_before;
     let rate = report.events as f64 / report.secs.max(1e-9);
-    println!("| events | slice | time | rate |");
-    println!("|---:|---:|---:|---:|");
-    println!("| {} | {} | {:.2} s | {:.0} events/s |", report.events, PushOptions::default().slice, report.secs, rate);
+    println!("| events | slice | time | rate | nono's CPU time |");
+    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {} | {:.2} s | {:.0} events/s | {client_cpu:.2} s |",
+        report.events,
+        PushOptions::default().slice,
+        report.secs,
+        rate
+    );
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! always bound parameters or COPY values, never SQL text.
 
 mod conn;
+mod copy;
 mod host;
 pub mod push;
 pub mod read;
@@ -51,7 +52,7 @@ pub enum FleetError {
     ConnectionLost {
         what: String,
         #[source]
-        source: postgres::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The fleet schema is missing or older than this nono.
     #[error(
@@ -97,7 +98,7 @@ impl FleetError {
                         || c.code().starts_with("08") // connection exceptions
                 })
                 || std::error::Error::source(&source).and_then(|s| s.downcast_ref::<std::io::Error>()).is_some();
-            if lost { FleetError::ConnectionLost { what, source } } else { FleetError::Sql { what, source } }
+            if lost { FleetError::ConnectionLost { what, source: Box::new(source) } } else { FleetError::Sql { what, source } }
         }
     }
 }

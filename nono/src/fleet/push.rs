@@ -8,13 +8,17 @@
 //! refuse a duplicate anyway). A `push_done` row closes the session.
 //! Memory holds one row at a time: events stream from `SQLite` into COPY.
 
-use postgres::Client;
-use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::types::{ToSql, Type};
+use std::io::Write as _;
 
+use postgres::Client;
+use postgres::types::ToSql;
+
+use super::copy::CopyBuf;
 use super::{FleetError, Host, session_uuid};
-use crate::event::Event;
-use crate::store::{Session, SessionState, Store, StoreError, access_bits, outcome_columns};
+use crate::store::{Session, SessionState, Store, StoreError};
+
+/// Bytes of encoded rows handed to the connection at a time.
+const WRITE_BYTES: usize = 256 << 10;
 
 /// Events per committed slice by default.
 pub const DEFAULT_SLICE: usize = 100_000;
@@ -49,33 +53,6 @@ pub struct PushReport {
 
 const EVENT_COLUMNS: &str = "session_id, local_id, time_ns, pid, tid, ppid, uid, comm, exe, op, path, path2, access, arg, \
      file_type, result, errno, denied_by, net_family, net_addr, net_port, sock_type, sock_proto, incomplete";
-
-const EVENT_TYPES: &[Type] = &[
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT2,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT2,
-    Type::INT8,
-    Type::INT8,
-    Type::INT2,
-    Type::INT4,
-    Type::INT2,
-    Type::INT4,
-    Type::TEXT,
-    Type::INT4,
-    Type::INT4,
-    Type::INT4,
-    Type::BOOL,
-];
 
 /// Copies every finished session of `store` that the fleet does not have
 /// complete yet. `progress` is told the events committed so far.
@@ -129,29 +106,38 @@ fn push_session(
     }
     loop {
         let mut tx = client.transaction().map_err(FleetError::pg(what.clone()))?;
-        let sink = tx
+        let mut sink = tx
             .copy_in(&format!("COPY nono.events ({EVENT_COLUMNS}) FROM STDIN (FORMAT binary)"))
             .map_err(FleetError::pg(what.clone()))?;
-        let mut writer = BinaryCopyInWriter::new(sink, EVENT_TYPES);
+        let mut rows = CopyBuf::new();
         let mut copy_error = None;
         let streamed = store.events_after(s.id, after.unwrap_or(0), opts.slice, |id, e| {
-            write_event(&mut writer, fleet_id, id, &e).map_err(|err| {
-                let msg = err.to_string();
-                copy_error = Some(err);
-                StoreError::Callback(msg)
-            })
+            rows.row(fleet_id, id, &e);
+            if rows.buf.len() >= WRITE_BYTES {
+                if let Err(err) = sink.write_all(&rows.buf) {
+                    let msg = err.to_string();
+                    copy_error = Some(err);
+                    return Err(StoreError::Callback(msg));
+                }
+                rows.buf.clear();
+            }
+            Ok(())
         });
         if let Some(err) = copy_error {
-            return Err(FleetError::pg(what)(err));
+            return Err(copy_failed(what, err));
         }
         let (n, last) = streamed?;
+        rows.trailer();
+        sink.write_all(&rows.buf).map_err(|err| copy_failed(what.clone(), err))?;
         // Dropping an unfinished writer aborts the COPY (and the transaction).
-        let copied = writer.finish().map_err(FleetError::pg(what.clone()))?;
+        let copied = sink.finish().map_err(FleetError::pg(what.clone()))?;
         let Some(last) = last else {
             tx.rollback().map_err(FleetError::pg(what.clone()))?;
             break;
         };
-        debug_assert_eq!(copied, n);
+        if copied != n {
+            return Err(FleetError::Corrupt(format!("session {}: {n} events sent, the server stored {copied}", s.id)));
+        }
         tx.execute(
             "INSERT INTO nono.push_chunks (session_id, through, events) VALUES ($1, $2, $3)",
             &[&fleet_id, &last, &(n as i64)],
@@ -230,34 +216,14 @@ fn insert_session(client: &mut Client, host: &Host, s: &Session) -> Result<i64, 
     Ok(row.get(0))
 }
 
-fn write_event(w: &mut BinaryCopyInWriter<'_>, session: i64, id: i64, e: &Event) -> Result<(), postgres::Error> {
-    let (result, errno, denied_by) = outcome_columns(e.outcome);
-    let net = e.net.as_ref();
-    let small = |v: i64| v as i16;
-    w.write(&[
-        &session,
-        &id,
-        &e.time_ns,
-        &i64::from(e.pid),
-        &i64::from(e.tid),
-        &i64::from(e.ppid),
-        &i64::from(e.uid),
-        &e.comm,
-        &e.exe,
-        &(e.op.code() as i16),
-        &e.path,
-        &e.path2,
-        &small(access_bits(e.access)),
-        &(e.arg as i64),
-        &i64::from(e.file_type),
-        &small(result),
-        &(errno as i32),
-        &denied_by.map(small),
-        &net.map(|n| i32::from(n.family)),
-        &net.and_then(|n| n.addr.map(|a| a.to_string())),
-        &net.map(|n| i32::from(n.port)),
-        &net.map(|n| i32::from(n.sock_type)),
-        &net.map(|n| i32::from(n.protocol)),
-        &e.incomplete,
-    ])
+/// A write to the COPY stream failed: the driver wraps its error in `io::Error`.
+fn copy_failed(what: String, err: std::io::Error) -> FleetError {
+    if !err.get_ref().is_some_and(|inner| inner.is::<postgres::Error>()) {
+        return FleetError::ConnectionLost { what, source: Box::new(err) };
+    }
+    match err.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
+        Some(Ok(pg)) => FleetError::pg(what)(*pg),
+        Some(Err(other)) => FleetError::ConnectionLost { what, source: other },
+        None => FleetError::ConnectionLost { what, source: "the COPY stream failed".into() },
+    }
 }
