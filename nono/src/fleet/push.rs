@@ -218,12 +218,11 @@ fn insert_session(client: &mut Client, host: &Host, s: &Session) -> Result<i64, 
 
 /// A write to the COPY stream failed: the driver wraps its error in `io::Error`.
 fn copy_failed(what: String, err: std::io::Error) -> FleetError {
-    if !err.get_ref().is_some_and(|inner| inner.is::<postgres::Error>()) {
-        return FleetError::ConnectionLost { what, source: Box::new(err) };
-    }
-    match err.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
-        Some(Ok(pg)) => FleetError::pg(what)(*pg),
-        Some(Err(other)) => FleetError::ConnectionLost { what, source: other },
+    match err.into_inner() {
+        Some(inner) => match inner.downcast::<postgres::Error>() {
+            Ok(pg) => FleetError::pg(what)(*pg),
+            Err(other) => FleetError::ConnectionLost { what, source: other },
+        },
         None => FleetError::ConnectionLost { what, source: "the COPY stream failed".into() },
     }
 }
