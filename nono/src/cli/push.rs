@@ -15,8 +15,8 @@ use crate::store::{Store, StoreError};
 
 #[derive(Debug, clap::Args)]
 pub struct PushArgs {
-    /// Fleet database: postgres://USER@HOST:PORT/DB?`sslmode`=disable|prefer|require
-    /// (no password in it: use `PGPASSWORD` or ~/.pgpass).
+    /// Fleet database: postgres://USER@HOST:PORT/DB?sslmode=disable|prefer|require
+    /// (no password in it: use PGPASSWORD or ~/.pgpass).
     #[arg(long, env = "NONO_PG_URL", value_name = "URL")]
     pub to: String,
     /// Create or upgrade the fleet schema first (needs a role that may
