@@ -266,6 +266,35 @@ fn a_push_killed_midway_resumes_to_exactly_the_local_events() {
 }
 
 #[test]
+fn two_pushes_of_the_same_database_at_once_land_every_event_once() {
+    let Some(pg) = PgServer::start("two_pushes_of_the_same_database_at_once_land_every_event_once", false) else { return };
+    migrate(&pg);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("big.db");
+    let id = big_session(&db, 200_000);
+    let url = pg.url("nono", "disable");
+    // Different slice sizes: the slices' high-water marks never coincide.
+    let pushes: Vec<_> = ["7000", "10000"]
+        .iter()
+        .map(|slice| {
+            nono("big", &["audit", "push", "--to", &url, "--slice", slice])
+                .arg("--db")
+                .arg(&db)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn push")
+        })
+        .collect();
+    for p in pushes {
+        let o = p.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{}", output_text(&o));
+    }
+    assert_eq!(fleet_digest(&pg, "big"), local_digest(&db, id));
+    assert_eq!(pg.psql("SELECT count(*) FROM nono.sessions"), "1");
+}
+
+#[test]
 fn a_server_restart_during_a_push_is_a_clear_error_and_the_next_push_completes() {
     let Some(pg) = PgServer::start("a_server_restart_during_a_push_is_a_clear_error_and_the_next_push_completes", false) else {
         return;

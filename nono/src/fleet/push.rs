@@ -4,9 +4,11 @@
 //! `COPY` of its events and a `push_chunks` row holding the last local
 //! event id it copied. A push killed or cut off at any point has therefore
 //! committed whole slices only, and the next push resumes after the last
-//! committed id: no duplicate, no gap (the events' primary key would
-//! refuse a duplicate anyway). A `push_done` row closes the session.
-//! Memory holds one row at a time: events stream from `SQLite` into COPY.
+//! committed id: no duplicate, no gap. Each slice reads that id under a
+//! per-session advisory lock, so concurrent pushes of one session take
+//! turns instead of copying a slice twice. A `push_done` row closes the
+//! session. Memory is one 256 KiB buffer: events stream from `SQLite`
+//! into COPY.
 
 use std::io::Write as _;
 
@@ -16,6 +18,9 @@ use postgres::types::ToSql;
 use super::copy::CopyBuf;
 use super::{FleetError, Host, session_uuid};
 use crate::store::{Session, SessionState, Store, StoreError};
+
+/// First key of the per-session advisory locks ("push" in ASCII).
+const PUSH_LOCK: i32 = 0x7075_7368;
 
 /// Bytes of encoded rows handed to the connection at a time.
 const WRITE_BYTES: usize = 256 << 10;
@@ -93,19 +98,29 @@ fn push_session(
 ) -> Result<bool, FleetError> {
     let what = format!("pushing session {}", s.id);
     let fleet_id = insert_session(client, host, s)?;
-    let row = client
-        .query_one(
-            "SELECT (SELECT max(through) FROM nono.push_chunks WHERE session_id = $1), \
-             EXISTS (SELECT 1 FROM nono.push_done WHERE session_id = $1)",
-            &[&fleet_id],
-        )
-        .map_err(FleetError::pg(what.clone()))?;
-    let (mut after, done): (Option<i64>, bool) = (row.get(0), row.get(1));
-    if done {
-        return Ok(false);
-    }
     loop {
         let mut tx = client.transaction().map_err(FleetError::pg(what.clone()))?;
+        // One pusher per session at a time, and the high-water mark read
+        // under that lock: a concurrent push of the same session (another
+        // terminal, a cron job) waits, then continues after this one's
+        // slices instead of copying them again.
+        // Ids past 2^31 share locks with smaller ones: harmless.
+        tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&PUSH_LOCK, &(fleet_id as i32)])
+            .map_err(FleetError::pg(what.clone()))?;
+        // A statement of its own: under READ COMMITTED its snapshot is
+        // taken after the lock is held, so it sees the previous holder's
+        // commit (in one statement with the lock it would not).
+        let row = tx
+            .query_one(
+                "SELECT (SELECT max(through) FROM nono.push_chunks WHERE session_id = $1), \
+                 EXISTS (SELECT 1 FROM nono.push_done WHERE session_id = $1)",
+                &[&fleet_id],
+            )
+            .map_err(FleetError::pg(what.clone()))?;
+        let (after, done): (Option<i64>, bool) = (row.get(0), row.get(1));
+        if done {
+            return Ok(false);
+        }
         let mut sink = tx
             .copy_in(&format!("COPY nono.events ({EVENT_COLUMNS}) FROM STDIN (FORMAT binary)"))
             .map_err(FleetError::pg(what.clone()))?;
@@ -146,7 +161,6 @@ fn push_session(
         tx.commit().map_err(FleetError::pg(what.clone()))?;
         report.events += n;
         progress(report.events);
-        after = Some(last);
         if (n as usize) < opts.slice {
             break;
         }
