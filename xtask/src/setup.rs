@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 
 /// Debian packages: LLVM 22 to build bpf-linker; QEMU, busybox and cpio for
 /// the VM suite; strace, hyperfine and the build tools the end-to-end
-/// workloads and benchmarks run (git, make, cc, python3); PostgreSQL (a
+/// workloads and benchmarks run (git, make, cc, python3); `PostgreSQL` (a
 /// throwaway server for the fleet tests and bench), libssl-dev and
 /// pkg-config (its TLS client) and openssl (the tests' self-signed cert).
 pub const APT_PACKAGES: &[&str] = &[

@@ -76,7 +76,7 @@ pub enum AuditCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Copy finished sessions to a fleet PostgreSQL database.
+    /// Copy finished sessions to a fleet database (postgres://...).
     Push(super::push::PushArgs),
     /// Write a session's events (or every session's) for a SIEM.
     Export(super::export::ExportArgs),
