@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod enforce;
 pub mod event;
+pub mod fleet;
 pub mod kernel;
 pub mod learn;
 pub mod profile;

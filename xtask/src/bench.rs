@@ -45,9 +45,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_vm: bool,
     /// Run only these sections (repeatable): fixed, recording, outside,
-    /// vm, throughput, store, startup, enforcement. The report is then
-    /// written to report-partial.md.
-    #[arg(long, value_parser = ["fixed", "recording", "outside", "vm", "throughput", "store", "startup", "enforcement"])]
+    /// vm, throughput, store, startup, enforcement, push. The report is
+    /// then written to report-partial.md.
+    #[arg(long, value_parser = ["fixed", "recording", "outside", "vm", "throughput", "store", "startup", "enforcement", "push"])]
     pub only: Vec<String>,
     /// Internal: what the VM half runs in the guest. Only the recording
     /// overhead, with the LSM backend, smaller sizes, no build; the table is
@@ -143,6 +143,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if want("enforcement") {
         make_tree(&ctx)?;
         enforcement_cost(&mut ctx)?;
+    }
+    if want("push") {
+        push_rate(&mut ctx, &root, if args.quick { 50_000 } else { 2_000_000 })?;
     }
     println!("{}", ctx.report);
     let out = ctx.dir.join(if !args.only.is_empty() {
@@ -602,6 +605,31 @@ fn store_and_synthesis(ctx: &mut Ctx, root: &Path, events: u64) -> anyhow::Resul
         }
         writeln!(ctx.report, "## {title}\n\n{}", String::from_utf8_lossy(&out.stdout))?;
     }
+    Ok(())
+}
+
+/// Section 8: `nono audit push` to a throwaway local `PostgreSQL` (binary
+/// COPY, slices of 100k events each committed with its high-water mark).
+fn push_rate(ctx: &mut Ctx, root: &Path, events: u64) -> anyhow::Result<()> {
+    eprintln!("bench: bench_push ({events} events)");
+    let pg = crate::pg::Pg::start(&ctx.dir.join("pg"))?;
+    let bin = target_dir(root).join("release/examples/bench_push");
+    let out = Command::new(&bin)
+        .arg(ctx.dir.join("bench_push.db"))
+        .arg(pg.url())
+        .arg(events.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    drop(pg);
+    if !out.status.success() {
+        bail!("bench_push failed: {}", out.status);
+    }
+    writeln!(
+        ctx.report,
+        "## 8. Fleet push: local store to PostgreSQL 15 on this machine (TCP, fsync on)\n\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    )?;
     Ok(())
 }
 

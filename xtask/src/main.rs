@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod demo;
+mod pg;
 mod setup;
 mod test;
 mod vm;

@@ -11,7 +11,9 @@ use anyhow::{Context as _, bail};
 /// Debian packages: LLVM 22 to build bpf-linker; QEMU, busybox and cpio for
 /// the VM suite; strace, hyperfine and the build tools the end-to-end
 /// workloads and benchmarks run (git, make, cc, python3); headless
-/// Chromium and `script` for the report and terminal tests.
+/// Chromium and `script` for the report and terminal tests;
+/// `PostgreSQL` (a throwaway server for the fleet tests and bench), libssl-dev and
+/// pkg-config (its TLS client) and openssl (the tests' self-signed cert).
 pub const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -32,6 +34,10 @@ pub const APT_PACKAGES: &[&str] = &[
     "chromium",
     // `script`: the pty test of `nono learn --progress`.
     "bsdutils",
+    "postgresql",
+    "libssl-dev",
+    "pkg-config",
+    "openssl",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -47,7 +47,7 @@ pub struct AmendArgs {
 
 /// The learning context of a session: stored with it, or rebuilt from its
 /// workdir and this environment for sessions recorded before that.
-fn session_context(session: &Session, allow: &[PathBuf]) -> LearnContext {
+pub(super) fn session_context(session: &Session, allow: &[PathBuf]) -> LearnContext {
     let cwd = PathBuf::from(&session.info.cwd);
     let mut ctx = session
         .info

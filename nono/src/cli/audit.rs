@@ -30,6 +30,9 @@ pub struct Common {
         help = "Audit database (default: $XDG_STATE_HOME/nono/audit.db, else ~/.local/state/nono/audit.db; under sudo, the invoking user's)"
     )]
     pub db: Option<PathBuf>,
+    /// Only this host's sessions (its name or machine id); fleet databases only.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
     /// Output format.
     #[arg(long, default_value = "table")]
     pub format: Format,
@@ -76,6 +79,10 @@ pub enum AuditCommand {
     /// Write a self-contained HTML report of a session: the access tree,
     /// the process tree and a timeline.
     Report(super::report::AuditReportArgs),
+    /// Copy finished sessions to a fleet database (postgres://...).
+    Push(super::push::PushArgs),
+    /// Write a session's events (or every session's) for a SIEM.
+    Export(super::export::ExportArgs),
 }
 
 /// `nono audit query` filters; all given filters must hold.
@@ -120,15 +127,15 @@ pub struct QueryArgs {
 pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Sessions { common } => {
-            let store = open(&common)?;
+            let mut store = super::audit_source::open(&common)?;
             print_sessions(&store.sessions()?, common.format)?;
         }
         AuditCommand::Show { session, common } => {
-            let store = open(&common)?;
+            let mut store = super::audit_source::open(&common)?;
             print_show(&store.session(&session)?, common.format)?;
         }
         AuditCommand::Query(args) => {
-            let store = open(&args.common)?;
+            let mut store = super::audit_source::open(&args.common)?;
             let now = jiff::Timestamp::now();
             let session = match &args.session {
                 Some(s) => Some(store.session(s)?.id),
@@ -149,7 +156,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             print_events(&store.query(&q)?, args.common.format)?;
         }
         AuditCommand::Summary { session, top, common } => {
-            let store = open(&common)?;
+            let mut store = super::audit_source::open(&common)?;
             let session = store.session(&session)?;
             let summary = store.summary(session.id, top)?;
             print_summary(&session, &summary, common.format)?;
@@ -160,6 +167,8 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             return super::audit_check::run(&store, &session, &profile, common.format);
         }
         AuditCommand::Report(args) => return super::report::audit(&args),
+        AuditCommand::Push(args) => return super::push::run(&args),
+        AuditCommand::Export(args) => return super::export::run(&args),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -168,6 +177,9 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
 /// state of a session whose recorder died (shown as such; the next `learn`
 /// or `run --audit` marks it incomplete).
 fn open(common: &Common) -> anyhow::Result<Store> {
+    if super::audit_source::fleet_url(common.db.as_deref()).is_some() || common.host.is_some() {
+        bail!("this command reads a local audit database only (not --db postgres://..., nor --host)");
+    }
     let path = crate::cli::common::db_path(common.db.as_deref(), Identity::from_sudo()?.as_ref())?;
     Ok(Store::open_read_only(&path)?)
 }

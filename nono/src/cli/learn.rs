@@ -61,6 +61,13 @@ pub struct LearnArgs {
     /// Don't record: build the profile from these stored sessions (merged).
     #[arg(long = "from", value_name = "SESSION", num_args = 1.., conflicts_with = "command")]
     pub from: Vec<String>,
+    /// With `--from` on a fleet database (`--db postgres://...`): keep only
+    /// rules seen on at least K hosts. `--from all` takes every session.
+    #[arg(long, value_name = "K", requires = "from")]
+    pub min_hosts: Option<u32>,
+    /// With `--from` on a fleet database: only this host's sessions.
+    #[arg(long, value_name = "HOST", requires = "from")]
+    pub host: Option<String>,
     /// Merge the result into this existing profile: rules of both, those
     /// seen in only one marked `seen_in`.
     #[arg(long, value_name = "PROFILE.json")]
@@ -118,6 +125,12 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
 
     if !args.from.is_empty() {
         drop(sigfd);
+        if let Some(url) = super::audit_source::fleet_url(args.db.as_deref()) {
+            return super::learn_fleet::run(&args, url, &output, identity.as_ref());
+        }
+        if args.min_hosts.is_some() || args.host.is_some() {
+            bail!("--min-hosts and --host need a fleet database (--db postgres://...)");
+        }
         return from_sessions(&args, &db_path, &ctx, &output, identity.as_ref());
     }
     let cmd = spawn::Command::new(args.command.clone(), cwd.clone(), identity.clone());
@@ -307,13 +320,13 @@ pub(crate) fn load_recorder(
 /// `--merge BASE`: the union of BASE's and the new profile's rules and
 /// ports; a rule (or right) present on one side only is marked
 /// `seen_in: {runs: 1, of: 2}` so the user can judge it.
-fn merged(new: Profile, base: Option<&Path>) -> anyhow::Result<Profile> {
+pub(super) fn merged(new: Profile, base: Option<&Path>) -> anyhow::Result<Profile> {
     use crate::profile::rights::SeenIn;
     let Some(base_path) = base else { return Ok(new) };
     let text = std::fs::read_to_string(base_path).with_context(|| format!("reading {}", base_path.display()))?;
     let base = Profile::parse(&text, &base_path.display().to_string())?;
     let mut out = new.clone();
-    let once = Some(SeenIn { runs: 1, of: 2 });
+    let once = Some(SeenIn { runs: 1, of: 2, ..SeenIn::default() });
     let mut rules = Vec::new();
     for r in &new.filesystem.rules {
         let mut r = r.clone();
@@ -372,7 +385,7 @@ fn merged(new: Profile, base: Option<&Path>) -> anyhow::Result<Profile> {
 
 /// The profile's name: `--name`, else the command's file name (`learned`
 /// for `--from`).
-fn profile_name(args: &LearnArgs) -> String {
+pub(super) fn profile_name(args: &LearnArgs) -> String {
     args.name.clone().unwrap_or_else(|| if args.from.is_empty() { default_name(&args.command) } else { "learned".to_owned() })
 }
 
@@ -415,7 +428,7 @@ fn check_output(args: &LearnArgs, cwd: &Path, identity: Option<&spawn::Identity>
 }
 
 /// Atomic write, as the user under sudo (see `profile::user`).
-fn write_profile(output: &Path, json: &str, identity: Option<&spawn::Identity>) -> anyhow::Result<()> {
+pub(super) fn write_profile(output: &Path, json: &str, identity: Option<&spawn::Identity>) -> anyhow::Result<()> {
     user::write_file(output, json.as_bytes(), owner_of(identity).as_ref())
         .with_context(|| format!("writing {}", output.display()))
 }

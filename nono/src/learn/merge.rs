@@ -142,7 +142,7 @@ pub fn merge(runs: &[Learned]) -> Learned {
         .into_iter()
         .filter(|(path, _)| !covered.contains(path))
         .map(|(_, (mut r, seen))| {
-            r.seen_in = (seen < total).then_some(SeenIn { runs: seen, of: total });
+            r.seen_in = (seen < total).then_some(SeenIn { runs: seen, of: total, ..SeenIn::default() });
             r
         })
         .collect();

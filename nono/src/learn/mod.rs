@@ -76,6 +76,7 @@ mod agg;
 pub mod amend;
 mod brokered;
 mod check;
+mod fleet;
 mod generalise;
 mod layout;
 mod merge;
@@ -98,6 +99,7 @@ use crate::profile::rights::{FsRight, FsRule};
 use crate::profile::{SandboxPolicy, Udp};
 
 pub use check::{Denial, Grant, Grants, check};
+pub use fleet::{FleetMerge, merge_fleet};
 pub use merge::merge;
 pub use rights::rights_for_event;
 pub use sensitive::{SensitiveEntry, sensitive_entries, sensitive_paths};

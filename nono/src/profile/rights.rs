@@ -147,12 +147,18 @@ pub struct FsRule {
     pub anticipated: BTreeSet<FsRight>,
 }
 
-/// "Seen in `runs` of `of` merged sessions."
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// "Seen in `runs` of `of` merged sessions" and, for a profile learned
+/// across a fleet (`nono learn --from ... --db postgres://...`), "on
+/// `hosts` of `of_hosts` hosts".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeenIn {
     pub runs: u32,
     pub of: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of_hosts: Option<u32>,
 }
 
 #[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]

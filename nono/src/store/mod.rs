@@ -14,6 +14,7 @@ mod attribute;
 mod encode;
 mod query;
 mod readonly;
+mod stream;
 mod tally;
 mod writer;
 
@@ -29,7 +30,7 @@ use serde::Serialize;
 use crate::event::{Access, DenyBy, Event, NetAddr, Op, Outcome};
 
 pub use query::{
-    ErrorCount, EventRow, MethodCount, OpCount, PathCount, ProcessRow, Query, ResultClass, Summary, UnknownResultClass,
+    ErrorCount, EventRow, MethodCount, OpCount, PathCount, PathGlob, ProcessRow, Query, ResultClass, Summary, UnknownResultClass,
     errno_name,
 };
 pub use writer::{CHANNEL_BATCHES, WriterHandle, WriterStats, bench_ingest, spawn_writer, synthetic_event};
@@ -806,7 +807,9 @@ impl<'c> StringCache<'c> {
     }
 }
 
-pub(crate) fn access_bits(a: Access) -> i64 {
+/// An [`Access`] as stored: bits r=1 w=2 x=4 c=8 t=16 d=32.
+#[must_use]
+pub fn access_bits(a: Access) -> i64 {
     i64::from(a.read)
         | i64::from(a.write) << 1
         | i64::from(a.exec) << 2
@@ -815,7 +818,9 @@ pub(crate) fn access_bits(a: Access) -> i64 {
         | i64::from(a.directory) << 5
 }
 
-fn access_from_bits(b: i64) -> Access {
+/// The [`Access`] of stored bits (see [`access_bits`]).
+#[must_use]
+pub fn access_from_bits(b: i64) -> Access {
     Access {
         read: b & 1 != 0,
         write: b & 2 != 0,
@@ -827,7 +832,8 @@ fn access_from_bits(b: i64) -> Access {
 }
 
 /// `(result class, errno, denied_by)` as stored.
-pub(crate) fn outcome_columns(o: Outcome) -> (i64, i64, Option<i64>) {
+#[must_use]
+pub fn outcome_columns(o: Outcome) -> (i64, i64, Option<i64>) {
     match o {
         Outcome::Ok => (0, 0, None),
         Outcome::Denied { errno, by } => (1, i64::from(errno), Some(i64::from(by.code()))),
@@ -836,7 +842,7 @@ pub(crate) fn outcome_columns(o: Outcome) -> (i64, i64, Option<i64>) {
 }
 
 /// The outcome of stored `(result class, errno, denied_by)`.
-pub(crate) fn outcome_of(class: i64, errno: i32, denied_by: Option<i64>) -> Result<Outcome, StoreError> {
+pub fn outcome_of(class: i64, errno: i32, denied_by: Option<i64>) -> Result<Outcome, StoreError> {
     Ok(match class {
         0 => Outcome::Ok,
         1 => {

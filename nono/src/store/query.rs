@@ -203,7 +203,7 @@ pub fn errno_name(errno: i32) -> String {
 /// glob is matched against the stored text, so `?` and a `[...]` class
 /// match one character of it: an invalid byte (four characters) is matched
 /// by `*` or spelled out as `\xNN`.
-struct PathGlob {
+pub struct PathGlob {
     matcher: globset::GlobMatcher,
     /// The stored text every match starts with.
     prefix: String,
@@ -212,7 +212,20 @@ struct PathGlob {
 }
 
 impl PathGlob {
-    fn new(glob: &str) -> Result<PathGlob, StoreError> {
+    /// Whether the stored (escaped) path `text` matches.
+    #[must_use]
+    pub fn is_match(&self, text: &str) -> bool {
+        self.matcher.is_match(text)
+    }
+
+    /// The stored text every match starts with.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Compiles `glob` (see the type's documentation for its syntax).
+    pub fn new(glob: &str) -> Result<PathGlob, StoreError> {
         let bad = |reason: &str| StoreError::BadGlob { glob: glob.to_owned(), reason: reason.to_owned() };
         if glob.is_empty() {
             return Err(bad("empty pattern"));

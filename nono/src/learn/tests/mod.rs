@@ -648,14 +648,14 @@ fn merge_marks_rules_seen_in_only_some_runs() {
     let m = merge(&[a.clone(), b.clone()]);
     assert_eq!(m.stats.runs, 2);
     assert_eq!(rule(&m, "/usr").seen_in, None);
-    assert_eq!(rule(&m, "$CWD").seen_in, Some(SeenIn { runs: 1, of: 2 }));
-    assert_eq!(rule(&m, "$HOME/.gitconfig").seen_in, Some(SeenIn { runs: 1, of: 2 }));
+    assert_eq!(rule(&m, "$CWD").seen_in, Some(SeenIn { runs: 1, of: 2, ..SeenIn::default() }));
+    assert_eq!(rule(&m, "$HOME/.gitconfig").seen_in, Some(SeenIn { runs: 1, of: 2, ..SeenIn::default() }));
     assert_eq!(m.connect_ports, [22, 443].into());
     assert_eq!(m.stats.events, a.stats.events + b.stats.events);
     // Merging a merge counts the runs it stands for.
     let c = learn(vec![ev(Op::Exec, "/usr/bin/git"), open_r("/home/u/proj/b")]);
     let m3 = merge(&[m, c]);
-    assert_eq!(rule(&m3, "$CWD").seen_in, Some(SeenIn { runs: 2, of: 3 }));
+    assert_eq!(rule(&m3, "$CWD").seen_in, Some(SeenIn { runs: 2, of: 3, ..SeenIn::default() }));
     assert_eq!(rule(&m3, "/usr").seen_in, None);
 }
 
@@ -666,7 +666,7 @@ fn merge_unions_rights_and_drops_covered_rules() {
     let m = merge(&[a, b]);
     // /srv/x/f (read_file, 2 runs) is not covered by /srv/x (1 run): kept.
     assert_eq!(rule(&m, "/srv/x/f").seen_in, None);
-    assert_eq!(rule(&m, "/srv/x").seen_in, Some(SeenIn { runs: 1, of: 2 }));
+    assert_eq!(rule(&m, "/srv/x").seen_in, Some(SeenIn { runs: 1, of: 2, ..SeenIn::default() }));
     assert_eq!(merge(&[]).rules, Vec::new());
 }
 
