@@ -14,7 +14,10 @@
 //! 6. peak RSS of nono in each (from `wait4`'s rusage);
 //! 7. what enforcement costs a running command: native vs `nono run`
 //!    (Landlock, the seccomp baseline, the broker) vs `nono run
-//!    --no-broker`, on create-and-rename, read and connect-heavy loops.
+//!    --no-broker`, on create-and-rename, read and connect-heavy loops;
+//! 8. `nono audit push` to a throwaway PostgreSQL;
+//! 9. the HTML report of a 1M-event session: aggregation, page size and
+//!    the time headless Chromium takes to render it.
 //!
 //! `--quick` shrinks everything to a smoke run that asserts nothing but
 //! that the harness still works; CI runs it.
@@ -45,9 +48,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_vm: bool,
     /// Run only these sections (repeatable): fixed, recording, outside,
-    /// vm, throughput, store, startup, enforcement, push. The report is
-    /// then written to report-partial.md.
-    #[arg(long, value_parser = ["fixed", "recording", "outside", "vm", "throughput", "store", "startup", "enforcement", "push"])]
+    /// vm, throughput, store, startup, enforcement, push, report. The
+    /// report is then written to report-partial.md.
+    #[arg(long, value_parser = ["fixed", "recording", "outside", "vm", "throughput", "store", "startup", "enforcement", "push", "report"])]
     pub only: Vec<String>,
     /// Internal: what the VM half runs in the guest. Only the recording
     /// overhead, with the LSM backend, smaller sizes, no build; the table is
@@ -146,6 +149,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if want("push") {
         push_rate(&mut ctx, &root, if args.quick { 50_000 } else { 2_000_000 })?;
+    }
+    if want("report") {
+        html_report(&mut ctx, &root, if args.quick { 20_000 } else { 1_000_000 })?;
     }
     println!("{}", ctx.report);
     let out = ctx.dir.join(if !args.only.is_empty() {
@@ -631,6 +637,64 @@ fn push_rate(ctx: &mut Ctx, root: &Path, events: u64) -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stdout)
     )?;
     Ok(())
+}
+
+/// Section 9: the HTML report of a made-up session (`bench_report`), then
+/// the time headless Chromium takes to load it: the page's own self-check
+/// (`#selftest`) reports `performance.now()` once the tree is drawn.
+fn html_report(ctx: &mut Ctx, root: &Path, events: u64) -> anyhow::Result<()> {
+    eprintln!("bench: HTML report of {events} events");
+    let page = ctx.dir.join("report.html");
+    let bin = target_dir(root).join("release/examples/bench_report");
+    let out = Command::new(&bin)
+        .arg(&page)
+        .arg(events.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("bench_report failed: {}", out.status);
+    }
+    writeln!(
+        ctx.report,
+        "## 9. HTML report of a {events}-event session
+"
+    )?;
+    writeln!(ctx.report, "| measure | value |\n|---|---|")?;
+    write!(ctx.report, "{}", String::from_utf8_lossy(&out.stdout))?;
+    let browser = ["chromium", "chromium-browser"].into_iter().find(|b| which(b));
+    let row = match browser {
+        None => "not measured: chromium is not installed (cargo xtask setup installs it)".to_owned(),
+        Some(b) => {
+            let profile = ctx.dir.join("chromium-profile");
+            let _ = std::fs::remove_dir_all(&profile);
+            let out = Command::new(b)
+                .args(["--headless", "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND"])
+                .arg(format!("--user-data-dir={}", profile.display()))
+                .arg("--dump-dom")
+                .arg(format!("file://{}#selftest", page.display()))
+                .stderr(Stdio::null())
+                .output()
+                .with_context(|| format!("running {b}"))?;
+            let dom = String::from_utf8_lossy(&out.stdout);
+            let ms = dom
+                .split("\"render_ms\":")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse::<u64>().ok());
+            match ms {
+                Some(ms) => format!("{ms} ms (navigation start to the tree drawn; goal < 2 s at 1M events)"),
+                None => bail!("the report page's self-check gave no render time: {}", out.status),
+            }
+        }
+    };
+    writeln!(ctx.report, "| headless Chromium render | {row} |\n")?;
+    Ok(())
+}
+
+/// Whether `name` is an executable on PATH.
+fn which(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
 fn startup(ctx: &mut Ctx) -> anyhow::Result<()> {
