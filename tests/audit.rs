@@ -6,11 +6,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use nono::event::{Access, DenyBy, Event, NetAddr, Op, Outcome};
+use nono::event::{DenyBy, Event, NetAddr, Op, Outcome};
 use nono::store::{LossCounters, NewSession, SessionEnd, SessionKind, SessionState, Store, spawn_writer};
 
 mod support;
-use support::{Sandbox, TestUser, require_recorder};
+use support::{Sandbox, TestUser, event, require_recorder};
 
 fn nono(db: &Path, args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nono"));
@@ -39,27 +39,6 @@ fn failure(o: &Output) -> String {
 
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_str(&stdout(o)).expect("one JSON document")
-}
-
-fn event(i: i64, op: Op, path: &str) -> Event {
-    Event {
-        time_ns: 1_763_884_800_000_000_000 + i * 1_000_000,
-        pid: 4242,
-        tid: 4242,
-        ppid: 1,
-        uid: 1000,
-        comm: "agent".into(),
-        exe: Some("/usr/bin/agent".into()),
-        op,
-        path: Some(path.into()),
-        path2: None,
-        access: Access { read: true, ..Access::default() },
-        arg: 0,
-        file_type: 0o100_000,
-        outcome: Outcome::Ok,
-        net: None,
-        incomplete: false,
-    }
 }
 
 /// Two sessions: 1 complete, 2 incomplete (5 ring-buffer drops).

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nono::event::{Access, Event, NetAddr, Op, Outcome};
+use nono::event::{Event, NetAddr, Op, Outcome};
 use nono::store::{LossCounters, NewSession, SessionEnd, SessionState, Store, spawn_writer, synthetic_event};
 
 #[path = "support/pg.rs"]
 mod pg;
 mod support;
 use pg::PgServer;
-use support::output_text;
+use support::{event, output_text};
 
 /// `nono ARGS` with a clean environment and this host identity.
 fn nono(host: &str, args: &[&str]) -> Command {
@@ -43,27 +43,6 @@ fn run_fail(mut c: impl BorrowMut<Command>) -> String {
 
 fn push(host: &str, db: &Path, url: &str, extra: &[&str]) -> Output {
     nono(host, &["audit", "push", "--to", url]).arg("--db").arg(db).args(extra).output().expect("run nono audit push")
-}
-
-fn event(i: i64, op: Op, path: &str) -> Event {
-    Event {
-        time_ns: 1_763_884_800_000_000_000 + i * 1_000_000,
-        pid: 4242,
-        tid: 4242,
-        ppid: 1,
-        uid: 1000,
-        comm: "agent".into(),
-        exe: Some("/usr/bin/agent".into()),
-        op,
-        path: Some(path.into()),
-        path2: None,
-        access: Access { read: true, ..Access::default() },
-        arg: 0,
-        file_type: 0o100_000,
-        outcome: Outcome::Ok,
-        net: None,
-        incomplete: false,
-    }
 }
 
 /// A finished session of `events` in the database at `db`.

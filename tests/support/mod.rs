@@ -26,6 +26,29 @@ pub fn skip(test: &str, why: &str) -> bool {
     false
 }
 
+/// A made-up read of `path` by pid 4242 ("agent"), `i` ms after a fixed
+/// start, for tests that fill a store through the library.
+pub fn event(i: i64, op: nono::event::Op, path: &str) -> Event {
+    Event {
+        time_ns: 1_763_884_800_000_000_000 + i * 1_000_000,
+        pid: 4242,
+        tid: 4242,
+        ppid: 1,
+        uid: 1000,
+        comm: "agent".into(),
+        exe: Some("/usr/bin/agent".into()),
+        op,
+        path: Some(path.into()),
+        path2: None,
+        access: nono::event::Access { read: true, ..nono::event::Access::default() },
+        arg: 0,
+        file_type: 0o100_000,
+        outcome: nono::event::Outcome::Ok,
+        net: None,
+        incomplete: false,
+    }
+}
+
 /// A finished command's status, stdout and stderr, for assertion messages.
 pub fn output_text(o: &std::process::Output) -> String {
     format!(
