@@ -9,8 +9,8 @@ use postgres::types::ToSql;
 use super::{FleetError, FleetUrl};
 use crate::event::{DenyBy, Event, NetAddr, Op};
 use crate::store::{
-    EventRow, LossCounters, MethodCount, NewSession, OpCount, PathCount, PathGlob, ProcessRow, Query, ResultClass, Session,
-    SessionKind, SessionState, Summary, access_from_bits, errno_name, outcome_of,
+    EventRow, LossCounters, NewSession, OutcomeTally, PathCount, PathGlob, ProcessRow, Query, ResultClass, Session, SessionKind,
+    SessionState, Summary, access_from_bits, errno_name, outcome_of,
 };
 
 /// A fleet session: the local one's fields, under its fleet id, with the host.
@@ -323,9 +323,7 @@ impl Fleet {
         let what = "summarising a fleet session";
         let top = i64::try_from(top).unwrap_or(i64::MAX);
         let c = &mut self.client;
-        let (mut events, mut ok, mut denied, mut errors) = (0u64, 0u64, 0u64, 0u64);
-        let mut ops: Vec<OpCount> = Vec::new();
-        let mut methods: Vec<MethodCount> = Vec::new();
+        let mut tally = OutcomeTally::default();
         for r in c
             .query(
                 "SELECT op, result, coalesce(denied_by, 0::smallint), count(*) FROM nono.events WHERE session_id = $1 \
@@ -335,27 +333,12 @@ impl Fleet {
             .map_err(FleetError::pg(what))?
         {
             let op = op_of(r.get(0))?;
-            let n = r.get::<_, i64>(3) as u64;
-            events += n;
-            match r.get::<_, i16>(1) {
-                0 => ok += n,
-                1 => {
-                    denied += n;
-                    let method = method_of(r.get(2))?;
-                    match methods.iter_mut().find(|m| m.method == method) {
-                        Some(m) => m.count += n,
-                        None => methods.push(MethodCount { method, count: n }),
-                    }
-                }
-                _ => errors += n,
-            }
-            match ops.iter_mut().find(|o| o.op == op) {
-                Some(o) => o.count += n,
-                None => ops.push(OpCount { op, count: n }),
-            }
+            let class = i64::from(r.get::<_, i16>(1));
+            let method = if class == 1 { Some(method_of(r.get(2))?) } else { None };
+            tally.add(op, class, method, r.get::<_, i64>(3) as u64);
         }
-        ops.sort_by(|a, b| b.count.cmp(&a.count).then(a.op.cmp(&b.op)));
-        methods.sort_by(|a, b| b.count.cmp(&a.count).then(a.method.cmp(&b.method)));
+        tally.sort();
+        let OutcomeTally { events, ok, denied, errors, ops, methods } = tally;
 
         let top_paths = c
             .query(

@@ -30,8 +30,8 @@ use serde::Serialize;
 use crate::event::{Access, DenyBy, Event, NetAddr, Op, Outcome};
 
 pub use query::{
-    ErrorCount, EventRow, MethodCount, OpCount, PathCount, PathGlob, ProcessRow, Query, ResultClass, Summary, UnknownResultClass,
-    errno_name,
+    ErrorCount, EventRow, MethodCount, OpCount, OutcomeTally, PathCount, PathGlob, ProcessRow, Query, ResultClass, Summary,
+    UnknownResultClass, errno_name,
 };
 pub use writer::{CHANNEL_BATCHES, WriterHandle, WriterStats, bench_ingest, spawn_writer, synthetic_event};
 

@@ -187,6 +187,49 @@ pub struct Summary {
     pub top_errors: Vec<ErrorCount>,
 }
 
+/// A summary's counts by outcome, operation and denial method, added up
+/// from grouped rows (the local store and the fleet database both group by
+/// op, result class and method).
+#[derive(Debug, Default)]
+pub struct OutcomeTally {
+    pub events: u64,
+    pub ok: u64,
+    pub denied: u64,
+    pub errors: u64,
+    pub ops: Vec<OpCount>,
+    pub methods: Vec<MethodCount>,
+}
+
+impl OutcomeTally {
+    /// Adds `n` events of `op` with result class `class` (0 ok, 1 denied,
+    /// else an error); `method` is the denial's method, for class 1.
+    pub fn add(&mut self, op: Op, class: i64, method: Option<DenyBy>, n: u64) {
+        self.events += n;
+        match class {
+            0 => self.ok += n,
+            1 => {
+                self.denied += n;
+                let method = method.unwrap_or(DenyBy::Unattributed);
+                match self.methods.iter_mut().find(|m| m.method == method) {
+                    Some(m) => m.count += n,
+                    None => self.methods.push(MethodCount { method, count: n }),
+                }
+            }
+            _ => self.errors += n,
+        }
+        match self.ops.iter_mut().find(|o| o.op == op) {
+            Some(o) => o.count += n,
+            None => self.ops.push(OpCount { op, count: n }),
+        }
+    }
+
+    /// Most frequent first, ties by name.
+    pub fn sort(&mut self) {
+        self.ops.sort_by(|a, b| b.count.cmp(&a.count).then(a.op.cmp(&b.op)));
+        self.methods.sort_by(|a, b| b.count.cmp(&a.count).then(a.method.cmp(&b.method)));
+    }
+}
+
 /// The symbolic name of an errno (`ENOENT`), or its number.
 #[must_use]
 pub fn errno_name(errno: i32) -> String {
@@ -534,9 +577,7 @@ impl Store {
         let details_args = rusqlite::params![session, details_from, to];
         let top_args = rusqlite::params![session, details_from, to, top];
 
-        let (mut events, mut ok, mut denied, mut errors) = (0u64, 0u64, 0u64, 0u64);
-        let mut ops: Vec<OpCount> = Vec::new();
-        let mut methods: Vec<MethodCount> = Vec::new();
+        let mut tally = OutcomeTally::default();
         let mut stmt = conn
             .prepare_cached(&format!(
                 "SELECT op, result, denied_by, sum(n) FROM (\
@@ -548,28 +589,12 @@ impl Store {
         let mut rows = stmt.query(args).map_err(StoreError::sql(what))?;
         while let Some(r) = rows.next().map_err(StoreError::sql(what))? {
             let op = super::op_column(r, 0)?;
-            let result: i64 = r.get(1)?;
-            let n = r.get::<_, i64>(3)? as u64;
-            events += n;
-            match result {
-                0 => ok += n,
-                1 => {
-                    denied += n;
-                    let method = method_of(r.get(2)?)?;
-                    match methods.iter_mut().find(|m| m.method == method) {
-                        Some(m) => m.count += n,
-                        None => methods.push(MethodCount { method, count: n }),
-                    }
-                }
-                _ => errors += n,
-            }
-            match ops.iter_mut().find(|o| o.op == op) {
-                Some(o) => o.count += n,
-                None => ops.push(OpCount { op, count: n }),
-            }
+            let class: i64 = r.get(1)?;
+            let method = if class == 1 { Some(method_of(r.get(2)?)?) } else { None };
+            tally.add(op, class, method, r.get::<_, i64>(3)? as u64);
         }
-        ops.sort_by(|a, b| b.count.cmp(&a.count).then(a.op.cmp(&b.op)));
-        methods.sort_by(|a, b| b.count.cmp(&a.count).then(a.method.cmp(&b.method)));
+        tally.sort();
+        let OutcomeTally { events, ok, denied, errors, ops, methods } = tally;
 
         let mut top_paths = Vec::new();
         let mut stmt = conn
