@@ -20,6 +20,10 @@ use crate::store::{EventRow, Query, ResultClass, Session, SessionState, Store, S
 
 pub use crate::cli::common::Format;
 
+/// The help of an audit command's `--db`.
+pub(super) const DB_HELP: &str =
+    "Audit database (default: $XDG_STATE_HOME/nono/audit.db, else ~/.local/state/nono/audit.db; under sudo, the invoking user's)";
+
 /// Options every audit subcommand takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
@@ -27,7 +31,7 @@ pub struct Common {
         long,
         env = "NONO_DB",
         value_name = "PATH",
-        help = "Audit database (default: $XDG_STATE_HOME/nono/audit.db, else ~/.local/state/nono/audit.db; under sudo, the invoking user's)"
+        help = DB_HELP
     )]
     pub db: Option<PathBuf>,
     /// Only this host's sessions (its name or machine id); fleet databases only.
@@ -244,7 +248,8 @@ fn human_duration(ns: i64) -> String {
     }
 }
 
-fn exit_text(s: &Session) -> String {
+/// A session's exit: its code, `signal N`, or `-` while unknown.
+pub(super) fn exit_text(s: &Session) -> String {
     match (s.exit_code, s.signal) {
         (Some(c), _) => c.to_string(),
         (None, Some(sig)) => format!("signal {sig}"),

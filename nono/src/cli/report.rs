@@ -29,7 +29,7 @@ pub struct AuditReportArgs {
         long,
         env = "NONO_DB",
         value_name = "PATH",
-        help = "Audit database (default: $XDG_STATE_HOME/nono/audit.db, else ~/.local/state/nono/audit.db; under sudo, the invoking user's)"
+        help = super::audit::DB_HELP
     )]
     pub db: Option<PathBuf>,
 }
@@ -96,11 +96,7 @@ fn header(s: &Session) -> Header {
         started: jiff::Timestamp::from_nanosecond(i128::from(s.started_ns))
             .map_or_else(|_| s.started_ns.to_string(), |t| t.to_string()),
         duration_ms: s.ended_ns.map(|e| (e - s.started_ns) / 1_000_000),
-        exit: match (s.exit_code, s.signal) {
-            (Some(c), _) => c.to_string(),
-            (None, Some(sig)) => format!("signal {sig}"),
-            (None, None) => "-".to_owned(),
-        },
+        exit: super::audit::exit_text(s),
         events: s.events,
         lost: s.lost(),
         counters: counters.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
@@ -177,16 +173,12 @@ pub fn profile(args: &ProfileReportArgs, vars: &Vars) -> anyhow::Result<ExitCode
     let against = match against {
         None => None,
         Some((store, session)) => {
-            let mut events = Vec::new();
-            // Counted in batches: memory stays bounded on huge sessions.
+            // Streamed: memory stays bounded on huge sessions.
+            let mut usage = report::Usage::default();
             store.events(session.id, |e| {
-                events.push(e);
-                if events.len() >= 65_536 {
-                    report::count_usage(&mut rules, events.drain(..));
-                }
+                usage.add(&mut rules, &e);
                 Ok(())
             })?;
-            report::count_usage(&mut rules, events);
             Some(header(&session))
         }
     };

@@ -465,18 +465,24 @@ impl ProfileReport {
     }
 }
 
-/// Counts, for each rule, the events of a session that it covers (the
-/// most specific rule takes the event).
-pub fn count_usage(rules: &mut Rules, events: impl IntoIterator<Item = Event>) {
-    let mut cache: HashMap<String, Option<usize>> = HashMap::new();
-    for e in events {
-        let Some(path) = e.path.as_deref().filter(|p| p.starts_with('/')) else { continue };
-        let hit = if let Some(h) = cache.get(path) {
+/// Counts a session's events against a profile's rules one at a time (a
+/// stream), remembering which rule covers each path seen (up to
+/// [`MAX_PATHS`] of them).
+#[derive(Debug, Default)]
+pub struct Usage {
+    cache: HashMap<String, Option<usize>>,
+}
+
+impl Usage {
+    /// Adds one to the `used` count of the rule that covers `e`'s path.
+    pub fn add(&mut self, rules: &mut Rules, e: &Event) {
+        let Some(path) = e.path.as_deref().filter(|p| p.starts_with('/')) else { return };
+        let hit = if let Some(h) = self.cache.get(path) {
             *h
         } else {
             let h = rules.covering(path);
-            if cache.len() < MAX_PATHS {
-                cache.insert(path.to_owned(), h);
+            if self.cache.len() < MAX_PATHS {
+                self.cache.insert(path.to_owned(), h);
             }
             h
         };
