@@ -4,14 +4,13 @@
 //! Losses are never silent: every failure to record increments a `STATS`
 //! counter that userspace reads at the end of the session.
 
+use aya_ebpf::helpers::generated::bpf_get_current_comm;
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
-    },
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns},
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use nono_common::{EventBuf, EventHeader, RecorderConfig, flag, stat};
+use nono_common::{COMM_LEN, EventBuf, EventHeader, RecorderConfig, flag, stat};
 
 use crate::kread::{self, off};
 
@@ -150,18 +149,26 @@ impl Slot {
         h.tid = pid_tgid as u32;
         h.ppid = kread::read::<u32>(parent, off!(task_tgid)).unwrap_or(0);
         h.uid = bpf_get_current_uid_gid() as u32;
-        h.op = op;
-        h.flags = 0;
-        h.result = 0;
-        h.mode = 0;
-        h.path_len = 0;
-        h.path2_len = 0;
-        h.net_family = 0;
-        h.net_port = 0;
-        h.sock_type = 0;
-        h.sock_proto = 0;
-        h.net_addr = [0; 16];
-        h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        // `op` and then zeros up to `comm` (flags, result, mode, the path
+        // lengths, the socket fields, net_addr), as five aligned 8-byte
+        // stores. Field by field, LLVM zeroes the unaligned run with a call
+        // to a byte-at-a-time memset loop: hundreds of instructions a record.
+        const _: () = assert!(core::mem::offset_of!(EventHeader, op) == 32);
+        const _: () = assert!(core::mem::offset_of!(EventHeader, comm) == 72);
+        // SAFETY: offsets 32..72 of the header, 8-byte aligned (the slot is
+        // a map value, the header is its first member), all plain integers.
+        unsafe {
+            let words = (&raw mut h.op).cast::<u64>();
+            core::ptr::write_volatile(words, u64::from(op));
+            for i in 1..5 {
+                core::ptr::write_volatile(words.add(i), 0);
+            }
+        }
+        // Straight into the header: through a stack array it costs two
+        // memsets and a byte-wise copy.
+        // SAFETY: the helper writes at most COMM_LEN bytes, NUL-terminated,
+        // into the header's comm field.
+        unsafe { bpf_get_current_comm((&raw mut h.comm).cast(), COMM_LEN as u32) };
         kread::begin(self.buf, kread::Field::First);
         h
     }

@@ -179,7 +179,14 @@ pub fn walk_dentry(buf: *mut EventBuf, field: Field, vfsmnt: *const u8, dentry: 
         core::ptr::write_volatile(&raw mut (*buf).walk_mnt_root, mnt_root as u64);
         core::ptr::write_volatile(&raw mut (*buf).walk_dentry, dentry as u64);
     }
-    let mut c = WalkCtx { buf, field: u64::from(field == Field::Second), done: 0 };
+    // Non-zero placeholders, then volatile stores: a zero initialiser of
+    // these two words compiles to a call of a byte-at-a-time memset.
+    let mut c = WalkCtx { buf, field: u64::MAX, done: u64::MAX };
+    // SAFETY: plain stores to a local.
+    unsafe {
+        core::ptr::write_volatile(&raw mut c.field, u64::from(field == Field::Second));
+        core::ptr::write_volatile(&raw mut c.done, 0);
+    }
     let ctx = (&raw mut c).cast::<c_void>();
     // SAFETY: the callbacks only touch `c` (on this stack frame, alive for
     // the call) and the scratch slot it points to.

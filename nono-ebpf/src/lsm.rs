@@ -31,6 +31,19 @@ fn record(
     extra_flags: u16,
 ) -> i32 {
     let Some(tgid) = traced_tgid() else { return 0 };
+    record_as(tgid, op_code, arg, first, second, extra_flags)
+}
+
+/// [`record`] for a caller that has already looked up the traced tgid.
+#[inline(always)]
+fn record_as(
+    tgid: u32,
+    op_code: u16,
+    arg: u64,
+    first: (*const u8, *const u8),
+    second: Option<(*const u8, *const u8)>,
+    extra_flags: u16,
+) -> i32 {
     if !kread::offsets_valid() {
         return 0;
     }
@@ -59,9 +72,7 @@ fn mnt_of(path: *const u8) -> *const u8 {
 
 pub fn file_open(ctx: &LsmContext) -> i32 {
     // Every open of the machine passes here: decide first.
-    if traced_tgid().is_none() {
-        return 0;
-    }
+    let Some(tgid) = traced_tgid() else { return 0 };
     let file: *const u8 = ctx.arg(0);
     let fmode = kread::read::<u32>(file, off!(file_mode)).unwrap_or(0);
     let mut flags = 0;
@@ -83,7 +94,7 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     if kread::read::<u32>(file, off!(file_flags)).unwrap_or(0) & nono_common::FMODE_EXEC_FLAG != 0 {
         extra |= flag::EXEC_OPEN;
     }
-    record(op::OPEN, flags, (mnt, dentry), None, extra)
+    record_as(tgid, op::OPEN, flags, (mnt, dentry), None, extra)
 }
 
 pub fn path_unlink(ctx: &LsmContext) -> i32 {

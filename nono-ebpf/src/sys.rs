@@ -92,6 +92,13 @@ pub fn exit(ctx: &BtfTracePointContext) -> u32 {
     if cls == Class::None {
         return 0;
     }
+    let ret: i64 = ctx.arg(1);
+    // In LSM mode successful filesystem operations are reported by the
+    // hooks; failures never reach a hook, so they come from here. Decided
+    // before the map lookup: it is most of what a traced process does.
+    if cls == Class::Fs && ret >= 0 && mode() == rec_mode::LSM {
+        return 0;
+    }
     // The one map lookup a process outside the traced tree pays, and only
     // for the syscalls recorded here.
     let Some(tgid) = traced_tgid() else { return 0 };
@@ -105,7 +112,6 @@ pub fn exit(ctx: &BtfTracePointContext) -> u32 {
         bump(stat::COMPAT_SYSCALLS);
         return 0;
     }
-    let ret: i64 = ctx.arg(1);
     let p = Pending {
         sys,
         _pad: 0,
@@ -113,11 +119,6 @@ pub fn exit(ctx: &BtfTracePointContext) -> u32 {
     };
     match cls {
         Class::Fs => {
-            // In LSM mode successful filesystem operations are reported by
-            // the hooks; failures never reach a hook, so they come from here.
-            if mode() == rec_mode::LSM && ret >= 0 {
-                return 0;
-            }
             // A successful exec is reported by sched_process_exec, with the
             // new executable's path: the old image's user strings are gone.
             if (sys == nr::EXECVE || sys == nr::EXECVEAT) && ret >= 0 {

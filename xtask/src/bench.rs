@@ -53,7 +53,8 @@ pub struct BenchArgs {
     #[arg(long, value_parser = ["fixed", "recording", "outside", "vm", "throughput", "store", "startup", "enforcement", "push", "report"])]
     pub only: Vec<String>,
     /// Internal: what the VM half runs in the guest. Only the recording
-    /// overhead, with the LSM backend, smaller sizes, no build; the table is
+    /// overhead, with the LSM backend and the tracepoint backend beside it,
+    /// smaller sizes; the table is
     /// printed between markers for the host to pick up.
     #[arg(long, hide = true)]
     pub guest: bool,
@@ -64,8 +65,9 @@ struct Ctx {
     dir: PathBuf,
     runs: usize,
     quick: bool,
-    /// `nono learn --backend`, when not `auto`.
-    backend: Option<&'static str>,
+    /// The `nono learn --backend` of each recording column (`None`: auto),
+    /// measured side by side in the same loop.
+    backends: Vec<Option<&'static str>>,
     /// Workload sizes: files read, `sh -c` children, C files built.
     sizes: (usize, usize, usize),
     report: String,
@@ -77,7 +79,7 @@ impl Ctx {
         root: &Path,
         dir: &str,
         args: &BenchArgs,
-        backend: Option<&'static str>,
+        backends: Vec<Option<&'static str>>,
         sizes: (usize, usize, usize),
     ) -> anyhow::Result<Self> {
         let dir = target_dir(root).join(dir);
@@ -87,7 +89,7 @@ impl Ctx {
             dir,
             runs: if args.quick { 1 } else { args.runs.max(1) },
             quick: args.quick,
-            backend,
+            backends,
             sizes,
             report: String::new(),
         })
@@ -103,6 +105,11 @@ const GUEST_END: &str = "NONO-BENCH-REPORT-END";
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     workload: Duration,
+    /// CPU time (user + system) of the workload's own processes, as its
+    /// shell's `times` reports it. Recording code running in the kernel on
+    /// their behalf (the BPF programs) is charged here; nono's own threads
+    /// are not, even when they share the workload's CPU.
+    cpu: Duration,
     total: Duration,
     max_rss_kib: i64,
 }
@@ -114,7 +121,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     sh(Command::new("cargo").args(["build", "--release", "--locked", "-p", "nono", "--examples"]).current_dir(&root))?;
     let sizes = if args.quick { (500, 50, 4) } else { (20_000, 2_000, 40) };
-    let mut ctx = Ctx::new(&root, "bench", args, None, sizes)?;
+    let mut ctx = Ctx::new(&root, "bench", args, vec![None], sizes)?;
     let machine = machine();
     writeln!(ctx.report, "machine: {machine}")?;
     writeln!(ctx.report, "command: cargo xtask bench{}\n", if args.quick { " --quick" } else { "" })?;
@@ -205,17 +212,20 @@ fn lsm_in_vm(ctx: &mut Ctx, root: &Path, args: &BenchArgs) -> anyhow::Result<()>
     }
     writeln!(
         ctx.report,
-        "## 1b. Recording overhead with the LSM backend, inside the debian-6.12 VM (QEMU; compare ratios only)\n\n{table}"
+        "## 1b. Recording overhead with the LSM backend, inside the debian-6.12 VM (QEMU; compare ratios only, and the LSM column with the tracepoint column beside it)\n\n{table}"
     )?;
     Ok(())
 }
 
-/// The guest half: recording overhead only, LSM backend, sizes cut for
+/// The guest half: recording overhead only, the LSM backend with the
+/// tracepoint backend in the same loop, sizes cut for
 /// emulated CPUs; the scratch space is the target dir's tmpfs `tmp/`.
 fn guest(args: &BenchArgs, root: &Path) -> anyhow::Result<()> {
     // Emulated CPUs run these ~50x slower than the host.
     let sizes = if args.quick { (200, 20, 2) } else { (1_000, 40, 3) };
-    let mut ctx = Ctx::new(root, "tmp/bench", args, Some("lsm"), sizes)?;
+    // The tracepoint backend beside it, in the same loop: the emulated CPU
+    // inflates every ratio, and this column shows by how much.
+    let mut ctx = Ctx::new(root, "tmp/bench", args, vec![Some("lsm"), Some("tracepoint")], sizes)?;
     writeln!(ctx.report, "guest: {}\n", machine())?;
     fixed_cost(&mut ctx)?;
     recording_overhead(&mut ctx)?;
@@ -257,15 +267,33 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// The workload script wrapped so it writes its own duration (ns) to `stamp`.
+/// The workload script wrapped so it writes its own duration (ns) to
+/// `stamp`, then its CPU times (`times`: the shell's, then its children's).
 fn self_timed(script: &str, stamp: &Path) -> String {
-    format!("s=$(date +%s%N)\n{script}\ne=$(date +%s%N)\necho $((e - s)) > '{}'", stamp.display())
+    format!("s=$(date +%s%N)\n{script}\ne=$(date +%s%N)\necho $((e - s)) > '{0}'\ntimes >> '{0}'", stamp.display())
+}
+
+/// The wall time and the total CPU time in a stamp [`self_timed`] wrote.
+/// `times` prints `1m2.5s 0m0.25s` pairs (dash and bash alike).
+fn parse_stamp(text: &str) -> anyhow::Result<(Duration, Duration)> {
+    let mut lines = text.lines();
+    let ns: u64 = lines.next().unwrap_or_default().trim().parse().context("reading the workload's own time")?;
+    let mut cpu = 0.0;
+    for field in lines.flat_map(str::split_whitespace) {
+        let (m, s) = field
+            .strip_suffix('s')
+            .and_then(|f| f.split_once('m'))
+            .with_context(|| format!("reading `times` output {field:?}"))?;
+        cpu += m.parse::<f64>()? * 60.0 + s.parse::<f64>()?;
+    }
+    Ok((Duration::from_nanos(ns), Duration::from_secs_f64(cpu)))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Native,
-    Nono,
+    /// `nono learn`, with this `--backend` (`None`: auto).
+    Nono(Option<&'static str>),
     Strace,
     /// `nono run --profile P`: Landlock, the seccomp baseline and the broker.
     Run(&'static str),
@@ -282,10 +310,10 @@ fn run_mode(ctx: &Ctx, mode: Mode, script: &str, cwd: &Path) -> anyhow::Result<S
             c.arg("-c").arg(&wrapped);
             c
         }
-        Mode::Nono => {
+        Mode::Nono(backend) => {
             let mut c = Command::new(&ctx.nono);
             c.arg("learn")
-                .args(ctx.backend.map(|b| format!("--backend={b}")))
+                .args(backend.map(|b| format!("--backend={b}")))
                 .arg("--no-progress")
                 .arg("--force")
                 .arg("--db")
@@ -317,8 +345,8 @@ fn run_mode(ctx: &Ctx, mode: Mode, script: &str, cwd: &Path) -> anyhow::Result<S
     if code != 0 {
         bail!("workload failed with {code}: {cmd:?}");
     }
-    let ns: u64 = std::fs::read_to_string(&stamp)?.trim().parse().context("reading the workload's own time")?;
-    Ok(Sample { workload: Duration::from_nanos(ns), total, max_rss_kib: rss })
+    let (workload, cpu) = parse_stamp(&std::fs::read_to_string(&stamp)?)?;
+    Ok(Sample { workload, cpu, total, max_rss_kib: rss })
 }
 
 /// Where the small files live: one tree per size, so a quick run never
@@ -372,53 +400,71 @@ fn recording_overhead(ctx: &mut Ctx) -> anyhow::Result<()> {
         (format!("build: make of {cfiles} C files"), "rm -f *.o app; make -s -j2".to_owned(), proj.clone()),
     ];
     let strace = Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success());
+    let backends = ctx.backends.clone();
+    let label = |b: Option<&str>| b.map_or_else(|| "nono learn".to_owned(), |b| format!("nono learn --backend={b}"));
+    let names: Vec<&str> = backends.iter().map(|b| b.unwrap_or("auto-selected")).collect();
     writeln!(
         ctx.report,
         "## 1. Recording overhead, {} backend (median of {} runs; ratio = workload time / native)\n",
-        ctx.backend.unwrap_or("auto-selected"),
+        names.join(" and "),
         ctx.runs
     )?;
     writeln!(
         ctx.report,
-        "| workload | native | nono learn | ratio | strace -f | ratio | nono fixed start+stop | peak RSS (nono or largest descendant) |"
+        "CPU ratio: the workload's own CPU time (user + system, the recording programs included) against \
+         native; it leaves out nono's threads, which on a single CPU compete with the workload for it.\n"
     )?;
-    writeln!(ctx.report, "|---|---|---|---|---|---|---|---|")?;
+    let mut head = "| workload | native |".to_owned();
+    for b in &backends {
+        write!(head, " {} | ratio | CPU ratio |", label(*b))?;
+    }
+    head.push_str(" strace -f | ratio | nono fixed start+stop | peak RSS (nono or largest descendant) |");
+    writeln!(ctx.report, "{head}\n|{}", "---|".repeat(6 + 3 * backends.len()))?;
     for (name, script, cwd) in &workloads {
         eprintln!("bench: {name}");
         // Warm the page cache once so the first mode measured is not penalised.
         run_mode(ctx, Mode::Native, script, cwd)?;
         let mut native = Vec::new();
-        let mut nono = Vec::new();
-        let mut nono_fixed = Vec::new();
-        let mut rss = 0;
+        let mut native_cpu = Vec::new();
+        let mut nono = vec![Vec::new(); backends.len()];
+        let mut nono_cpu = vec![Vec::new(); backends.len()];
+        let mut nono_fixed = vec![Vec::new(); backends.len()];
+        let mut rss = vec![0; backends.len()];
         let mut st = Vec::new();
         // Interleave the modes so drift affects all of them alike.
         for _ in 0..ctx.runs {
-            native.push(run_mode(ctx, Mode::Native, script, cwd)?.workload);
-            let s = run_mode(ctx, Mode::Nono, script, cwd)?;
-            nono.push(s.workload);
-            nono_fixed.push(s.total.saturating_sub(s.workload));
-            rss = rss.max(s.max_rss_kib);
+            let s = run_mode(ctx, Mode::Native, script, cwd)?;
+            native.push(s.workload);
+            native_cpu.push(s.cpu);
+            for (i, b) in backends.iter().enumerate() {
+                let s = run_mode(ctx, Mode::Nono(*b), script, cwd)?;
+                nono[i].push(s.workload);
+                nono_cpu[i].push(s.cpu);
+                nono_fixed[i].push(s.total.saturating_sub(s.workload));
+                rss[i] = rss[i].max(s.max_rss_kib);
+            }
             if strace {
                 st.push(run_mode(ctx, Mode::Strace, script, cwd)?.workload);
             }
         }
         let n = median(native);
-        let l = median(nono);
         let ratio = |d: Duration| d.as_secs_f64() / n.as_secs_f64().max(1e-9);
-        let (sv, sr) = if strace {
+        let nc = median(native_cpu);
+        let mut row = format!("| {name} | {n:.2?} |");
+        for (times, cpu) in nono.into_iter().zip(nono_cpu) {
+            let l = median(times);
+            let c = median(cpu).as_secs_f64() / nc.as_secs_f64().max(1e-9);
+            write!(row, " {l:.2?} | {:.2}x | {c:.2}x |", ratio(l))?;
+        }
+        if strace {
             let s = median(st);
-            (format!("{s:.2?}"), format!("{:.2}x", ratio(s)))
+            write!(row, " {s:.2?} | {:.2}x |", ratio(s))?;
         } else {
-            ("n/a".into(), "strace not installed".into())
-        };
-        writeln!(
-            ctx.report,
-            "| {name} | {n:.2?} | {l:.2?} | {:.2}x | {sv} | {sr} | {:.2?} | {} MiB |",
-            ratio(l),
-            median(nono_fixed),
-            rss / 1024
-        )?;
+            row.push_str(" n/a | strace not installed |");
+        }
+        let fixed: Vec<String> = nono_fixed.into_iter().map(|f| format!("{:.2?}", median(f))).collect();
+        let mib: Vec<String> = rss.iter().map(|r| format!("{} MiB", r / 1024)).collect();
+        writeln!(ctx.report, "{row} {} | {} |", fixed.join(" / "), mib.join(" / "))?;
     }
     writeln!(ctx.report)?;
     Ok(())
@@ -430,39 +476,46 @@ fn recording_overhead(ctx: &mut Ctx) -> anyhow::Result<()> {
 fn fixed_cost(ctx: &mut Ctx) -> anyhow::Result<()> {
     let n = if ctx.quick { 3 } else { 20 };
     eprintln!("bench: fixed cost ({n} runs)");
+    let backends = ctx.backends.clone();
     let mut bare = Vec::new();
-    let mut learn = Vec::new();
+    let mut learn = vec![Vec::new(); backends.len()];
     for _ in 0..n {
         bare.push(timed(Command::new("true").stdout(Stdio::null()))?.0);
-        let mut c = Command::new(&ctx.nono);
-        c.arg("learn")
-            .args(ctx.backend.map(|b| format!("--backend={b}")))
-            .args(["--no-progress", "--force", "--db"])
-            .arg(ctx.dir.join("fixed.db"))
-            .arg("--output")
-            .arg(ctx.dir.join("fixed.json"))
-            .args(["--", "true"])
-            .current_dir(&ctx.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let (d, _, code) = timed(&mut c)?;
-        if code != 0 {
-            bail!("nono learn -- true failed with {code}");
+        for (i, backend) in backends.iter().enumerate() {
+            let mut c = Command::new(&ctx.nono);
+            c.arg("learn")
+                .args(backend.map(|b| format!("--backend={b}")))
+                .args(["--no-progress", "--force", "--db"])
+                .arg(ctx.dir.join("fixed.db"))
+                .arg("--output")
+                .arg(ctx.dir.join("fixed.json"))
+                .args(["--", "true"])
+                .current_dir(&ctx.dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let (d, _, code) = timed(&mut c)?;
+            if code != 0 {
+                bail!("nono learn -- true failed with {code}");
+            }
+            learn[i].push(d);
         }
-        learn.push(d);
     }
-    let (b, l) = (median(bare), median(learn.clone()));
-    let worst = learn.iter().max().copied().unwrap_or_default();
+    let b = median(bare);
     writeln!(ctx.report, "## 0. Fixed cost of a recording session (median of {n}; goal: < 300 ms over `true`)\n")?;
     writeln!(ctx.report, "| command | median | slowest | extra vs `true` |")?;
     writeln!(ctx.report, "|---|---|---|---|")?;
     writeln!(ctx.report, "| true | {b:.2?} | - | - |")?;
-    writeln!(
-        ctx.report,
-        "| nono learn{} -- true | {l:.2?} | {worst:.2?} | {:.2?} |\n",
-        ctx.backend.map(|b| format!(" --backend={b}")).unwrap_or_default(),
-        l.saturating_sub(b)
-    )?;
+    for (backend, times) in backends.iter().zip(learn) {
+        let worst = times.iter().max().copied().unwrap_or_default();
+        let l = median(times);
+        writeln!(
+            ctx.report,
+            "| nono learn{} -- true | {l:.2?} | {worst:.2?} | {:.2?} |",
+            backend.map(|b| format!(" --backend={b}")).unwrap_or_default(),
+            l.saturating_sub(b)
+        )?;
+    }
+    writeln!(ctx.report)?;
     Ok(())
 }
 
@@ -483,7 +536,7 @@ fn outside_cost(ctx: &mut Ctx) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&ready);
         let mut session = Command::new(&ctx.nono)
             .arg("learn")
-            .args(ctx.backend.map(|b| format!("--backend={b}")))
+            .args(ctx.backends[0].map(|b| format!("--backend={b}")))
             .args(["--no-progress", "--force", "--db"])
             .arg(ctx.dir.join("outside.db"))
             .arg("--output")
@@ -871,4 +924,19 @@ fn enforcement_cost(ctx: &mut Ctx) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     writeln!(ctx.report)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_sums_the_shell_and_its_children() {
+        // dash prints six decimals, bash three.
+        let (wall, cpu) = parse_stamp("1500000\n0m0.010000s 0m0.020000s\n1m2.500s 0m0.250s\n").expect("parses");
+        assert_eq!(wall, Duration::from_micros(1500));
+        assert!((cpu.as_secs_f64() - 62.78).abs() < 1e-9, "{cpu:?}");
+        assert!(parse_stamp("12\n0m0.1 0m0.2s\n").is_err(), "a field without its unit is refused");
+        assert!(parse_stamp("").is_err());
+    }
 }

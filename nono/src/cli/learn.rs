@@ -292,7 +292,12 @@ pub(crate) fn load_recorder(
     offsets: &nono_common::KernelOffsets,
     ring_bytes: u32,
 ) -> anyhow::Result<(Box<dyn Recorder>, Option<String>)> {
-    let load = |b: Backend| record::load(b, offsets, ring_bytes).with_context(|| format!("loading the {b} recorder"));
+    let load = |b: Backend| {
+        record::load(b, offsets, ring_bytes).map_err(|e| {
+            let e = anyhow::Error::from(e).context(format!("loading the {b} recorder"));
+            if refused_for_privilege(&e) { e.context(NEEDS_PRIVILEGE) } else { e }
+        })
+    };
     match choice {
         BackendChoice::Lsm => Ok((load(Backend::Lsm)?, None)),
         BackendChoice::Tracepoint => Ok((load(Backend::Tracepoint)?, None)),
@@ -315,6 +320,20 @@ pub(crate) fn load_recorder(
             }
         }
     }
+}
+
+/// What an unprivileged user is told when the kernel refuses the recorder.
+const NEEDS_PRIVILEGE: &str = "recording needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE): \
+     run it as `sudo nono ...`; nono drops the command itself to your user";
+
+/// Whether loading failed because this process may not create BPF maps or
+/// programs (EPERM) and it is not root: the usual unprivileged mistake.
+fn refused_for_privilege(e: &anyhow::Error) -> bool {
+    !nix::unistd::geteuid().is_root()
+        && e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>().is_some_and(|io| io.raw_os_error() == Some(libc::EPERM))
+                || c.to_string().contains("Operation not permitted")
+        })
 }
 
 /// `--merge BASE`: the union of BASE's and the new profile's rules and
