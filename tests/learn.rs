@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nono::event::{Event, Op, Outcome};
-use support::{Learned, Sandbox, require_recorder};
+use support::{Learned, Sandbox, TestUser, output_text, require_recorder};
 
 /// Ops that name a file, with the path and (optional) second path.
 fn has(events: &[Event], op: Op, path: &Path) -> bool {
@@ -598,4 +598,20 @@ raise SystemExit(1)
         assert!(ev.iter().any(|x| x.op == Op::Open && x.access.exec && x.path.as_deref() == sh.to_str()), "{}", d());
     }
     assert_eq!(run.session_lost, 0, "{}", run.stderr);
+}
+
+/// An ordinary user who forgets `sudo` is told so, for `learn` and for
+/// `run --audit`, not handed the kernel's bare "Operation not permitted"
+/// from creating a map.
+#[test]
+fn recording_without_privilege_says_to_use_sudo() {
+    let sb = Sandbox::new();
+    let Some(user) = TestUser::create("recording_without_privilege_says_to_use_sudo", &sb) else { return };
+    let db = sb.home().join("audit.db");
+    for args in [&["learn", "--db"][..], &["run", "--audit", "--allow", ".", "--db"][..]] {
+        let out = user.nono(&sb).args(args).arg(&db).args(["--", "true"]).output().expect("run nono as the user");
+        let text = output_text(&out);
+        assert!(!out.status.success(), "{args:?} recorded without privilege: {text}");
+        assert!(text.contains("recording needs root") && text.contains("sudo nono"), "{args:?}: {text}");
+    }
 }

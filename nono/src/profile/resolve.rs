@@ -170,7 +170,20 @@ impl Resolved {
     /// Adds a grant given on the command line (`--allow`, `--read`, `--write`).
     pub fn add_cli(&mut self, spelled: &str, rights: BTreeSet<FsRight>, vars: &Vars) -> Result<(), ProfileError> {
         // Taken literally: a backslash on the command line is a backslash.
-        let path = vars.expand(&crate::event::escape_bytes(spelled.as_bytes()), "command line")?;
+        // A relative path (`.`, `src`, `../shared`) is relative to the
+        // current directory, as the shell that typed it meant; profiles
+        // stay absolute so they mean the same from anywhere.
+        let relative = !spelled.is_empty() && !spelled.starts_with(['/', '~', '$']);
+        let path = if relative {
+            let joined = vars.cwd.join(spelled);
+            match joined.canonicalize() {
+                Ok(real) => real,
+                // Not there (yet): joined as written, `..` still refused.
+                Err(_) => vars.expand(&crate::event::escape_path(&joined), "command line")?,
+            }
+        } else {
+            vars.expand(&crate::event::escape_bytes(spelled.as_bytes()), "command line")?
+        };
         let path = if path.exists() { path.canonicalize().unwrap_or(path) } else { path };
         let file = path.is_file();
         let rights = if file { rights.into_iter().filter(|r| r.applies_to_file()).collect() } else { rights };

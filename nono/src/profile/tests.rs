@@ -212,3 +212,26 @@ fn escaped_names_expand_to_their_bytes() {
         assert!(e.to_string().contains(why), "{bad}: {e}");
     }
 }
+
+#[test]
+fn relative_command_line_paths_are_taken_from_the_current_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cwd = dir.path().canonicalize().expect("canonical").join("proj");
+    std::fs::create_dir_all(cwd.join("src")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("shared")).expect("mkdir");
+    let vars = Vars { cwd: cwd.clone(), ..vars() };
+    let mut r = resolve(Profile::default(), "(no profile)", &vars).expect("resolves");
+    let all: BTreeSet<FsRight> = FsRight::ALL.into_iter().collect();
+    for spelled in [".", "src", "./src/", "../shared", "not-yet"] {
+        r.add_cli(spelled, all.clone(), &vars).unwrap_or_else(|e| panic!("{spelled}: {e}"));
+    }
+    let added: Vec<&std::path::Path> = r.grants.iter().rev().take(5).rev().map(|g| g.path.as_path()).collect();
+    let shared = cwd.parent().expect("parent").join("shared");
+    assert_eq!(added, [&cwd, &cwd.join("src"), &cwd.join("src"), &shared, &cwd.join("not-yet")]);
+    assert_eq!(r.grants.last().map(|g| g.spelled.as_str()), Some("not-yet"), "the spelling is kept for messages");
+    let e = r.add_cli("../missing/x", all.clone(), &vars).expect_err("`..` that cannot be resolved");
+    assert!(e.to_string().contains("`..`"), "{e}");
+    // A profile's own paths stay absolute-only.
+    let e = load_str(r#"{"filesystem": {"allow": ["src"]}}"#, "p.json", &vars).expect_err("relative in a profile");
+    assert!(e.to_string().contains("not absolute"), "{e}");
+}
