@@ -21,29 +21,18 @@ const S_IFBLK: u32 = 0o060_000;
 const O_WRONLY: u64 = 0o1;
 const O_RDWR: u64 = 0o2;
 
-/// Records `op` on one or two `(mnt, dentry)` objects.
+/// Records `op` on one or two `(mnt, dentry)` objects, for the traced
+/// process `tgid` (looked up when the caller has not already).
 #[inline(always)]
 fn record(
+    tgid: Option<u32>,
     op_code: u16,
     arg: u64,
     first: (*const u8, *const u8),
     second: Option<(*const u8, *const u8)>,
     extra_flags: u16,
 ) -> i32 {
-    let Some(tgid) = traced_tgid() else { return 0 };
-    record_as(tgid, op_code, arg, first, second, extra_flags)
-}
-
-/// [`record`] for a caller that has already looked up the traced tgid.
-#[inline(always)]
-fn record_as(
-    tgid: u32,
-    op_code: u16,
-    arg: u64,
-    first: (*const u8, *const u8),
-    second: Option<(*const u8, *const u8)>,
-    extra_flags: u16,
-) -> i32 {
+    let Some(tgid) = tgid.or_else(traced_tgid) else { return 0 };
     if !kread::offsets_valid() {
         return 0;
     }
@@ -94,26 +83,26 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     if kread::read::<u32>(file, off!(file_flags)).unwrap_or(0) & nono_common::FMODE_EXEC_FLAG != 0 {
         extra |= flag::EXEC_OPEN;
     }
-    record_as(tgid, op::OPEN, flags, (mnt, dentry), None, extra)
+    record(Some(tgid), op::OPEN, flags, (mnt, dentry), None, extra)
 }
 
 pub fn path_unlink(ctx: &LsmContext) -> i32 {
     let dir: *const u8 = ctx.arg(0);
     let dentry: *const u8 = ctx.arg(1);
-    record(op::UNLINK, 0, (mnt_of(dir), dentry), None, 0)
+    record(None, op::UNLINK, 0, (mnt_of(dir), dentry), None, 0)
 }
 
 pub fn path_rmdir(ctx: &LsmContext) -> i32 {
     let dir: *const u8 = ctx.arg(0);
     let dentry: *const u8 = ctx.arg(1);
-    record(op::RMDIR, 0, (mnt_of(dir), dentry), None, 0)
+    record(None, op::RMDIR, 0, (mnt_of(dir), dentry), None, 0)
 }
 
 pub fn path_mkdir(ctx: &LsmContext) -> i32 {
     let dir: *const u8 = ctx.arg(0);
     let dentry: *const u8 = ctx.arg(1);
     let mode: u64 = ctx.arg(2);
-    record(op::MKDIR, mode & 0xffff, (mnt_of(dir), dentry), None, 0)
+    record(None, op::MKDIR, mode & 0xffff, (mnt_of(dir), dentry), None, 0)
 }
 
 pub fn path_mknod(ctx: &LsmContext) -> i32 {
@@ -124,7 +113,7 @@ pub fn path_mknod(ctx: &LsmContext) -> i32 {
     // open(O_CREAT) of a regular file passes through path_mknod with S_IFREG
     // (or no type bits): that is a create, not a device node.
     let op_code = if kind == 0 || kind == S_IFREG { op::CREATE } else { op::MKNOD };
-    record(op_code, mode & 0xffff, (mnt_of(dir), dentry), None, flag::CREATED)
+    record(None, op_code, mode & 0xffff, (mnt_of(dir), dentry), None, flag::CREATED)
 }
 
 pub fn path_symlink(ctx: &LsmContext) -> i32 {
@@ -156,7 +145,7 @@ pub fn path_link(ctx: &LsmContext) -> i32 {
     let new_dir: *const u8 = ctx.arg(1);
     let new: *const u8 = ctx.arg(2);
     let mnt = mnt_of(new_dir);
-    record(op::LINK, 0, (mnt, old), Some((mnt, new)), 0)
+    record(None, op::LINK, 0, (mnt, old), Some((mnt, new)), 0)
 }
 
 pub fn path_rename(ctx: &LsmContext) -> i32 {
@@ -165,13 +154,13 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
     let new_dir: *const u8 = ctx.arg(2);
     let new: *const u8 = ctx.arg(3);
     let flags: u64 = ctx.arg(4);
-    record(op::RENAME, flags, (mnt_of(old_dir), old), Some((mnt_of(new_dir), new)), 0)
+    record(None, op::RENAME, flags, (mnt_of(old_dir), old), Some((mnt_of(new_dir), new)), 0)
 }
 
 pub fn path_truncate(ctx: &LsmContext) -> i32 {
     let path: *const u8 = ctx.arg(0);
     let (mnt, dentry) = kread::path_parts(path, 0);
-    record(op::TRUNCATE, 0, (mnt, dentry), None, 0)
+    record(None, op::TRUNCATE, 0, (mnt, dentry), None, 0)
 }
 
 pub fn file_ioctl(ctx: &LsmContext) -> i32 {
@@ -182,5 +171,5 @@ pub fn file_ioctl(ctx: &LsmContext) -> i32 {
     if kind != S_IFCHR && kind != S_IFBLK {
         return 0;
     }
-    record(op::IOCTL, cmd & 0xffff_ffff, (mnt, dentry), None, 0)
+    record(None, op::IOCTL, cmd & 0xffff_ffff, (mnt, dentry), None, 0)
 }
