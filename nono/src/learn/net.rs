@@ -26,7 +26,11 @@ pub(crate) mod reason {
     pub const SIGNAL_INSIDE: &str = "signal within the traced tree";
     pub const SIGNAL_FAILED: &str = "signal that failed";
     pub const SYSCALL_FAILED: &str = "kernel facility call that failed";
+    pub const OWN_EPHEMERAL: &str = "TCP connect to a loopback ephemeral port after a bind to port 0 (own server)";
 }
+
+/// Linux's default `net.ipv4.ip_local_port_range`: where port-0 binds land.
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 
 /// Most notes of one kind kept.
 const MAX_NOTES: usize = 20;
@@ -44,6 +48,9 @@ pub(crate) struct NetLearner {
     pub sandbox: SandboxPolicy,
     /// Abstract names bound inside the traced tree.
     abstract_bound: HashSet<String>,
+    /// A process of the tree bound a TCP socket to port 0 (the kernel
+    /// picks an ephemeral port).
+    ephemeral_bound: bool,
     /// Keyed by what they are about, so each is said once.
     notes: BTreeMap<String, String>,
     warnings: BTreeMap<String, String>,
@@ -141,9 +148,25 @@ refuses IP protocols other than TCP, UDP and ICMP (MPTCP and SCTP slip past Land
             // Records from before the recorder knew the socket type were TCP
             // as far as the old learner was concerned; keep that reading.
             (Op::Connect, Proto::Tcp | Proto::Unknown) => {
+                if self.ephemeral_bound && addr.is_loopback() && EPHEMERAL.contains(&net.port) {
+                    // Its own server, most likely: a port granted now would
+                    // be another one next run, and to any host.
+                    self.warn(
+                        format!("own ephemeral {}", e.comm),
+                        format!(
+                            "{} connected to {}, a loopback port in the ephemeral range after a process of this tree \
+bound port 0: Landlock's port rules cannot follow a port the kernel picks at run time, so the port is not granted and \
+such connects are refused under this profile (have the server listen on a fixed port, then learn again)",
+                            e.comm,
+                            SocketAddr::new(addr, net.port)
+                        ),
+                    );
+                    return Verdict::Ignored(reason::OWN_EPHEMERAL);
+                }
                 self.connect_ports.insert(net.port);
             }
             (Op::Bind, Proto::Tcp | Proto::Unknown) => {
+                self.ephemeral_bound |= net.port == 0;
                 self.bind_ports.insert(net.port);
             }
             (Op::Connect | Op::Send, Proto::Udp) => self.udp_to(addr, net.port, nameservers),

@@ -171,3 +171,21 @@ fn the_learned_profile_carries_the_network_and_sandbox_sections() {
     let back = crate::profile::Profile::parse(&json, "t.json").expect("round trip");
     assert_eq!(back, p);
 }
+
+#[test]
+fn a_connect_to_its_own_ephemeral_server_is_warned_not_granted() {
+    let tcp = |op, addr, port| sock(op, libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_TCP, Some(addr), port);
+    // A test server on port 0, the client on whatever port it got: that
+    // port is another one next run, so granting it only widens the profile.
+    let l =
+        learn(vec![tcp(Op::Bind, "127.0.0.1", 0), tcp(Op::Connect, "127.0.0.1", 41_234), tcp(Op::Connect, "127.0.0.1", 5432)]);
+    assert_eq!(l.bind_ports, [0].into());
+    assert_eq!(l.connect_ports, [5432].into(), "a fixed port stays");
+    assert!(l.warnings.iter().any(|w| w.contains("127.0.0.1:41234") && w.contains("fixed port")), "{:?}", l.warnings);
+    // Without a bind to port 0 in the tree it is somebody else's server.
+    let l = learn(vec![tcp(Op::Connect, "127.0.0.1", 41_234)]);
+    assert_eq!(l.connect_ports, [41_234].into());
+    // Nor is a remote host on a high port the tree's own server.
+    let l = learn(vec![tcp(Op::Bind, "0.0.0.0", 0), tcp(Op::Connect, "192.0.2.9", 41_234)]);
+    assert_eq!(l.connect_ports, [41_234].into());
+}
