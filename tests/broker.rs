@@ -420,3 +420,59 @@ for p in sys.argv[1:]:
     assert!(stdout.contains("learned.sock hello"), "{}", output_text(&out));
     assert!(stdout.contains("other.sock EACCES"), "{}", output_text(&out));
 }
+
+/// A test server on port 0 and its client in one tree (Go's httptest,
+/// pytest-httpserver): `argv[1]`, when given, is a loopback port outside
+/// the sandbox to try as well.
+const OWN_SERVER: &str = r#"import errno, socket, sys, threading
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(4)
+def serve():
+    c, _ = srv.accept()
+    c.sendall(b"ok")
+    c.close()
+threading.Thread(target=serve).start()
+c = socket.create_connection(("127.0.0.1", srv.getsockname()[1]), timeout=10)
+print("own server:", c.recv(2).decode())
+if len(sys.argv) > 1:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+        print("outside: connected")
+    except OSError as e:
+        print("outside:", errno.errorcode.get(e.errno, e.errno))
+"#;
+
+#[test]
+fn a_server_on_an_ephemeral_port_is_reachable_by_its_own_tree_only() {
+    let test = "a_server_on_an_ephemeral_port_is_reachable_by_its_own_tree_only";
+    if !ready(test) {
+        return;
+    }
+    let Some((sb, user)) = world(test) else { return };
+    let own = script(&sb, &user, "own_server.py", OWN_SERVER);
+    let profile = learn(&sb, &user, &own);
+    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&profile).expect("profile")).expect("json");
+    let ports = p["network"]["open_port"].as_array().cloned().unwrap_or_default();
+    assert!(ports.is_empty(), "the ephemeral port was granted: {ports:?}");
+    // Somebody else's server on a loopback ephemeral port, as an IDE's.
+    let outside = std::net::TcpListener::bind("127.0.0.1:0").expect("outside listener");
+    let port = outside.local_addr().expect("addr").port().to_string();
+    for run in 1..=2 {
+        let out = user
+            .nono(&sb)
+            .args(["run", "--profile"])
+            .arg(&profile)
+            .args(["--", PY])
+            .arg(&own)
+            .arg(&port)
+            .output()
+            .expect("nono run");
+        let text = output_text(&out);
+        assert!(out.status.success(), "run {run}: {text}");
+        assert!(text.contains("own server: ok"), "run {run}: the tree could not reach its own server: {text}");
+        assert!(text.contains("outside: EACCES"), "run {run}: a listener outside the sandbox was reachable: {text}");
+    }
+    outside.set_nonblocking(true).expect("nonblocking");
+    assert!(outside.accept().is_err(), "the outside listener was connected to");
+}

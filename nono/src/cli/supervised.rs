@@ -117,7 +117,7 @@ pub fn start(
     // the command's domain, with its identity).
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    let broker = Broker { plan: Arc::new(plan), confined: confined.clone(), audit, deny }
+    let broker = Broker { plan: Arc::new(plan), confined: confined.clone(), own_listeners: Default::default(), audit, deny }
         .start(Source::Handover { pipe: hand_r, ack: ack_w, child: gated.pid.as_raw() }, ids)
         .context("starting the broker")?;
     Ok(Supervised { gated: Some(gated), broker: Some(broker), confined: Some(confined), confined_thread: Some(confined_thread) })

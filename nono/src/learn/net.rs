@@ -150,13 +150,13 @@ refuses IP protocols other than TCP, UDP and ICMP (MPTCP and SCTP slip past Land
             (Op::Connect, Proto::Tcp | Proto::Unknown) => {
                 if self.ephemeral_bound && addr.is_loopback() && EPHEMERAL.contains(&net.port) {
                     // Its own server, most likely: a port granted now would
-                    // be another one next run, and to any host.
-                    self.warn(
+                    // be another one next run, and open to any host.
+                    self.note(
                         format!("own ephemeral {}", e.comm),
                         format!(
-                            "{} connected to {}, a loopback port in the ephemeral range after a process of this tree \
-bound port 0: Landlock's port rules cannot follow a port the kernel picks at run time, so the port is not granted and \
-such connects are refused under this profile (have the server listen on a fixed port, then learn again)",
+                            "{} connected to {}, its own server on a port the kernel picked (the tree bound port 0): \
+not granted as a port; under `nono run` the broker lets the sandbox connect to ports its own processes listen on \
+(not with `nono wrap`, or where the broker is unavailable)",
                             e.comm,
                             SocketAddr::new(addr, net.port)
                         ),

@@ -38,6 +38,7 @@ mod fs;
 mod metadata;
 mod net;
 mod notif;
+mod own;
 pub mod plan;
 pub mod rules;
 
@@ -128,6 +129,8 @@ pub type AuditSink = tokio::sync::mpsc::Sender<Vec<Event>>;
 pub struct Broker {
     pub plan: Arc<BrokerPlan>,
     pub confined: Confined,
+    /// The sandbox's TCP listeners, learned from its `listen` calls.
+    pub own_listeners: own::OwnListeners,
     pub audit: Option<Audit>,
     /// Decides notifications that the seccomp baseline raised only to be
     /// denied and recorded.
@@ -375,15 +378,24 @@ impl Broker {
             self.answer(listener, n, h);
             return;
         }
-        match net::handle(n, &mut caller, &self.plan) {
+        match net::handle(n, &mut caller, &self.plan, &self.own_listeners) {
             Some(Ok(work)) => {
                 let worker_listener = Arc::clone(listener);
                 let tid = n.pid as i32;
                 // The recorder sees the command's connect or send return
                 // with the broker's answer: nothing to add here.
-                let submitted = self.confined.submit(Box::new(move || {
+                let outside_domain = work.outside_domain;
+                let job = move || {
                     let _ = net::perform(&work, &worker_listener, tid);
-                }));
+                };
+                let submitted = if outside_domain {
+                    // This thread's identity (the user's, under sudo),
+                    // without the command's Landlock domain; its own
+                    // thread, as a blocking connect may wait.
+                    std::thread::Builder::new().name("nono-own-connect".into()).spawn(job).is_ok()
+                } else {
+                    self.confined.submit(Box::new(job))
+                };
                 if !submitted {
                     let _ = listener.reply(n.id, Reply::Error(libc::EIO));
                 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::caller::{Caller, Errno, open_path};
 use super::notif::{Listener, Notif, Reply};
+use super::own::OwnListeners;
 use super::plan::BrokerPlan;
 use super::{AuditNote, Handled};
 use crate::event::{NetAddr, Op, Proto};
@@ -61,18 +62,22 @@ pub(super) struct Work {
     pub id: u64,
     pub sock: OwnedFd,
     pub op: NetOp,
+    /// A connect to the sandbox's own listener on a port the profile does
+    /// not list (see `own`): performed outside the Landlock domain, whose
+    /// port rules would refuse it.
+    pub outside_domain: bool,
 }
 
 /// Decides a network notification: either an immediate answer, or work
 /// for a confined worker. `None`: not a network call.
-pub(super) fn handle(n: &Notif, caller: &mut Caller, plan: &BrokerPlan) -> Option<Result<Work, Handled>> {
+pub(super) fn handle(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, own: &OwnListeners) -> Option<Result<Work, Handled>> {
     let a = n.args;
     let r = match i64::from(n.nr) {
-        libc::SYS_connect => connect(n, caller, plan, a[0] as i32, a[1], a[2] as usize),
+        libc::SYS_connect => connect(n, caller, plan, own, a[0] as i32, a[1], a[2] as usize),
         libc::SYS_sendto => sendto(n, caller, plan, a),
         libc::SYS_sendmsg => sendmsg(n, caller, plan, a[0] as i32, a[1], a[2] as i32, false, 1),
         libc::SYS_sendmmsg => sendmsg(n, caller, plan, a[0] as i32, a[1], a[3] as i32, true, (a[2] as u32 as usize).min(MAX_IOV)),
-        libc::SYS_listen => listen(n, caller, plan, a[0] as i32, a[1] as i32),
+        libc::SYS_listen => listen(n, caller, plan, own, a[0] as i32, a[1] as i32),
         _ => return None,
     };
     Some(r)
@@ -218,7 +223,15 @@ fn refused(op: Op, errno: Errno, refused_by_policy: bool, path: Option<String>, 
     if refused_by_policy { Handled::refused(errno, note) } else { Handled::reply_noted(Reply::Error(errno), note) }
 }
 
-fn connect(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, fd: i32, addr: u64, len: usize) -> Result<Work, Handled> {
+fn connect(
+    n: &Notif,
+    caller: &mut Caller,
+    plan: &BrokerPlan,
+    own: &OwnListeners,
+    fd: i32,
+    addr: u64,
+    len: usize,
+) -> Result<Work, Handled> {
     if len > MAX_ADDR {
         return Err(Handled::reply(Reply::Error(libc::EINVAL)));
     }
@@ -226,7 +239,16 @@ fn connect(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, fd: i32, addr: u64
     let sock = caller.getfd(fd).map_err(|e| Handled::reply(Reply::Error(e)))?;
     let k = kind(&sock).map_err(|e| Handled::reply(Reply::Error(e)))?;
     match dest(caller, plan, &k, addr) {
-        Ok(d) => Ok(Work { id: n.id, sock, op: NetOp::Connect { addr: d.addr, _keep: d.keep } }),
+        Ok(d) => {
+            // Only plain TCP: the baseline refuses MPTCP and SCTP sockets.
+            let outside_domain = k.proto() == Proto::Tcp
+                && k.proto == libc::IPPROTO_TCP
+                && plan
+                    .connect_ports
+                    .as_ref()
+                    .is_some_and(|ports| ip_dest(&d.addr).is_some_and(|to| !ports.contains(&to.port()) && own.owns(to)));
+            Ok(Work { id: n.id, sock, op: NetOp::Connect { addr: d.addr, _keep: d.keep }, outside_domain })
+        }
         Err((e, by_policy, path, net)) => Err(refused(Op::Connect, e, by_policy, path, net, n.nr)),
     }
 }
@@ -235,7 +257,7 @@ fn connect(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, fd: i32, addr: u64
 /// and Landlock's bind rule never sees it: with `listen_port` restricted
 /// that is refused. Otherwise the worker listens on the broker's duplicate
 /// (the caller cannot swap an unbound socket in after the check).
-fn listen(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, fd: i32, backlog: i32) -> Result<Work, Handled> {
+fn listen(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, own: &OwnListeners, fd: i32, backlog: i32) -> Result<Work, Handled> {
     let err = |e: Errno| Handled::reply(Reply::Error(e));
     let sock = caller.getfd(fd).map_err(err)?;
     let k = kind(&sock).map_err(err)?;
@@ -254,7 +276,13 @@ fn listen(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, fd: i32, backlog: i
             return Err(Handled::refused(libc::EACCES, note));
         }
     }
-    Ok(Work { id: n.id, sock, op: NetOp::Listen { backlog } })
+    if matches!(k.domain, libc::AF_INET | libc::AF_INET6) && k.ty == libc::SOCK_STREAM {
+        // Bound already (an unbound one was refused above when ports are
+        // restricted): its port is final. If the listen then fails, the
+        // socket is simply never found listening.
+        own.add(&sock);
+    }
+    Ok(Work { id: n.id, sock, op: NetOp::Listen { backlog }, outside_domain: false })
 }
 
 fn sendto(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, a: [u64; 6]) -> Result<Work, Handled> {
@@ -298,7 +326,7 @@ fn finish_send(
         }
         out.push(msg);
     }
-    Ok(Work { id: n.id, sock, op: NetOp::Send { msgs: out, flags, multi, lens_at } })
+    Ok(Work { id: n.id, sock, op: NetOp::Send { msgs: out, flags, multi, lens_at }, outside_domain: false })
 }
 
 #[expect(clippy::too_many_arguments, reason = "the decoded arguments of one send")]

@@ -51,6 +51,9 @@ pub struct BrokerPlan {
     pub icmp: Option<BTreeSet<IpAddr>>,
     /// TCP ports the command may listen on (`None`: unrestricted).
     pub listen_ports: Option<BTreeSet<u16>>,
+    /// TCP ports the command may connect to (`None`: unrestricted), as
+    /// Landlock enforces them.
+    pub connect_ports: Option<BTreeSet<u16>>,
 }
 
 /// `(dev, ino)` of a path, following symlinks.
@@ -70,6 +73,7 @@ impl BrokerPlan {
             icmp: resolved.network.icmp.clone(),
             nameservers,
             listen_ports: if plan.block_net { Some(BTreeSet::new()) } else { plan.bind_ports.clone() },
+            connect_ports: if plan.block_net { Some(BTreeSet::new()) } else { plan.connect_ports.clone() },
             ..BrokerPlan::default()
         };
         for b in &resolved.brokered {

@@ -173,7 +173,7 @@ fn the_learned_profile_carries_the_network_and_sandbox_sections() {
 }
 
 #[test]
-fn a_connect_to_its_own_ephemeral_server_is_warned_not_granted() {
+fn a_connect_to_its_own_ephemeral_server_is_noted_not_granted() {
     let tcp = |op, addr, port| sock(op, libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_TCP, Some(addr), port);
     // A test server on port 0, the client on whatever port it got: that
     // port is another one next run, so granting it only widens the profile.
@@ -181,7 +181,7 @@ fn a_connect_to_its_own_ephemeral_server_is_warned_not_granted() {
         learn(vec![tcp(Op::Bind, "127.0.0.1", 0), tcp(Op::Connect, "127.0.0.1", 41_234), tcp(Op::Connect, "127.0.0.1", 5432)]);
     assert_eq!(l.bind_ports, [0].into());
     assert_eq!(l.connect_ports, [5432].into(), "a fixed port stays");
-    assert!(l.warnings.iter().any(|w| w.contains("127.0.0.1:41234") && w.contains("fixed port")), "{:?}", l.warnings);
+    assert!(l.notes.iter().any(|w| w.contains("127.0.0.1:41234") && w.contains("its own server")), "{:?}", l.notes);
     // Without a bind to port 0 in the tree it is somebody else's server.
     let l = learn(vec![tcp(Op::Connect, "127.0.0.1", 41_234)]);
     assert_eq!(l.connect_ports, [41_234].into());

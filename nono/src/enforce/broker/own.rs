@@ -1,0 +1,165 @@
+//! The sandbox's own TCP servers: a command that listens on port 0 and
+//! then connects to the port the kernel picked (test servers, local
+//! language or MCP servers) needs a port no profile can name in advance,
+//! and Landlock's rules are fixed once the command starts. The broker sees
+//! every `listen` of the sandbox, so it remembers those sockets, and a
+//! loopback connect to a port outside the profile goes through when every
+//! listening socket that could take the connection is one of them: the
+//! peer is then the sandbox itself, which it could reach by a pipe anyway.
+//!
+//! Sockets are known by inode (unique while the socket is open), and the
+//! check reads the kernel's socket tables at connect time, so a port the
+//! sandbox has closed, or shares with a listener outside it
+//! (`SO_REUSEPORT`, a more specific address), is refused as before.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::sync::Mutex;
+
+/// `TCP_LISTEN` in the `st` column of `/proc/net/tcp`.
+const LISTEN: &str = "0A";
+
+/// Listening sockets of the sandbox, as `(port, inode)`.
+#[derive(Debug, Default)]
+pub struct OwnListeners(Mutex<HashSet<(u16, u64)>>);
+
+impl OwnListeners {
+    /// Remembers `sock` (an IP socket the sandbox listens on, or is about
+    /// to) if it has a port.
+    pub(super) fn add(&self, sock: &OwnedFd) {
+        let Some(port) = local_port(sock) else { return };
+        let Ok(meta) = std::fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd())) else { return };
+        let ino = std::os::unix::fs::MetadataExt::ino(&meta);
+        if let Ok(mut set) = self.0.lock() {
+            set.insert((port, ino));
+        }
+    }
+
+    /// Whether a TCP connect to `to` can only reach the sandbox's own
+    /// listeners: `to` is loopback, and every socket listening where it
+    /// could accept the connection (there is at least one) is the
+    /// sandbox's.
+    pub(super) fn owns(&self, to: SocketAddr) -> bool {
+        if !to.ip().is_loopback() {
+            return false;
+        }
+        let mine: HashSet<u64> = match self.0.lock() {
+            Ok(set) => set.iter().filter(|(p, _)| *p == to.port()).map(|(_, ino)| *ino).collect(),
+            Err(_) => return false,
+        };
+        if mine.is_empty() {
+            return false;
+        }
+        let v4 = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let v6 = std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+        let mut reachable = reachable_listeners(&v4, to);
+        reachable.extend(reachable_listeners(&v6, to));
+        !reachable.is_empty() && reachable.iter().all(|ino| mine.contains(ino))
+    }
+}
+
+/// The local port of a bound IP socket.
+fn local_port(sock: &OwnedFd) -> Option<u16> {
+    // SAFETY: sockaddr_storage is plain data; getsockname fills it.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: our descriptor and a buffer of the advertised size.
+    if unsafe { libc::getsockname(sock.as_raw_fd(), (&raw mut ss).cast(), &raw mut len) } != 0 {
+        return None;
+    }
+    let family = i32::from(ss.ss_family);
+    if family != libc::AF_INET && family != libc::AF_INET6 {
+        return None;
+    }
+    // Both sockaddr_in and sockaddr_in6 keep the port, big-endian, at 2.
+    // SAFETY: `ss` holds at least the 4 bytes of family and port.
+    let bytes = unsafe { std::slice::from_raw_parts((&raw const ss).cast::<u8>(), 4) };
+    let port = u16::from_be_bytes([bytes[2], bytes[3]]);
+    (port != 0).then_some(port)
+}
+
+/// Inodes of the listening sockets in one `/proc/net/tcp` or `tcp6`
+/// table that a connect to `to` could reach: the same address or a
+/// wildcard of the same family, and, for an IPv4 `to`, an IPv6 wildcard
+/// or v4-mapped listener (dual-stack unless `IPV6_V6ONLY`, which this
+/// cannot see: counted, to err on refusing).
+fn reachable_listeners(table: &str, to: SocketAddr) -> Vec<u64> {
+    let mut out = Vec::new();
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(state), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else { continue };
+        if *state != LISTEN {
+            continue;
+        }
+        let Some((ip, port)) = parse_local(local) else { continue };
+        if port != to.port() {
+            continue;
+        }
+        let reaches = match (to.ip(), ip) {
+            (IpAddr::V4(want), IpAddr::V4(have)) => have == want || have.is_unspecified(),
+            (IpAddr::V4(want), IpAddr::V6(have)) => have.is_unspecified() || have.to_ipv4_mapped() == Some(want),
+            (IpAddr::V6(want), IpAddr::V6(have)) => have == want || have.is_unspecified(),
+            (IpAddr::V6(_), IpAddr::V4(_)) => false,
+        };
+        if reaches && let Ok(ino) = inode.parse() {
+            out.push(ino);
+        }
+    }
+    out
+}
+
+/// `0100007F:1F90` (IPv4) or 32 hex digits and a port (IPv6): the address
+/// is printed as native-endian 32-bit words of the network-order bytes.
+fn parse_local(text: &str) -> Option<(IpAddr, u16)> {
+    let (addr, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let mut bytes = Vec::with_capacity(16);
+    for i in (0..addr.len()).step_by(8) {
+        let word = u32::from_str_radix(addr.get(i..i + 8)?, 16).ok()?;
+        bytes.extend_from_slice(&word.to_ne_bytes());
+    }
+    let ip = match bytes.len() {
+        4 => IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
+        16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:A1B2 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 111 1 0000000000000000 100 0 0 10 0
+   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 222 1 0000000000000000 100 0 0 10 0
+   2: 0100007F:A1B2 0100007F:C000 01 00000000:00000000 00:00000000 00000000  1000        0 333 1 0000000000000000 20 4 30 10 -1
+";
+    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000001000000:A1B2 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 444 1 0000000000000000 100 0 0 10 0
+   1: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 555 1 0000000000000000 100 0 0 10 0
+";
+
+    #[test]
+    fn the_kernel_tables_parse_into_addresses_and_ports() {
+        assert_eq!(parse_local("0100007F:A1B2"), Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 0xA1B2)));
+        assert_eq!(parse_local("00000000000000000000000001000000:0016"), Some((IpAddr::V6(Ipv6Addr::LOCALHOST), 22)));
+        assert_eq!(parse_local("junk"), None);
+        assert_eq!(parse_local("0100007F:zz"), None);
+    }
+
+    #[test]
+    fn only_listeners_that_could_take_the_connection_count() {
+        let to = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        // The established socket on the same port (333) is not a listener.
+        assert_eq!(reachable_listeners(TCP, to("127.0.0.1:41394")), [111]);
+        assert_eq!(reachable_listeners(TCP6, to("[::1]:41394")), [444]);
+        assert!(reachable_listeners(TCP6, to("127.0.0.1:41394")).is_empty(), "::1 does not take IPv4");
+        // Wildcards take loopback connections of their family, and an IPv6
+        // wildcard may take IPv4 ones too.
+        assert_eq!(reachable_listeners(TCP, to("127.0.0.1:22")), [222]);
+        assert_eq!(reachable_listeners(TCP6, to("127.0.0.1:22")), [555]);
+        assert!(reachable_listeners(TCP, to("127.0.0.1:23")).is_empty());
+    }
+}
