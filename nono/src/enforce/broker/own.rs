@@ -11,6 +11,12 @@
 //! check reads the kernel's socket tables at connect time, so a port the
 //! sandbox has closed, or shares with a listener outside it
 //! (`SO_REUSEPORT`, a more specific address), is refused as before.
+//!
+//! What remains: a process outside that joins the port (`SO_REUSEPORT`,
+//! same user) between the check and the connect could take the
+//! connection. Such a process can as well connect *in* to the sandbox's
+//! listener, which no Landlock rule restricts, so this opens no channel
+//! that collusion from outside did not have already.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
