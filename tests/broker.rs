@@ -60,8 +60,11 @@ fn ready(test: &str) -> bool {
 }
 
 /// A sandbox whose home holds an SSH key, a shell rc file and the app's
-/// config, all the user's.
+/// config, all the user's; `None` (after saying why) when [`ready`] is not.
 fn world(test: &str) -> Option<(Sandbox, TestUser)> {
+    if !ready(test) {
+        return None;
+    }
     let sb = Sandbox::new();
     let user = TestUser::create(test, &sb)?;
     let home = sb.home();
@@ -107,9 +110,6 @@ fn denials(sb: &Sandbox, user: &TestUser) -> String {
 #[test]
 fn an_atomic_save_beside_secrets_is_learned_once_and_replays_three_times() {
     let test = "an_atomic_save_beside_secrets_is_learned_once_and_replays_three_times";
-    if !ready(test) {
-        return;
-    }
     let Some((sb, user)) = world(test) else { return };
     let save = script(&sb, &user, "save.py", SAVE);
     let profile = learn(&sb, &user, &save);
@@ -204,9 +204,6 @@ attempt("unix-connect-unlearned", unix)
 #[test]
 fn metadata_changes_are_allowed_beneath_write_grants_only() {
     let test = "metadata_changes_are_allowed_beneath_write_grants_only";
-    if !ready(test) {
-        return;
-    }
     let Some((sb, user)) = world(test) else { return };
     let profile = sb.root().join("p.json");
     std::fs::write(
@@ -302,9 +299,6 @@ int main(int argc, char **argv) {
 #[test]
 fn a_symlink_race_never_reaches_outside_the_grant() {
     let test = "a_symlink_race_never_reaches_outside_the_grant";
-    if !ready(test) {
-        return;
-    }
     if !Command::new("cc").arg("--version").output().is_ok_and(|o| o.status.success()) {
         skip(test, "cc is needed to build the racer");
         return;
@@ -362,9 +356,6 @@ fn listing(dir: &Path) -> Vec<String> {
 #[test]
 fn only_learned_unix_sockets_are_reachable() {
     let test = "only_learned_unix_sockets_are_reachable";
-    if !ready(test) {
-        return;
-    }
     let Some((sb, user)) = world(test) else { return };
     let learned_sock = sb.root().join("tmp/learned.sock");
     let other_sock = sb.root().join("tmp/other.sock");
@@ -446,9 +437,6 @@ if len(sys.argv) > 1:
 #[test]
 fn a_server_on_an_ephemeral_port_is_reachable_by_its_own_tree_only() {
     let test = "a_server_on_an_ephemeral_port_is_reachable_by_its_own_tree_only";
-    if !ready(test) {
-        return;
-    }
     let Some((sb, user)) = world(test) else { return };
     let own = script(&sb, &user, "own_server.py", OWN_SERVER);
     let profile = learn(&sb, &user, &own);
