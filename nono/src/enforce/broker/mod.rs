@@ -390,9 +390,8 @@ impl Broker {
                 };
                 let submitted = if outside_domain {
                     // This thread's identity (the user's, under sudo),
-                    // without the command's Landlock domain; its own
-                    // thread, as a blocking connect may wait.
-                    std::thread::Builder::new().name("nono-own-connect".into()).spawn(job).is_ok()
+                    // without the command's Landlock domain.
+                    own::spawn_outside_domain(job)
                 } else {
                     self.confined.submit(Box::new(job))
                 };

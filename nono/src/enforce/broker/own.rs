@@ -22,9 +22,33 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// `TCP_LISTEN` in the `st` column of `/proc/net/tcp`.
 const LISTEN: &str = "0A";
+
+/// Most connects to the sandbox's own listeners in flight at once: each
+/// has a thread, and a blocking connect to a full backlog waits.
+const MAX_IN_FLIGHT: usize = 64;
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `job` (a connect to an own listener) on a new thread, which has
+/// the calling thread's identity and no Landlock domain. `false` when
+/// [`MAX_IN_FLIGHT`] are running or no thread could be started.
+pub(super) fn spawn_outside_domain(job: impl FnOnce() + Send + 'static) -> bool {
+    if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        return false;
+    }
+    let spawned = std::thread::Builder::new().name("nono-own-connect".into()).spawn(move || {
+        job();
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    });
+    if spawned.is_err() {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+    spawned.is_ok()
+}
 
 /// Listening sockets of the sandbox, as `(port, inode)`.
 #[derive(Debug, Default)]
