@@ -426,6 +426,16 @@ def serve():
 threading.Thread(target=serve).start()
 c = socket.create_connection(("127.0.0.1", srv.getsockname()[1]), timeout=10)
 print("own server:", c.recv(2).decode())
+# listen() with no bind: the kernel binds it to a port of its choosing.
+auto = socket.socket()
+auto.listen(4)
+def serve_auto():
+    c, _ = auto.accept()
+    c.sendall(b"ok")
+    c.close()
+threading.Thread(target=serve_auto).start()
+c = socket.create_connection(("127.0.0.1", auto.getsockname()[1]), timeout=10)
+print("autobound server:", c.recv(2).decode())
 if len(sys.argv) > 1:
     try:
         socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
@@ -462,6 +472,7 @@ fn a_server_on_an_ephemeral_port_is_reachable_by_its_own_tree_only() {
         let text = output_text(&out);
         assert!(out.status.success(), "run {run}: {text}");
         assert!(text.contains("own server: ok"), "run {run}: the tree could not reach its own server: {text}");
+        assert!(text.contains("autobound server: ok"), "run {run}: a listen() without bind() under listen_port [0]: {text}");
         let want = if tcp_rules { "outside: EACCES" } else { "outside: connected" };
         assert!(text.contains(want), "run {run}: expected {want:?} for a listener outside the sandbox: {text}");
     }

@@ -130,7 +130,7 @@ pub struct Broker {
     pub plan: Arc<BrokerPlan>,
     pub confined: Confined,
     /// The sandbox's TCP listeners, learned from its `listen` calls.
-    pub own_listeners: own::OwnListeners,
+    pub own_listeners: Arc<own::OwnListeners>,
     pub audit: Option<Audit>,
     /// Decides notifications that the seccomp baseline raised only to be
     /// denied and recorded.

@@ -51,9 +51,21 @@ pub(super) struct Msg {
 /// What a confined worker performs.
 #[derive(Debug)]
 pub(super) enum NetOp {
-    Connect { addr: Vec<u8>, _keep: Option<OwnedFd> },
-    Listen { backlog: i32 },
-    Send { msgs: Vec<Msg>, flags: i32, multi: bool, lens_at: Vec<u64> },
+    Connect {
+        addr: Vec<u8>,
+        _keep: Option<OwnedFd>,
+    },
+    /// `own`: where to remember the socket once it listens (TCP over IP).
+    Listen {
+        backlog: i32,
+        own: Option<Arc<OwnListeners>>,
+    },
+    Send {
+        msgs: Vec<Msg>,
+        flags: i32,
+        multi: bool,
+        lens_at: Vec<u64>,
+    },
 }
 
 /// A decided network call, to run on a confined worker.
@@ -70,7 +82,12 @@ pub(super) struct Work {
 
 /// Decides a network notification: either an immediate answer, or work
 /// for a confined worker. `None`: not a network call.
-pub(super) fn handle(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, own: &OwnListeners) -> Option<Result<Work, Handled>> {
+pub(super) fn handle(
+    n: &Notif,
+    caller: &mut Caller,
+    plan: &BrokerPlan,
+    own: &Arc<OwnListeners>,
+) -> Option<Result<Work, Handled>> {
     let a = n.args;
     let r = match i64::from(n.nr) {
         libc::SYS_connect => connect(n, caller, plan, own, a[0] as i32, a[1], a[2] as usize),
@@ -257,11 +274,19 @@ fn connect(
 /// and Landlock's bind rule never sees it: with `listen_port` restricted
 /// that is refused. Otherwise the worker listens on the broker's duplicate
 /// (the caller cannot swap an unbound socket in after the check).
-fn listen(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, own: &OwnListeners, fd: i32, backlog: i32) -> Result<Work, Handled> {
+fn listen(
+    n: &Notif,
+    caller: &mut Caller,
+    plan: &BrokerPlan,
+    own: &Arc<OwnListeners>,
+    fd: i32,
+    backlog: i32,
+) -> Result<Work, Handled> {
     let err = |e: Errno| Handled::reply(Reply::Error(e));
     let sock = caller.getfd(fd).map_err(err)?;
     let k = kind(&sock).map_err(err)?;
-    if matches!(k.domain, libc::AF_INET | libc::AF_INET6) && plan.listen_ports.is_some() {
+    // Restricted, and without port 0 (which lets the kernel pick).
+    if matches!(k.domain, libc::AF_INET | libc::AF_INET6) && plan.listen_ports.as_ref().is_some_and(|p| !p.contains(&0)) {
         // SAFETY: sockaddr_storage is plain data; getsockname fills it.
         let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -276,13 +301,9 @@ fn listen(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, own: &OwnListeners,
             return Err(Handled::refused(libc::EACCES, note));
         }
     }
-    if matches!(k.domain, libc::AF_INET | libc::AF_INET6) && k.ty == libc::SOCK_STREAM {
-        // Bound already (an unbound one was refused above when ports are
-        // restricted): its port is final. If the listen then fails, the
-        // socket is simply never found listening.
-        own.add(&sock);
-    }
-    Ok(Work { id: n.id, sock, op: NetOp::Listen { backlog }, outside_domain: false })
+    let tcp = matches!(k.domain, libc::AF_INET | libc::AF_INET6) && k.ty == libc::SOCK_STREAM;
+    let own = tcp.then(|| Arc::clone(own));
+    Ok(Work { id: n.id, sock, op: NetOp::Listen { backlog, own }, outside_domain: false })
 }
 
 fn sendto(n: &Notif, caller: &mut Caller, plan: &BrokerPlan, a: [u64; 6]) -> Result<Work, Handled> {
@@ -463,10 +484,18 @@ pub(super) fn perform(work: &Work, listener: &Arc<Listener>, caller_tid: i32) ->
             if r == 0 { Reply::Value(0) } else { Reply::Error(last_errno()) }
         }
         NetOp::Send { msgs, flags, multi, lens_at } => send_all(work, msgs, *flags, *multi, lens_at, listener, caller_tid),
-        NetOp::Listen { backlog } => {
+        NetOp::Listen { backlog, own } => {
             // SAFETY: our duplicate of the caller's socket.
             let r = unsafe { libc::listen(work.sock.as_raw_fd(), *backlog) };
-            if r == 0 { Reply::Value(0) } else { Reply::Error(last_errno()) }
+            if r == 0 {
+                // Its port is final now, even when the kernel picked it.
+                if let Some(own) = own {
+                    own.add(&work.sock);
+                }
+                Reply::Value(0)
+            } else {
+                Reply::Error(last_errno())
+            }
         }
     };
     let _ = listener.reply(work.id, reply);
