@@ -416,26 +416,22 @@ for p in sys.argv[1:]:
 /// pytest-httpserver): `argv[1]`, when given, is a loopback port outside
 /// the sandbox to try as well.
 const OWN_SERVER: &str = r#"import errno, socket, sys, threading
+def ask(name, srv):
+    def serve():
+        c, _ = srv.accept()
+        c.sendall(b"ok")
+        c.close()
+    threading.Thread(target=serve).start()
+    c = socket.create_connection(("127.0.0.1", srv.getsockname()[1]), timeout=10)
+    print(name, c.recv(2).decode())
 srv = socket.socket()
 srv.bind(("127.0.0.1", 0))
 srv.listen(4)
-def serve():
-    c, _ = srv.accept()
-    c.sendall(b"ok")
-    c.close()
-threading.Thread(target=serve).start()
-c = socket.create_connection(("127.0.0.1", srv.getsockname()[1]), timeout=10)
-print("own server:", c.recv(2).decode())
+ask("own server:", srv)
 # listen() with no bind: the kernel binds it to a port of its choosing.
 auto = socket.socket()
 auto.listen(4)
-def serve_auto():
-    c, _ = auto.accept()
-    c.sendall(b"ok")
-    c.close()
-threading.Thread(target=serve_auto).start()
-c = socket.create_connection(("127.0.0.1", auto.getsockname()[1]), timeout=10)
-print("autobound server:", c.recv(2).decode())
+ask("autobound server:", auto)
 if len(sys.argv) > 1:
     try:
         socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
