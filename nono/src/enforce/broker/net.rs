@@ -145,6 +145,20 @@ fn ip_dest(addr: &[u8]) -> Option<SocketAddr> {
     }
 }
 
+/// The IP address a socket is bound to (`None` for one that is not IP).
+pub(super) fn local_addr(sock: &OwnedFd) -> Result<Option<SocketAddr>, Errno> {
+    // SAFETY: sockaddr_storage is plain data; getsockname fills it.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: our descriptor and a buffer of the advertised size.
+    if unsafe { libc::getsockname(sock.as_raw_fd(), (&raw mut ss).cast(), &raw mut len) } != 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: `ss` holds `len` bytes of a sockaddr.
+    let bytes = unsafe { std::slice::from_raw_parts((&raw const ss).cast::<u8>(), len as usize) };
+    Ok(ip_dest(bytes))
+}
+
 /// What a destination address of the caller becomes: the bytes the
 /// worker passes to the kernel (rewritten for pathname Unix sockets), and
 /// the descriptor that keeps the socket inode named.
@@ -257,9 +271,8 @@ fn connect(
     let k = kind(&sock).map_err(|e| Handled::reply(Reply::Error(e)))?;
     match dest(caller, plan, &k, addr) {
         Ok(d) => {
-            // Only plain TCP: the baseline refuses MPTCP and SCTP sockets.
+            // Only plain TCP (not MPTCP or SCTP, which the baseline refuses).
             let outside_domain = k.proto() == Proto::Tcp
-                && k.proto == libc::IPPROTO_TCP
                 && plan
                     .connect_ports
                     .as_ref()
@@ -286,23 +299,14 @@ fn listen(
     let sock = caller.getfd(fd).map_err(err)?;
     let k = kind(&sock).map_err(err)?;
     // Restricted, and without port 0 (which lets the kernel pick).
-    if matches!(k.domain, libc::AF_INET | libc::AF_INET6) && plan.listen_ports.as_ref().is_some_and(|p| !p.contains(&0)) {
-        // SAFETY: sockaddr_storage is plain data; getsockname fills it.
-        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: our descriptor and a buffer of the advertised size.
-        if unsafe { libc::getsockname(sock.as_raw_fd(), (&raw mut ss).cast(), &raw mut len) } != 0 {
-            return Err(err(last_errno()));
-        }
-        // SAFETY: `ss` holds `len` bytes of a sockaddr.
-        let bytes = unsafe { std::slice::from_raw_parts((&raw const ss).cast::<u8>(), len as usize) };
-        if ip_dest(bytes).is_some_and(|a| a.port() == 0) {
-            let note = AuditNote { op: Op::Bind, path: None, path2: None, arg: 0, net: None };
-            return Err(Handled::refused(libc::EACCES, note));
-        }
+    if matches!(k.domain, libc::AF_INET | libc::AF_INET6)
+        && plan.listen_ports.as_ref().is_some_and(|p| !p.contains(&0))
+        && local_addr(&sock).map_err(err)?.is_some_and(|a| a.port() == 0)
+    {
+        let note = AuditNote { op: Op::Bind, path: None, path2: None, arg: 0, net: None };
+        return Err(Handled::refused(libc::EACCES, note));
     }
-    let tcp = matches!(k.domain, libc::AF_INET | libc::AF_INET6) && k.ty == libc::SOCK_STREAM;
-    let own = tcp.then(|| Arc::clone(own));
+    let own = (k.proto() == Proto::Tcp).then(|| Arc::clone(own));
     Ok(Work { id: n.id, sock, op: NetOp::Listen { backlog, own }, outside_domain: false })
 }
 

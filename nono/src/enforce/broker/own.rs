@@ -58,7 +58,7 @@ impl OwnListeners {
     /// Remembers `sock` (an IP socket the sandbox listens on, or is about
     /// to) if it has a port.
     pub(super) fn add(&self, sock: &OwnedFd) {
-        let Some(port) = local_port(sock) else { return };
+        let Some(port) = super::net::local_addr(sock).ok().flatten().map(|a| a.port()).filter(|p| *p != 0) else { return };
         let Ok(meta) = std::fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd())) else { return };
         let ino = std::os::unix::fs::MetadataExt::ino(&meta);
         if let Ok(mut set) = self.0.lock() {
@@ -87,26 +87,6 @@ impl OwnListeners {
         reachable.extend(reachable_listeners(&v6, to));
         !reachable.is_empty() && reachable.iter().all(|ino| mine.contains(ino))
     }
-}
-
-/// The local port of a bound IP socket.
-fn local_port(sock: &OwnedFd) -> Option<u16> {
-    // SAFETY: sockaddr_storage is plain data; getsockname fills it.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: our descriptor and a buffer of the advertised size.
-    if unsafe { libc::getsockname(sock.as_raw_fd(), (&raw mut ss).cast(), &raw mut len) } != 0 {
-        return None;
-    }
-    let family = i32::from(ss.ss_family);
-    if family != libc::AF_INET && family != libc::AF_INET6 {
-        return None;
-    }
-    // Both sockaddr_in and sockaddr_in6 keep the port, big-endian, at 2.
-    // SAFETY: `ss` holds at least the 4 bytes of family and port.
-    let bytes = unsafe { std::slice::from_raw_parts((&raw const ss).cast::<u8>(), 4) };
-    let port = u16::from_be_bytes([bytes[2], bytes[3]]);
-    (port != 0).then_some(port)
 }
 
 /// Inodes of the listening sockets in one `/proc/net/tcp` or `tcp6`
