@@ -45,7 +45,7 @@ fn json(o: &Output) -> serde_json::Value {
 fn fixture() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("state/audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let store = Store::open(&db).expect("open");
     let new = |cmd: &[&str]| NewSession {
         command: cmd.iter().map(|s| (*s).to_owned()).collect(),
         cwd: "/home/u/project".into(),
@@ -123,8 +123,13 @@ fn sessions_lists_every_session_in_each_format() {
     let csv = stdout(&nono(&db, &["sessions", "--format", "csv"]));
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 3);
-    assert!(rows[0].starts_with("id,state,started,"), "{csv}");
-    assert!(rows[2].starts_with("2,incomplete,"), "{csv}");
+    assert!(rows[0].starts_with("id,kind,state,started,"), "{csv}");
+    assert!(rows[0].contains(",backend,host,events,denials,"), "{csv}");
+    assert!(rows[2].starts_with("2,learn,incomplete,"), "{csv}");
+    assert!(rows[1].contains(",tracepoint,") && rows[1].contains(",6,1,0,"), "events 6, denials 1, lost 0: {csv}");
+    assert!(lines[0].contains("BACKEND") && lines[0].contains("HOST") && lines[0].contains("DENIED"), "{table}");
+    assert_eq!(arr[0]["denials"], 1);
+    assert!(arr[0]["host"].as_str().is_some_and(|h| !h.is_empty()), "{j}");
 }
 
 #[test]
@@ -170,7 +175,7 @@ fn a_killed_recorder_is_reported_by_readers_and_settled_by_writers() {
     let table = stdout(&nono(&db, &["sessions"]));
     assert!(table.contains("running (recorder gone)"), "{table}");
     // The next writer marks it incomplete, with what reached the file.
-    drop(Store::open(&db, None).expect("a writer opens"));
+    drop(Store::open(&db).expect("a writer opens"));
     let j = json(&nono(&db, &["show", &id.to_string(), "--format", "json"]));
     assert_eq!(j["state"], "incomplete");
     assert_eq!(j["note"], "recorder died");
@@ -287,17 +292,22 @@ fn errors_name_the_problem() {
     let err = failure(&nono(&db, &["query", "--since", "last tuesday"]));
     assert!(err.contains("bad time \"last tuesday\""), "{err}");
 
-    // Values clap rejects before anything runs (usage error, exit 2).
+    // Values clap rejects before anything runs: a usage error is one of
+    // nono's own, exit 125 (never a code a command could return).
     let out = nono(&db, &["query", "--op", "frobnicate"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown operation"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = nono(&db, &["query", "--result", "maybe"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(125));
+    let out = nono(&db, &["sessions", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(125));
+    // Help is not an error.
+    assert_eq!(nono(&db, &["sessions", "--help"]).status.code(), Some(0));
 }
 
 /// Stores `events` as a new finished session; returns its id.
 fn record(db: &Path, info: &NewSession, events: Vec<Event>) -> i64 {
-    let store = Store::open(db, None).expect("open");
+    let store = Store::open(db).expect("open");
     let id = store.begin_session(info).expect("begin");
     let n = events.len() as u64;
     let (tx, w) = spawn_writer(db, id).expect("writer");
@@ -393,7 +403,7 @@ fn denials_attributed_after_recording_are_queried_and_summarised_by_method() {
     assert!(csv.lines().next().is_some_and(|h| h.ends_with(",denied_by")), "{csv}");
     assert!(csv.lines().nth(1).is_some_and(|r| r.ends_with(",landlock-audit")), "{csv}");
     let out = nono(&db, &["query", "--denied-by", "landlock"]);
-    assert_eq!(out.status.code(), Some(2), "an unknown method is a usage error");
+    assert_eq!(out.status.code(), Some(125), "an unknown method is a usage error");
 
     let s = json(&nono(&db, &["summary", &id.to_string(), "--format", "json"]));
     assert_eq!((s["ok"].as_u64(), s["denied"].as_u64(), s["errors"].as_u64()), (Some(1), Some(3), Some(3)));
@@ -433,12 +443,16 @@ fn tables_show_control_characters_and_bidi_overrides_escaped() {
         let out = stdout(&nono(&db, &args));
         assert!(!out.contains('\u{202e}') && !out.contains('\u{1b}') && !out.contains("x\n1"), "{args:?}:\n{out}");
     }
-    // JSON and CSV carry the exact text, unambiguously quoted.
-    let j = json(&nono(&db, &["query", "--session", "1", "--format", "json"]));
+    // JSON carries the exact text, as escapes; CSV shows it escaped.
+    let out = stdout(&nono(&db, &["query", "--session", "1", "--format", "json"]));
+    assert!(!out.contains('\u{202e}') && !out.contains('\u{1b}'), "{out}");
+    let j: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(j[0]["path"], fake);
     assert_eq!(j[1]["path"], rtl);
     let csv = stdout(&nono(&db, &["query", "--session", "1", "--format", "csv"]));
-    assert!(csv.contains(&format!("\"{fake}\"")), "{csv}");
+    assert!(csv.contains("/home/u/p/x\\n1  2025") && csv.contains("invoice\\u{202e}fdp.exe"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "a header and two rows: {csv}");
+    assert!(!csv.contains('\u{202e}') && !csv.contains('\u{1b}'), "{csv}");
 }
 
 #[test]
@@ -535,4 +549,175 @@ fn non_utf8_and_backslash_names_are_recorded_and_queried_apart() {
     assert_eq!(both, expected);
     let out = sb.cmd().args(["audit", "query", "--path", &format!(r"{work}/a\x")]).output().expect("run");
     assert!(String::from_utf8_lossy(&out.stderr).contains("two hex digits"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn summary_lists_denials_that_many_errors_outnumber() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    // 30 missing paths probed 5 times each (locale and library searches),
+    // and 3 denials seen once: the top 20 failures are all ENOENT.
+    let mut events = Vec::new();
+    for i in 0..30 {
+        for j in 0..5 {
+            events.push(Event {
+                outcome: Outcome::Error(libc::ENOENT),
+                ..event(i * 5 + j, Op::Open, &format!("/usr/share/locale/l{i}/LC_MESSAGES/x.mo"))
+            });
+        }
+    }
+    for (i, p) in ["/home/u/.ssh/id_rsa", "/home/u/.aws/credentials", "/etc/shadow"].iter().enumerate() {
+        events.push(Event {
+            outcome: Outcome::Denied { errno: libc::EACCES, by: DenyBy::Computed },
+            ..event(1000 + i as i64, Op::Open, p)
+        });
+    }
+    let id = record(&db, &NewSession { command: vec!["agent".into()], kind: SessionKind::Run, ..NewSession::default() }, events);
+    let out = stdout(&nono(&db, &["summary", &id.to_string()]));
+    assert!(out.contains("3 denied"), "{out}");
+    let denials = out.split("\nDENIALS\n").nth(1).and_then(|r| r.split("\nERRORS\n").next()).unwrap_or_default();
+    assert!(!denials.contains("(none)"), "the header says 3 denied, the section must list them:\n{out}");
+    for p in ["/home/u/.ssh/id_rsa", "/home/u/.aws/credentials", "/etc/shadow"] {
+        assert!(denials.contains(p), "{p} missing from DENIALS:\n{out}");
+    }
+    let j = json(&nono(&db, &["summary", &id.to_string(), "--format", "json"]));
+    let listed = j["top_errors"].as_array().expect("top_errors");
+    assert_eq!(listed.iter().filter(|e| e["result"] == "denied").count(), 3, "{j}");
+    assert_eq!(listed.iter().filter(|e| e["result"] == "error").count(), 20, "{j}");
+    // `last` and `latest` name the same session everywhere.
+    for cmd in ["summary", "show"] {
+        assert_eq!(stdout(&nono(&db, &[cmd, "last"])), stdout(&nono(&db, &[cmd, "latest"])), "{cmd}");
+    }
+}
+
+#[test]
+fn sessions_filter_by_command_time_and_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    for argv in
+        [vec!["timeout", "30", "claude", "-p", "hi"], vec!["sh", "-c", "codex exec x"], vec!["/usr/bin/claude"], vec!["make"]]
+    {
+        record(&db, &NewSession { command: argv.iter().map(|s| (*s).to_owned()).collect(), ..NewSession::default() }, vec![]);
+    }
+    let ids = |args: &[&str]| -> Vec<i64> {
+        let mut a = vec!["sessions", "--format", "json"];
+        a.extend_from_slice(args);
+        json(&nono(&db, &a)).as_array().expect("array").iter().filter_map(|s| s["id"].as_i64()).collect()
+    };
+    assert_eq!(ids(&["--command", "claude"]), [1, 3], "past wrappers such as timeout");
+    assert_eq!(ids(&["--command", "codex"]), [2], "into sh -c");
+    assert_eq!(ids(&["--limit", "2"]), [3, 4], "the newest, oldest first");
+    assert_eq!(ids(&["--command", "claude", "--limit", "1"]), [3]);
+    assert_eq!(ids(&["--since", "1h"]).len(), 4);
+    assert!(ids(&["--since", "2000-01-01T00:00:00Z"]).len() == 4);
+    let future = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    assert!(ids(&["--since", &future]).is_empty());
+    let err = failure(&nono(&db, &["sessions", "--since", "yesterday"]));
+    assert!(err.contains("bad time"), "{err}");
+}
+
+#[test]
+fn a_run_session_keeps_the_profile_it_enforced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let id = record(
+        &db,
+        &NewSession {
+            command: vec!["agent".into()],
+            kind: SessionKind::Run,
+            profile: Some("agent".into()),
+            ..NewSession::default()
+        },
+        vec![],
+    );
+    let stored =
+        nono::store::EnforcedProfile { json: "{\"filesystem\": {\"read\": [\"/usr\"]}}\n".into(), hash: "ab".repeat(32) };
+    Store::open(&db).expect("open").set_enforced_profile(id, &stored).expect("store it");
+    let j = json(&nono(&db, &["show", &id.to_string(), "--format", "json"]));
+    assert_eq!(j["enforced_sha256"], "ab".repeat(32));
+    assert_eq!(j["enforced_resolved"]["filesystem"]["read"][0], "/usr");
+    let out = stdout(&nono(&db, &["show", &id.to_string()]));
+    assert!(out.contains(&format!("enforced_sha256:  {}", "ab".repeat(32))), "{out}");
+    // A session from before schema 6, or a learning one, has none.
+    let learned = record(&db, &NewSession { command: vec!["x".into()], ..NewSession::default() }, vec![]);
+    assert!(json(&nono(&db, &["show", &learned.to_string(), "--format", "json"]))["enforced_sha256"].is_null());
+}
+
+/// Runs `nono ARGS` with stdout a pipe nobody reads any more.
+fn with_closed_stdout(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nono"));
+    c.args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    clean_env(&mut c);
+    let mut child = c.spawn().expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let (dir, db) = fixture();
+    // Enough rows that the writes outlast the reader.
+    let many: Vec<Event> = (0..5000).map(|i| event(i, Op::Open, &format!("/home/u/project/f{i}"))).collect();
+    record(&db, &NewSession { command: vec!["x".into()], ..NewSession::default() }, many);
+    let d = db.to_str().expect("utf-8");
+    let profile = dir.path().join("p.json");
+    std::fs::write(&profile, r#"{"extends": "base"}"#).expect("profile");
+    let p = profile.to_str().expect("utf-8");
+    for args in [
+        vec!["audit", "query", "--db", d],
+        vec!["audit", "query", "--db", d, "--format", "json"],
+        vec!["audit", "query", "--db", d, "--format", "csv"],
+        vec!["audit", "sessions", "--db", d],
+        vec!["audit", "summary", "last", "--db", d, "--top", "5000"],
+        vec!["audit", "show", "1", "--db", d],
+        vec!["audit", "export", "--format", "ocsf", "--db", d],
+        vec!["profile", "show", p],
+        vec!["profile", "list"],
+        vec!["--help"],
+    ] {
+        let (status, err) = with_closed_stdout(&args);
+        assert!(
+            status.success() || status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: ended by {status} (101 is a panic), stderr:\n{err}"
+        );
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn reports_use_the_stored_profile_and_say_which_version_they_compare() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let file = dir.path().join("agent.json");
+    // What the session enforced, and the file as a later amend left it.
+    std::fs::write(&file, r#"{"filesystem": {"rules": [{"path": "/usr", "access": ["read_file"], "reason": "amended-later"}]}}"#)
+        .expect("profile");
+    let info = NewSession {
+        command: vec!["agent".into()],
+        kind: SessionKind::Run,
+        profile: Some(file.display().to_string()),
+        ..NewSession::default()
+    };
+    let id = record(&db, &info, vec![event(0, Op::Open, "/usr/lib/x")]);
+    let json = r#"{"filesystem": {"rules": [{"path": "/usr", "access": ["read_file", "read_dir"], "reason": "as-it-ran"}]}}"#;
+    let stored = nono::store::EnforcedProfile { json: json.into(), hash: "cd".repeat(32) };
+    Store::open(&db).expect("open").set_enforced_profile(id, &stored).expect("store it");
+    let html = dir.path().join("r.html");
+    let out = nono(&db, &["report", &id.to_string(), "--html", html.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = std::fs::read_to_string(&html).expect("page");
+    assert!(page.contains("as-it-ran") && !page.contains("amended-later"), "the report shows the stored profile");
+    assert!(page.contains("as enforced, sha256 cdcdcdcdcdcd"), "and says so");
+    // `profile report --against`: the file now is another version.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nono"));
+    c.args(["profile", "report"]).arg(&file).args(["--against", &id.to_string(), "--html"]).arg(dir.path().join("p.html"));
+    c.arg("--db").arg(&db);
+    clean_env(&mut c);
+    let out = c.output().expect("profile report");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("as it is now (sha256 ") && err.contains("the profile changed since"), "{err}");
+    assert!(std::fs::read_to_string(dir.path().join("p.html")).expect("page").contains("the profile changed since"));
 }

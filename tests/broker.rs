@@ -6,6 +6,10 @@
 //!   once with `sudo nono learn`, replays three times with no sandbox
 //!   denial, and under that very profile the secrets stay shut.
 //! - `chmod +x` in the workdir works; `chmod` of a secret does not.
+//! - A mode-preserving atomic save of `~/.toolrc` (`fchmod` and `futimens`
+//!   of the temp file, then a rename) in a lived-in home is learned as a
+//!   brokered rule with the `metadata` op and replays twice, keeping the
+//!   dotfile's mode and mtime; without that op it is refused.
 //! - Pathname Unix sockets: only the learned one is reachable.
 //! - A thread that swaps a path component for a symlink into `~/.ssh`
 //!   while another runs brokered operations, 10,000 times: nothing is ever
@@ -357,8 +361,14 @@ fn listing(dir: &Path) -> Vec<String> {
 fn only_learned_unix_sockets_are_reachable() {
     let test = "only_learned_unix_sockets_are_reachable";
     let Some((sb, user)) = world(test) else { return };
-    let learned_sock = sb.root().join("tmp/learned.sock");
-    let other_sock = sb.root().join("tmp/other.sock");
+    // Outside servers' sockets live outside the temp dir: `nono run` gives
+    // the command a private `$TMPDIR`, so `$TMPDIR/x.sock` would name
+    // another file there.
+    let dir = sb.root().join("sockets");
+    std::fs::create_dir(&dir).expect("mkdir");
+    user.chown_tree(&dir);
+    let learned_sock = dir.join("learned.sock");
+    let other_sock = dir.join("other.sock");
     let serve = |p: &Path| {
         let l = std::os::unix::net::UnixListener::bind(p).expect("bind");
         user.chown_tree(p);
@@ -416,14 +426,17 @@ for p in sys.argv[1:]:
 /// pytest-httpserver): `argv[1]`, when given, is a loopback port outside
 /// the sandbox to try as well.
 const OWN_SERVER: &str = r#"import errno, socket, sys, threading
-def ask(name, srv):
+def ask(name, srv, host="127.0.0.1"):
     def serve():
         c, _ = srv.accept()
         c.sendall(b"ok")
         c.close()
-    threading.Thread(target=serve).start()
-    c = socket.create_connection(("127.0.0.1", srv.getsockname()[1]), timeout=10)
-    print(name, c.recv(2).decode())
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        c = socket.create_connection((host, srv.getsockname()[1]), timeout=10)
+        print(name, c.recv(2).decode())
+    except OSError as e:
+        print(name, errno.errorcode.get(e.errno, e.errno))
 srv = socket.socket()
 srv.bind(("127.0.0.1", 0))
 srv.listen(4)
@@ -432,6 +445,15 @@ ask("own server:", srv)
 auto = socket.socket()
 auto.listen(4)
 ask("autobound server:", auto)
+# The unspecified address reaches this host's loopback (issue 21 §5).
+any4 = socket.socket()
+any4.bind(("127.0.0.1", 0))
+any4.listen(4)
+ask("own server at 0.0.0.0:", any4, "0.0.0.0")
+any6 = socket.socket(socket.AF_INET6)
+any6.bind(("::1", 0))
+any6.listen(4)
+ask("own server at [::]:", any6, "::")
 if len(sys.argv) > 1:
     try:
         socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
@@ -469,9 +491,110 @@ fn a_server_on_an_ephemeral_port_is_reachable_by_its_own_tree_only() {
         assert!(out.status.success(), "run {run}: {text}");
         assert!(text.contains("own server: ok"), "run {run}: the tree could not reach its own server: {text}");
         assert!(text.contains("autobound server: ok"), "run {run}: a listen() without bind() under listen_port [0]: {text}");
+        assert!(text.contains("own server at 0.0.0.0: ok"), "run {run}: a connect to 0.0.0.0 of its own server: {text}");
+        assert!(text.contains("own server at [::]: ok"), "run {run}: a connect to [::] of its own server: {text}");
         let want = if tcp_rules { "outside: EACCES" } else { "outside: connected" };
         assert!(text.contains(want), "run {run}: expected {want:?} for a listener outside the sandbox: {text}");
     }
     outside.set_nonblocking(true).expect("nonblocking");
     assert_eq!(outside.accept().is_ok(), !tcp_rules, "the outside listener was connected to (or not, without TCP rules)");
+}
+
+/// A mode-preserving atomic save of a dotfile, as git, editors and many
+/// config writers do it: read `~/.toolrc`, write `~/.toolrc.tmp`, copy the
+/// original's mode (`fchmod`) and times (`futimens`) onto it, rename it
+/// over. `count=N` counts the saves.
+const MODE_PRESERVING_SAVE: &str = r#"import os
+T = os.path.join(os.environ["HOME"], ".toolrc")
+old = os.stat(T)
+n = int(open(T).read().split("=")[1]) + 1
+fd = os.open(T + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+os.write(fd, f"count={n}\n".encode())
+os.fchmod(fd, old.st_mode & 0o7777)
+os.utime(fd, ns=(old.st_atime_ns, old.st_mtime_ns))
+os.fsync(fd)
+os.close(fd)
+os.rename(T + ".tmp", T)
+print("count", n)
+"#;
+
+/// Issue 22: metadata changes are recorded, learned as the brokered rule's
+/// `metadata` op, and performed by the broker. In a lived-in home, as an
+/// ordinary user after `sudo nono learn`, the save replays twice with no
+/// sandbox denial, keeps the dotfile's mode and mtime, and touches nothing
+/// else; without the learned `metadata` op the same save is refused.
+#[test]
+fn a_mode_preserving_save_of_a_dotfile_is_learned_once_and_replays_twice() {
+    let test = "a_mode_preserving_save_of_a_dotfile_is_learned_once_and_replays_twice";
+    if !ready(test) {
+        return;
+    }
+    let sb = Sandbox::new();
+    let untouched = sb.lived_in_home();
+    let rc = sb.home().join(".toolrc");
+    std::fs::write(&rc, "count=0\n").expect("rc");
+    let Some(user) = TestUser::create(test, &sb) else { return };
+    user.chown_tree(sb.root());
+    // Not what a new file gets (0666 & ~umask), and an mtime long past.
+    std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let past = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::options().write(true).open(&rc).expect("rc").set_modified(past).expect("mtime");
+    let kept = |when: &str| {
+        let meta = std::fs::metadata(&rc).expect("rc");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o600, "{when}: the mode was not kept");
+        assert_eq!(meta.modified().expect("mtime"), past, "{when}: the mtime was not kept");
+    };
+    let save = script(&sb, &user, "save.py", MODE_PRESERVING_SAVE);
+    let profile = learn(&sb, &user, &save);
+    kept("learn");
+    let json = std::fs::read_to_string(&profile).expect("profile");
+    let p: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let rule = p["filesystem"]["brokered"]
+        .as_array()
+        .and_then(|b| b.iter().find(|r| r["names"].as_array().is_some_and(|n| n.iter().any(|n| n == ".toolrc.tmp"))))
+        .unwrap_or_else(|| panic!("no brokered rule for the save:\n{json}"));
+    assert!(rule["ops"].as_array().is_some_and(|o| o.iter().any(|o| o == "metadata")), "no metadata op:\n{json}");
+    let rules = p["filesystem"]["rules"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !rules
+            .iter()
+            .any(|r| r["path"] == "$HOME" || (r["path"] == "$HOME/.toolrc" && r["access"].to_string().contains("write"))),
+        "the chmod was granted as a write grant:\n{json}"
+    );
+    let run = |profile: &Path| {
+        user.sudo_nono(&sb)
+            .args(["run", "--audit", "--profile"])
+            .arg(profile)
+            .args(["--", PY])
+            .arg(&save)
+            .output()
+            .expect("nono run")
+    };
+    for replay in 1..=2 {
+        let out = run(&profile);
+        assert!(out.status.success(), "replay {replay}: {}", output_text(&out));
+        let want = format!("count {}", replay + 1);
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&want), "replay {replay}: {}", output_text(&out));
+        let d = denials(&sb, &user);
+        assert!(d.lines().filter(|l| !l.trim().is_empty()).count() <= 1, "replay {replay} had sandbox denials:\n{d}");
+        kept(&format!("replay {replay}"));
+        assert!(!sb.home().join(".toolrc.tmp").exists(), "replay {replay} left its temp file");
+    }
+    for (path, bytes) in &untouched {
+        assert_eq!(&std::fs::read(path).expect("a lived-in file"), bytes, "{} changed", path.display());
+    }
+    // The control: the same profile without the `metadata` op refuses the
+    // fchmod, and the dotfile stays as the last replay left it.
+    let mut stripped = p.clone();
+    for r in stripped["filesystem"]["brokered"].as_array_mut().expect("brokered") {
+        r["ops"].as_array_mut().expect("ops").retain(|o| o != "metadata");
+    }
+    let control = sb.root().join("no-metadata.json");
+    std::fs::write(&control, serde_json::to_string(&stripped).expect("json")).expect("control profile");
+    let out = run(&control);
+    assert!(!out.status.success() && output_text(&out).contains("PermissionError"), "{}", output_text(&out));
+    let d = denials(&sb, &user);
+    assert!(d.contains("metadata") && d.contains(".toolrc.tmp"), "the refused fchmod is the broker's denial:\n{d}");
+    assert_eq!(std::fs::read_to_string(&rc).expect("rc"), "count=3\n");
+    kept("control");
 }

@@ -267,3 +267,100 @@ fn setup_reports_the_seccomp_baseline() {
     let line = text.lines().find(|l| l.contains("seccomp baseline")).unwrap_or_else(|| panic!("no baseline line:\n{text}"));
     assert!(line.contains("available"), "{line}");
 }
+
+/// Issue 22 §7: plain `nono run` (no root, no `--audit`) is not silent. What
+/// nono's supervisor refused (the broker's and the seccomp baseline's
+/// refusals) is listed at the end of the run; a command that fails with
+/// nothing seen gets one line on how to see why; a command that succeeds
+/// with nothing refused gets no line at all.
+#[test]
+fn a_plain_run_reports_what_the_supervisor_refused() {
+    let test = "a_plain_run_reports_what_the_supervisor_refused";
+    if !have_python() && !skip(test, "/usr/bin/python3 is needed for the probes") {
+        return;
+    }
+    if nono::kernel::seccomp_notify().is_err()
+        && !skip(test, "no seccomp user notification: nono runs without its supervisor's broker")
+    {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.lived_in_home();
+    let Some(user) = TestUser::create(test, &sb) else { return };
+    let home = sb.home().display().to_string();
+    let p = profile(&sb, r#"{"extends": "base", "filesystem": {"allow": ["$CWD"]}}"#);
+    let p = p.to_str().expect("utf8");
+    // A netlink socket (seccomp baseline), a chmod outside the write grants
+    // (broker), and a read Landlock refuses (invisible without root).
+    let code = format!(
+        r#"import os, socket
+for f in (lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0), lambda: os.chmod("{home}/.bashrc", 0o600), lambda: open("{home}/.ssh/id_ed25519").read()):
+    try:
+        f()
+        print("OK")
+    except OSError as e:
+        print(e.errno)
+"#
+    );
+    let out = run(&sb, &user, &["--profile", p], &[PY, "-c", &code]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["13", "13", "13"], "each attempt is refused with EACCES:\n{stderr}");
+    assert!(stderr.contains("the sandbox refused 2 call(s)"), "the refusals are counted:\n{stderr}");
+    assert!(stderr.contains("socket netlink") && stderr.contains("[seccomp]"), "the baseline's refusal is named:\n{stderr}");
+    assert!(stderr.contains(".bashrc") && stderr.contains("[broker]"), "the broker's refusal is named:\n{stderr}");
+    // The command fails and the supervisor saw nothing (Landlock refused).
+    let out = run(&sb, &user, &["--profile", p], &["cat", &format!("{home}/.ssh/id_ed25519")]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // Below Landlock ABI 6 (the 6.1 guest) every run also warns about what
+    // the kernel cannot enforce; that is not about this run's refusals.
+    let ours = |l: &&str| l.starts_with("nono:") && !l.contains("Landlock ABI");
+    let hints: Vec<&str> = stderr.lines().filter(ours).collect();
+    assert_eq!(hints.len(), 1, "one line on how to see why:\n{stderr}");
+    assert!(hints[0].contains("sudo nono run --audit") && hints[0].contains("--kernel-audit"), "{stderr}");
+    // Success with nothing refused: not a word from nono.
+    let out = run(&sb, &user, &["--profile", p], &["true"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success() && !stderr.lines().any(|l| ours(&l)), "a clean run is silent:\n{stderr}");
+}
+
+/// Issue 22 §4b: a profile learned from `echo hi > f` carries the harmless
+/// devices and the command's own terminal, so a later `2>/dev/null` works.
+/// (The learner's side belongs to helper "sens": until it lands, the
+/// learned profile has no `/dev/null` and this fails on the redirect.)
+#[test]
+fn a_learned_profile_keeps_the_harmless_devices() {
+    let test = "a_learned_profile_keeps_the_harmless_devices";
+    if !support::is_root() && !skip(test, "needs root: `sudo nono learn`") {
+        return;
+    }
+    let Some(backend) = support::require_recorder(test) else { return };
+    let sb = Sandbox::new();
+    sb.lived_in_home();
+    let Some(user) = TestUser::create(test, &sb) else { return };
+    let learned = sb.home().join("echo.json");
+    let out = user
+        .sudo_nono(&sb)
+        .args(["learn", "--no-progress", "--force", "--backend", &backend, "--output"])
+        .arg(&learned)
+        .args(["--", "sh", "-c", "echo hi > f"])
+        .output()
+        .expect("learn");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&learned).expect("profile");
+    for dev in ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "$TTY"] {
+        assert!(text.contains(dev), "the learned profile lacks {dev}:\n{text}");
+    }
+    std::fs::remove_file(sb.work().join("f")).expect("rm f");
+    let out = run(
+        &sb,
+        &user,
+        &["--profile", learned.to_str().expect("utf8")],
+        &["sh", "-c", "ls nosuch 2>/dev/null; echo hi > f; echo ok"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{stderr}");
+    assert!(!stderr.contains("Permission denied") && !stderr.contains("cannot create"), "no redirect was refused:\n{stderr}");
+}

@@ -34,9 +34,10 @@ fn dump(events: &[Event]) -> String {
         .filter(|e| e.op != Op::Open || !e.path.as_deref().unwrap_or("").starts_with("/usr/lib"))
         .map(|e| {
             format!(
-                "{} {} pid={} ppid={} {:?} {:?} {:?}\n",
+                "{} {} arg={} pid={} ppid={} {:?} {:?} {:?}\n",
                 e.comm,
                 e.op,
+                e.arg,
                 e.pid,
                 e.ppid,
                 e.path.as_deref().unwrap_or("-"),
@@ -330,6 +331,9 @@ fn audit_check_replays_a_session_against_a_profile() {
     let profile = sb.profile();
     let out = sb.cmd().args(["audit", "check", "--session", "latest", "--profile"]).arg(&profile).output().expect("check");
     assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // The check meets the filesystem as it is now: with out.txt gone, its
+    // creation needs make_reg again.
+    std::fs::remove_file(sb.work().join("out.txt")).expect("reset");
     let out = sb
         .cmd()
         .args(["audit", "check", "--session", "latest", "--profile", "base", "--format", "json"])
@@ -614,4 +618,120 @@ fn recording_without_privilege_says_to_use_sudo() {
         assert!(!out.status.success(), "{args:?} recorded without privilege: {text}");
         assert!(text.contains("recording needs root") && text.contains("sudo nono"), "{args:?}: {text}");
     }
+}
+
+/// Metadata changes (issue 22), made by an ordinary user under `sudo nono
+/// learn`, each through the raw syscall so the recorded number is exact:
+/// by path, by descriptor, relative to a directory descriptor, with
+/// `AT_EMPTY_PATH` and with a NULL path (both name the descriptor), of a
+/// symlink itself, and xattrs; successes and failures (`EPERM` for a chown
+/// to root, `EACCES` for setting another user's file's times, `EBADF`
+/// without a path and without counting a lost path).
+#[test]
+fn metadata_changes_are_recorded_exactly() {
+    let test = "metadata_changes_are_recorded_exactly";
+    let Some(backend) = require_recorder(test) else { return };
+    let sb = Sandbox::new();
+    let Some(user) = TestUser::create(test, &sb) else { return };
+    let w = sb.work();
+    // User xattrs need the filesystem's support (tmpfs before Linux 6.6
+    // has none): then the calls must be recorded with their EOPNOTSUPP.
+    let probe = w.join(".xattr-probe");
+    std::fs::write(&probe, "").expect("probe");
+    let xattrs = {
+        let c = std::ffi::CString::new(probe.to_str().expect("utf-8")).expect("path");
+        // SAFETY: valid C strings and a one-byte value that outlive the call.
+        unsafe { libc::setxattr(c.as_ptr(), c"user.probe".as_ptr(), c"1".as_ptr().cast(), 1, 0) == 0 }
+    };
+    std::fs::remove_file(&probe).expect("probe");
+    if !xattrs {
+        eprintln!("{test}: no user xattrs on {}: expecting EOPNOTSUPP records", w.display());
+    }
+    let script = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def sc(*a):
+    r = libc.syscall(*a)
+    return r if r >= 0 else -ctypes.get_errno()
+AT_FDCWD, AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = -100, 0x1000, 0x100
+open("f", "w").close()
+os.mkdir("d")
+open("d/in", "w").close()
+os.symlink("f", "lnk")
+uid = os.getuid()
+fd = os.open("f", os.O_RDWR)
+dfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY)
+sc(90, b"f", 0o640)                                      # chmod
+sc(91, fd, 0o600)                                        # fchmod
+sc(268, dfd, b"in", 0o600)                               # fchmodat, dirfd
+sc(452, AT_FDCWD, b"f", 0o600, 0)                        # fchmodat2 (6.6+)
+sc(94, b"lnk", uid, -1)                                  # lchown: the link itself
+sc(260, dfd, b"", uid, -1, AT_EMPTY_PATH)                # fchownat, AT_EMPTY_PATH
+sc(280, fd, None, None, 0)                               # utimensat, NULL path (futimens)
+sc(280, dfd, b"", None, AT_EMPTY_PATH)                   # utimensat, AT_EMPTY_PATH
+sc(280, AT_FDCWD, b"lnk", None, AT_SYMLINK_NOFOLLOW)     # utimensat of the link
+sc(188, b"f", b"user.nono", b"1", 1, 0)                  # setxattr
+sc(190, fd, b"user.nono2", b"1", 1, 0)                   # fsetxattr
+sc(197, b"f", b"user.nono")                              # removexattr
+sc(199, fd, b"user.nono2")                               # fremovexattr
+sc(92, b"f", 0, 0)                                       # chown to root: EPERM
+sc(280, AT_FDCWD, b"/etc/hostname", None, 0)             # another user's file: EACCES
+sc(91, 999, 0o600)                                       # EBADF: no path
+"#;
+    let out = user
+        .sudo_nono(&sb)
+        .args(["learn", "--no-progress", "--force", "--backend", &backend, "--output"])
+        .arg(sb.home().join("meta.json"))
+        .args(["--", "/usr/bin/python3", "-c", script])
+        .output()
+        .expect("nono learn");
+    assert!(out.status.success(), "learn failed: {}", output_text(&out));
+    let run = Learned::read(&sb.db()).expect("the audit db");
+    let ev: Vec<&Event> = run.events.iter().filter(|e| e.op == Op::Metadata).collect();
+    let d = || dump(&run.events);
+    let p = |rel: &str| w.join(rel).to_str().expect("utf-8").to_owned();
+    let xattr_ok = if xattrs { Outcome::Ok } else { Outcome::Error(libc::EOPNOTSUPP) };
+    let expected: Vec<(i64, Option<String>, Outcome, Option<u32>)> = vec![
+        (libc::SYS_chmod, Some(p("f")), Outcome::Ok, None),
+        (libc::SYS_fchmod, Some(p("f")), Outcome::Ok, Some(libc::S_IFREG)),
+        (libc::SYS_fchmodat, Some(p("d/in")), Outcome::Ok, None),
+        (libc::SYS_lchown, Some(p("lnk")), Outcome::Ok, None),
+        (libc::SYS_fchownat, Some(p("d")), Outcome::Ok, Some(libc::S_IFDIR)),
+        (libc::SYS_utimensat, Some(p("f")), Outcome::Ok, Some(libc::S_IFREG)),
+        (libc::SYS_utimensat, Some(p("d")), Outcome::Ok, Some(libc::S_IFDIR)),
+        (libc::SYS_utimensat, Some(p("lnk")), Outcome::Ok, None),
+        (libc::SYS_setxattr, Some(p("f")), xattr_ok, None),
+        (libc::SYS_fsetxattr, Some(p("f")), xattr_ok, Some(libc::S_IFREG)),
+        (libc::SYS_removexattr, Some(p("f")), xattr_ok, None),
+        (libc::SYS_fremovexattr, Some(p("f")), xattr_ok, Some(libc::S_IFREG)),
+        (libc::SYS_chown, Some(p("f")), Outcome::Error(libc::EPERM), None),
+        (libc::SYS_utimensat, Some("/etc/hostname".to_owned()), Outcome::Error(libc::EACCES), None),
+        (libc::SYS_fchmod, None, Outcome::Error(libc::EBADF), None),
+    ];
+    for (nr, path, outcome, ftype) in &expected {
+        let found = ev.iter().any(|e| {
+            e.arg == *nr as u64
+                && e.path == *path
+                && e.outcome == *outcome
+                && ftype.is_none_or(|t| e.file_type == t)
+                && e.uid == user.uid
+                && !e.incomplete
+        });
+        assert!(found, "no metadata record {nr} {path:?} {outcome:?} {ftype:?}:\n{}", d());
+    }
+    // fchmodat2 exists from Linux 6.6: recorded either way.
+    assert!(
+        ev.iter().any(|e| e.arg == 452
+            && e.path.as_deref() == Some(p("f").as_str())
+            && matches!(e.outcome, Outcome::Ok | Outcome::Error(libc::ENOSYS))),
+        "no fchmodat2 record:\n{}",
+        d()
+    );
+    assert_eq!(ev.len(), expected.len() + 1, "exactly the calls made:\n{}", d());
+    assert_eq!(run.session_lost, 0, "an EBADF or a NULL path is no lost path: {}", output_text(&out));
+    // `audit query --op metadata` shows them.
+    let listed = sb.nono(&["audit", "query", "--session", "last", "--op", "metadata", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(rows.as_array().map(Vec::len), Some(ev.len()), "{listed}");
 }

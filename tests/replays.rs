@@ -3,6 +3,12 @@
 //! two replays with `sudo nono run --audit` (the command runs as the user):
 //! each replay exits as the learning run did, with no sandbox denial.
 //!
+//! The same workloads, and a few that touch the home itself (listing `~`,
+//! a shell glob there, a login shell reading its rc files, an atomic save
+//! beside the dotfiles), in a lived-in home (issue 22 §1): `sudo nono
+//! learn`, then `nono run` as the ordinary user, who must get the same exit
+//! status and no refusal, with every dotfile byte for byte as it was.
+//!
 //! Also here: what is not a sandbox denial (file permissions, another
 //! user's `/proc/N/environ`), and the repair loop (`nono profile amend`).
 
@@ -101,6 +107,42 @@ rmdir "$C/settings.json.lock"
 "#,
         runs: 1,
         needs: &[],
+    },
+];
+
+/// Workloads that use the home itself, for the lived-in replay.
+const HOME_WORKLOADS: &[Workload] = &[
+    Workload { name: "a listing of ~", seed: seed_nothing, script: "ls -a \"$HOME\" > listing.txt", runs: 1, needs: &[] },
+    Workload {
+        name: "a shell glob in $HOME (an atomic save finished by mv)",
+        seed: seed_nothing,
+        script: r#"t="$HOME/.app.json.tmp.$$"
+echo '{"saved": true}' > "$t"
+mv "$HOME"/.app.json.tmp.* "$HOME/.app.json"
+cat "$HOME/.app.json"
+"#,
+        runs: 1,
+        needs: &[],
+    },
+    Workload {
+        name: "a login shell that reads ~/.profile and ~/.bashrc",
+        seed: seed_nothing,
+        script: "bash -l -c 'echo login ok' && bash -i -c 'echo interactive ok' < /dev/null",
+        runs: 1,
+        needs: &["bash"],
+    },
+    Workload {
+        name: "a Claude-like save of ~/.agent.json (lock directory, random temp, rename)",
+        seed: seed_nothing,
+        script: r#"f="$HOME/.agent.json"
+[ -f "$f" ] || echo '{}' > "$f"
+mkdir "$f.lock"
+t="$f.tmp.$$.$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')"
+echo '{"n": 1}' > "$t" && mv "$t" "$f"
+rmdir "$f.lock"
+"#,
+        runs: 1,
+        needs: &["od"],
     },
 ];
 
@@ -206,6 +248,153 @@ fn learned_profiles_hold_on_two_replays_by_an_ordinary_user() {
                 ));
                 break;
             }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Workloads that only the enforcer's own model gets right: an atomic save
+/// beside secrets (brokered), and a UDP query to the nameserver (the
+/// broker's `udp.dns`; a UDP connect sends nothing on the network).
+const CHECK_ONLY: &[Workload] = &[
+    Workload {
+        name: "an atomic save of ~/.app.json beside ~/.ssh (brokered)",
+        seed: seed_nothing,
+        script: r#"T="$HOME/.app.json"
+mkdir "$T.lock" && t="$T.tmp.$$.$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')" && cat "$T" > "$t" && echo '{"n": 1}' > "$t" && mv "$t" "$T" && rmdir "$T.lock"
+"#,
+        runs: 1,
+        needs: &["od"],
+    },
+    Workload {
+        name: "a DNS socket to the nameserver (udp.dns)",
+        seed: seed_nothing,
+        script: r#"/usr/bin/python3 -c 'import socket
+ns = [l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver")][0]
+s = socket.socket(socket.AF_INET6 if ":" in ns else socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((ns, 53))
+print("connected")'
+"#,
+        runs: 1,
+        needs: &[],
+    },
+];
+
+/// Whether a UDP connect to the first nameserver of /etc/resolv.conf
+/// works here (it sends nothing; it needs a route).
+fn nameserver_routable() -> bool {
+    let Ok(conf) = std::fs::read_to_string("/etc/resolv.conf") else { return false };
+    let Some(ns) = conf.lines().find_map(|l| l.strip_prefix("nameserver")).map(str::trim) else { return false };
+    let Ok(ip) = ns.parse::<std::net::IpAddr>() else { return false };
+    let bind = if ip.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+    std::net::UdpSocket::bind(bind).and_then(|s| s.connect((ip, 53))).is_ok()
+}
+
+/// A path in a directory of the user's (where `nono learn` writes as them).
+fn user_file(sb: &Sandbox, user: &TestUser, name: &str) -> PathBuf {
+    let dir = sb.root().join("profiles");
+    if !dir.exists() {
+        std::fs::create_dir(&dir).expect("profiles");
+        user.chown_tree(&dir);
+    }
+    dir.join(name)
+}
+
+/// `nono audit check --format json` as the user: exit code, the number of
+/// denials (`None`: no JSON), and the output for messages.
+fn check(sb: &Sandbox, user: &TestUser, profile: &Path, session: i64) -> (Option<i32>, Option<usize>, String) {
+    let out = user
+        .nono(sb)
+        .args(["audit", "check", "--profile"])
+        .arg(profile)
+        .args(["--session", &session.to_string(), "--format", "json"])
+        .output()
+        .expect("audit check");
+    let denials =
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).ok().and_then(|v| v["denials"].as_array().map(Vec::len));
+    (out.status.code(), denials, output_text(&out))
+}
+
+/// The ids of the learning sessions in the sandbox's database.
+fn learn_sessions(sb: &Sandbox, user: &TestUser) -> Vec<i64> {
+    let out = user.nono(sb).args(["audit", "sessions", "--format", "json"]).output().expect("sessions");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v.as_array().map(|a| a.iter().filter(|s| s["kind"] == "learn").filter_map(|s| s["id"].as_i64()).collect()).unwrap_or_default()
+}
+
+#[test]
+fn audit_check_of_the_learning_session_finds_nothing_and_a_narrowed_profile_is_caught() {
+    let test = "audit_check_of_the_learning_session_finds_nothing_and_a_narrowed_profile_is_caught";
+    if !ready(test) {
+        return;
+    }
+    let mut failures = Vec::new();
+    for wl in WORKLOADS.iter().chain(CHECK_ONLY) {
+        if let Some(missing) = wl.needs.iter().find(|p| !have(p)) {
+            skip(wl.name, &format!("{missing} is not on the user's PATH"));
+            continue;
+        }
+        if wl.name.contains("udp.dns") && !nameserver_routable() {
+            // Not a kernel capability: the QEMU guests have no network, so
+            // the connect fails (ENETUNREACH) with or without nono.
+            eprintln!("SKIP {}: the nameserver in /etc/resolv.conf has no route from here", wl.name);
+            continue;
+        }
+        eprintln!("--- {}", wl.name);
+        let sb = Sandbox::new();
+        sb.lived_in_home();
+        std::fs::write(sb.home().join(".app.json"), "{\"n\": 0}\n").expect("app config");
+        let Some(user) = TestUser::create(test, &sb) else { return };
+        reset(&sb, &user, wl.seed);
+        let profile = user_file(&sb, &user, "learned.json");
+        let learned = user
+            .sudo_nono(&sb)
+            .args(["learn", "--no-progress", "--force", "--runs", &wl.runs.to_string(), "--output"])
+            .arg(&profile)
+            .args(["--", "sh", "-c", wl.script])
+            .output()
+            .expect("learn");
+        if !learned.status.success() {
+            failures.push(format!("{}: the learning run failed: {}", wl.name, output_text(&learned)));
+            continue;
+        }
+        let sessions = learn_sessions(&sb, &user);
+        if sessions.len() != wl.runs as usize {
+            failures.push(format!("{}: {} learning session(s), want {}", wl.name, sessions.len(), wl.runs));
+        }
+        for id in &sessions {
+            let (code, denials, text) = check(&sb, &user, &profile, *id);
+            if code != Some(0) || denials != Some(0) {
+                failures.push(format!(
+                    "{}: checking session {id} against the profile learned from it: exit {code:?}, {denials:?} denial(s)\n{text}\nprofile:\n{}",
+                    wl.name,
+                    std::fs::read_to_string(&profile).unwrap_or_default()
+                ));
+            }
+        }
+        // Control: without its workdir, home and brokered rules the same
+        // session is denied, and the check says so.
+        let mut narrowed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&profile).expect("profile")).expect("profile json");
+        if let Some(fs) = narrowed["filesystem"].as_object_mut() {
+            fs.remove("brokered");
+            if let Some(rules) = fs.get_mut("rules").and_then(|r| r.as_array_mut()) {
+                rules.retain(|r| {
+                    r["path"]
+                        .as_str()
+                        .is_some_and(|p| !p.starts_with("$CWD") && !p.starts_with("$HOME") && !p.starts_with("$XDG"))
+                });
+            }
+        }
+        if let Some(net) = narrowed["network"].as_object_mut() {
+            net.remove("udp");
+        }
+        let narrow = user_file(&sb, &user, "narrowed.json");
+        std::fs::write(&narrow, serde_json::to_string_pretty(&narrowed).expect("json")).expect("narrowed");
+        let Some(last) = sessions.last() else { continue };
+        let (code, denials, text) = check(&sb, &user, &narrow, *last);
+        if code != Some(1) || denials.is_none_or(|n| n == 0) {
+            failures.push(format!("{}: the narrowed profile was not caught (exit {code:?}):\n{text}", wl.name));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -325,4 +514,153 @@ fn amend_turns_a_denied_run_into_a_clean_one_and_never_grants_a_secret_silently(
     assert!(denials[0].to_string().contains("id_rsa"), "{denials:#?}");
     assert!(sb.work().join("copy.txt").metadata().is_ok_and(|m| m.len() > 0));
     let _: PathBuf = profile;
+}
+
+#[test]
+fn amend_in_a_lived_in_home_makes_new_files_work_on_the_next_run() {
+    let test = "amend_in_a_lived_in_home_makes_new_files_work_on_the_next_run";
+    if !ready(test) {
+        return;
+    }
+    if nono::kernel::seccomp_notify().is_err() {
+        skip(test, "seccomp user notification is unavailable: no broker for a new file beside secrets");
+        return;
+    }
+    let sb = Sandbox::new();
+    let untouchable = sb.lived_in_home();
+    let Some(user) = TestUser::create(test, &sb) else { return };
+    let profile = user_file(&sb, &user, "agent.json");
+    // Learned from a run that only wrote in its workdir.
+    let learned = user
+        .sudo_nono(&sb)
+        .args(["learn", "--no-progress", "--force", "--output"])
+        .arg(&profile)
+        .args(["--", "sh", "-c", "echo hi > out.txt"])
+        .output()
+        .expect("learn");
+    assert!(learned.status.success(), "{}", output_text(&learned));
+    // The next run also writes a new note in an existing directory, and a
+    // new file beside the secrets of $HOME.
+    let script = "echo hi > out.txt; echo note > \"$HOME/notes/new.txt\"; echo top > \"$HOME/new.txt\"; cat \"$HOME/.ssh/id_ed25519\" > /dev/null 2>&1; exit 0";
+    let run = || -> Output {
+        user.sudo_nono(&sb)
+            .args(["run", "--audit", "--profile"])
+            .arg(&profile)
+            .args(["--", "sh", "-c", script])
+            .output()
+            .expect("run")
+    };
+    let out = run();
+    let denials = sandbox_denials(&sb, &user);
+    assert!(denials.len() >= 3, "both new files and the key: {denials:#?}\n{}", output_text(&out));
+    assert!(!sb.home().join("notes/new.txt").exists() && !sb.home().join("new.txt").exists());
+    // Dry run: every proposal has a reason, none names a path that does not exist.
+    let dry = user
+        .nono(&sb)
+        .args(["profile", "amend"])
+        .arg(&profile)
+        .args(["--session", "last", "--dry-run", "--format", "json"])
+        .output()
+        .expect("amend");
+    assert!(dry.status.success(), "{}", output_text(&dry));
+    let plan: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("json");
+    let proposals = plan["proposals"].as_array().cloned().unwrap_or_default();
+    assert!(!proposals.is_empty(), "{plan:#}");
+    for p in &proposals {
+        assert!(p["reason"].as_str().is_some_and(|r| !r.is_empty()), "a proposal without a reason: {p:#}");
+        let title = p["title"].as_str().unwrap_or_default();
+        assert!(
+            !title.contains("new.txt (file)") && !title.starts_with("$HOME/notes/new.txt"),
+            "a rule on a missing path: {p:#}"
+        );
+        assert!(!title.contains(".ssh"), "a secret was proposed: {p:#}");
+    }
+    assert!(
+        proposals
+            .iter()
+            .any(|p| p["change"]["kind"] == "brokered" && p["change"]["rule"]["names"].to_string().contains("new.txt")),
+        "the new file beside ~/.ssh is brokered: {plan:#}"
+    );
+    // Amending the wrong profile warns.
+    let other = user_file(&sb, &user, "other.json");
+    std::fs::copy(&profile, &other).expect("copy");
+    user.chown_tree(&other);
+    let warned =
+        user.nono(&sb).args(["profile", "amend"]).arg(&other).args(["--session", "last", "--dry-run"]).output().expect("amend");
+    assert!(String::from_utf8_lossy(&warned.stderr).contains("WARNING: session"), "{}", output_text(&warned));
+    // Accept everything; the next run is denied only the key.
+    let yes =
+        user.nono(&sb).args(["profile", "amend"]).arg(&profile).args(["--session", "last", "--yes"]).output().expect("amend");
+    assert!(yes.status.success(), "{}", output_text(&yes));
+    let out = run();
+    let denials = sandbox_denials(&sb, &user);
+    assert_eq!(
+        denials.len(),
+        1,
+        "only the key: {denials:#?}\n{}\nprofile:\n{}",
+        output_text(&out),
+        std::fs::read_to_string(&profile).unwrap_or_default()
+    );
+    assert!(denials[0].to_string().contains("id_ed25519"), "{denials:#?}");
+    assert_eq!(std::fs::read_to_string(sb.home().join("notes/new.txt")).ok().as_deref(), Some("note\n"));
+    assert_eq!(std::fs::read_to_string(sb.home().join("new.txt")).ok().as_deref(), Some("top\n"));
+    for (path, bytes) in &untouchable {
+        assert_eq!(std::fs::read(path).ok().as_ref(), Some(bytes), "{} changed", path.display());
+    }
+}
+
+/// Issue 22 §1: `learn` must never write what `run` refuses. Each workload
+/// is learned with `sudo nono learn` in a home like a real user's, then run
+/// by the user with plain `nono run` (no root at all).
+#[test]
+fn learned_profiles_run_in_a_lived_in_home() {
+    let test = "learned_profiles_run_in_a_lived_in_home";
+    if !ready(test) {
+        return;
+    }
+    let mut failures = Vec::new();
+    for wl in WORKLOADS.iter().chain(HOME_WORKLOADS) {
+        if let Some(missing) = wl.needs.iter().find(|p| !have(p)) {
+            skip(wl.name, &format!("{missing} is not on the user's PATH"));
+            continue;
+        }
+        eprintln!("--- {}", wl.name);
+        let sb = Sandbox::new();
+        let dotfiles = sb.lived_in_home();
+        let Some(user) = TestUser::create(test, &sb) else { return };
+        reset(&sb, &user, wl.seed);
+        let learned = user
+            .sudo_nono(&sb)
+            .args(["learn", "--no-progress", "--name", "lived", "--runs", &wl.runs.to_string(), "--", "sh", "-c", wl.script])
+            .output()
+            .expect("learn");
+        let profile = sb.home().join(".config/nono/profiles/lived.json");
+        if !learned.status.success() || !profile.exists() {
+            failures.push(format!("{}: the learning run failed: {}", wl.name, output_text(&learned)));
+            continue;
+        }
+        for replay in 1..=2 {
+            reset(&sb, &user, wl.seed);
+            let out = user.nono(&sb).args(["run", "--profile", "lived", "--", "sh", "-c", wl.script]).output().expect("run");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.code() != learned.status.code() || stderr.contains("refusing to run") {
+                failures.push(format!(
+                    "{}: replay {replay}: exit {:?} (learning: {:?})\n{}\nlearn:\n{}\nprofile:\n{}",
+                    wl.name,
+                    out.status.code(),
+                    learned.status.code(),
+                    output_text(&out),
+                    String::from_utf8_lossy(&learned.stderr),
+                    std::fs::read_to_string(&profile).unwrap_or_default()
+                ));
+                break;
+            }
+        }
+        for (path, bytes) in &dotfiles {
+            if std::fs::read(path).ok().as_ref() != Some(bytes) {
+                failures.push(format!("{}: {} changed", wl.name, path.display()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -55,14 +55,32 @@ pub mod op {
     /// A kernel facility outside files and sockets (io_uring, keyrings,
     /// SysV IPC, POSIX message queues): `arg` is the x86_64 syscall number.
     pub const SYSCALL: u16 = 20;
+    /// A metadata change (`chmod`, `chown`, timestamps, xattrs): `arg` is
+    /// the `x86_64` syscall number. Recorded from the syscall's exit in both
+    /// modes; nono's supervisor stores the same op for what it performs.
+    pub const METADATA: u16 = 21;
+    /// A DNS message on a traced task's UDP or TCP socket whose peer is
+    /// port 53: `arg` is [`super::dns::SENT`] (a question) or
+    /// [`super::dns::RECEIVED`] (an answer); the `net_*` fields hold the
+    /// server's address and port and the socket's kind; the first path
+    /// field holds the first [`super::dns::CAPTURE`] bytes of the message
+    /// exactly as written or read (for TCP, with the 2-byte length prefix
+    /// when the same call carried it), flagged `PATH_TRUNCATED` when it
+    /// was longer. Userspace parses it; the kernel never does.
+    pub const DNS: u16 = 22;
     /// Highest value in use; userspace rejects anything above.
-    pub const MAX: u16 = 20;
+    pub const MAX: u16 = 22;
 }
 
 /// `x86_64` syscall numbers the recorder dispatches on (the kernel's
 /// `arch/x86/entry/syscalls/syscall_64.tbl`; checked against libc by a
 /// test in the `nono` crate). `SYSCALL` events carry these in `arg`.
 pub mod sysno {
+    pub const READ: u32 = 0;
+    pub const WRITE: u32 = 1;
+    pub const WRITEV: u32 = 20;
+    pub const RECVFROM: u32 = 45;
+    pub const RECVMSG: u32 = 47;
     pub const SHMGET: u32 = 29;
     pub const SHMAT: u32 = 30;
     pub const SOCKET: u32 = 41;
@@ -105,6 +123,67 @@ pub mod sysno {
     pub const IO_URING_SETUP: u32 = 425;
     pub const OPENAT2: u32 = 437;
     pub const OPEN: u32 = 2;
+    // Metadata changes (`op::METADATA`).
+    pub const CHMOD: u32 = 90;
+    pub const FCHMOD: u32 = 91;
+    pub const CHOWN: u32 = 92;
+    pub const FCHOWN: u32 = 93;
+    pub const LCHOWN: u32 = 94;
+    pub const UTIME: u32 = 132;
+    pub const SETXATTR: u32 = 188;
+    pub const LSETXATTR: u32 = 189;
+    pub const FSETXATTR: u32 = 190;
+    pub const REMOVEXATTR: u32 = 197;
+    pub const LREMOVEXATTR: u32 = 198;
+    pub const FREMOVEXATTR: u32 = 199;
+    pub const UTIMES: u32 = 235;
+    pub const FCHOWNAT: u32 = 260;
+    pub const FUTIMESAT: u32 = 261;
+    pub const FCHMODAT: u32 = 268;
+    pub const UTIMENSAT: u32 = 280;
+    /// Linux 6.6.
+    pub const FCHMODAT2: u32 = 452;
+    /// Linux 6.13.
+    pub const SETXATTRAT: u32 = 463;
+    /// Linux 6.13.
+    pub const REMOVEXATTRAT: u32 = 466;
+    /// Every metadata-changing syscall, for the recorder's dispatcher and
+    /// userspace checks that the broker and the recorder agree.
+    pub const METADATA: [u32; 20] = [
+        CHMOD,
+        FCHMOD,
+        FCHMODAT,
+        FCHMODAT2,
+        CHOWN,
+        FCHOWN,
+        LCHOWN,
+        FCHOWNAT,
+        UTIME,
+        UTIMES,
+        FUTIMESAT,
+        UTIMENSAT,
+        SETXATTR,
+        LSETXATTR,
+        FSETXATTR,
+        REMOVEXATTR,
+        LREMOVEXATTR,
+        FREMOVEXATTR,
+        SETXATTRAT,
+        REMOVEXATTRAT,
+    ];
+}
+
+/// DNS capture ([`op::DNS`]).
+pub mod dns {
+    /// The server's port: messages to or from it are captured.
+    pub const PORT: u16 = 53;
+    /// Bytes of each message copied into the record: a question section
+    /// (a name of at most 255 bytes) and the first answers fit.
+    pub const CAPTURE: usize = 512;
+    /// `arg` of a message the traced task sent (a question).
+    pub const SENT: u64 = 0;
+    /// `arg` of a message the traced task received (an answer).
+    pub const RECEIVED: u64 = 1;
 }
 
 /// Bits of [`EventHeader::flags`].
@@ -191,7 +270,8 @@ pub struct EventHeader {
     /// `bpf_ktime_get_boot_ns()` at the event.
     pub boot_ns: u64,
     /// Operation-specific argument: open flags, `mode` for mkdir/mknod,
-    /// the child pid for fork, the exit code for exit, the ioctl cmd.
+    /// the child pid for fork, the exit code for exit, the ioctl cmd, the
+    /// `x86_64` syscall number for `SYSCALL` and `METADATA`.
     pub arg: u64,
     /// Thread-group id (the "pid" users see).
     pub pid: u32,
@@ -323,6 +403,14 @@ pub struct KernelOffsets {
     pub bprm_filename: u32,
     /// `task_struct.thread_info` + `thread_info.status` (x86 `TS_COMPAT`).
     pub task_ti_status: u32,
+    /// `sock.__sk_common.skc_dport` (u16, network order): a connected
+    /// socket's peer port.
+    pub sk_dport: u32,
+    /// `sock.__sk_common.skc_daddr` (IPv4 peer address).
+    pub sk_daddr: u32,
+    /// `sock.__sk_common.skc_v6_daddr` (IPv6 peer address); 0 when the
+    /// kernel has no IPv6 (the address is then left out).
+    pub sk_v6_daddr: u32,
     /// Non-zero once userspace filled the table; programs refuse to walk
     /// paths with an all-zero table rather than read garbage.
     pub valid: u32,
@@ -372,6 +460,9 @@ impl KernelOffsets {
             upid_nr: 0,
             bprm_filename: 0,
             task_ti_status: 0,
+            sk_dport: 0,
+            sk_daddr: 0,
+            sk_v6_daddr: 0,
             valid: 0,
         }
     }
@@ -453,10 +544,29 @@ mod tests {
         let header_fields = 8 + 8 + 4 * 4 + 2 + 2 + 4 + 4 + 2 + 2 + 2 + 2 + 2 + 2 + 16 + COMM_LEN;
         assert_eq!(size_of::<EventHeader>(), header_fields);
         assert_eq!(size_of::<Pending>(), 4 + 4 + 6 * 8);
-        assert_eq!(size_of::<KernelOffsets>(), 39 * 4);
+        assert_eq!(size_of::<KernelOffsets>(), 42 * 4);
         assert_eq!(size_of::<RecorderConfig>(), 8);
         assert_eq!(size_of::<EventBuf>(), size_of::<EventHeader>() + 2 * PATH_MAX + NAME_MAX + 8 * WALK_SLOTS + 40);
         assert!(WALK_SLOTS.is_power_of_two() && WALK_SLOTS >= MAX_PATH_DEPTH as usize);
+    }
+
+    /// `DNS` follows `METADATA` as the newest op, and the metadata syscall list names each call
+    /// once (the dispatcher and the broker are checked against it).
+    #[test]
+    fn metadata_op_and_syscalls_are_consistent() {
+        assert_eq!(op::DNS, op::MAX);
+        assert_eq!(op::METADATA + 1, op::DNS);
+        let nrs = sysno::METADATA;
+        for (i, a) in nrs.iter().enumerate() {
+            assert!(!nrs[i + 1..].contains(a), "{a} listed twice");
+        }
+    }
+
+    /// A DNS capture fits the first path field, and its length can be
+    /// masked to a power of two for the verifier.
+    #[test]
+    fn dns_capture_fits_the_first_field() {
+        assert!(dns::CAPTURE.is_power_of_two() && dns::CAPTURE < PATH_MAX);
     }
 
     #[test]

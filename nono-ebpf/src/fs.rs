@@ -2,10 +2,14 @@
 //! the one generic part that resolves them into path fields and sends the
 //! record.
 //!
-//! Paths: a successful open or ftruncate is resolved from the returned (or
-//! given) descriptor, so it is the kernel's canonical path. Everything else
-//! is the raw user string plus the components of its base directory (the
-//! cwd or the dirfd), which userspace joins and normalises.
+//! Paths: a successful open, an ftruncate and a metadata change made
+//! through a descriptor (`fchmod`, `fchown`, `fsetxattr`, `AT_EMPTY_PATH`,
+//! `utimensat(fd, NULL)`) are resolved from the returned (or given)
+//! descriptor, so they are the kernel's canonical path. Everything else is
+//! the raw user string plus the components of its base directory (the cwd
+//! or the dirfd), which userspace joins and normalises: a metadata call
+//! with `AT_SYMLINK_NOFOLLOW` (or `lchown`) and one without name the same
+//! path, the one the caller wrote.
 
 use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_user};
 use nono_common::{FMODE_CREATED, Pending, flag, op, sysno as nr};
@@ -14,6 +18,8 @@ use crate::emit::{HANDOFF, Handoff, Slot};
 use crate::kread::{self, AT_FDCWD, Field, off};
 
 const AT_REMOVEDIR: u64 = 0x200;
+const AT_EMPTY_PATH: u64 = 0x1000;
+const EBADF: i64 = 9;
 const O_CREAT_WRONLY_TRUNC: u64 = 0o1101;
 
 /// Where a path operand comes from.
@@ -65,6 +71,15 @@ const fn desc(sys: u32) -> Desc {
         nr::FTRUNCATE => d(op::TRUNCATE, P::Fd(0), P::None, Some(1)),
         nr::MKNOD => d(op::MKNOD, P::Cwd(0), P::None, Some(1)),
         nr::MKNODAT => d(op::MKNOD, P::At(0, 1), P::None, Some(2)),
+        // Metadata: `arg` names the `AT_*` flags argument, if any (the
+        // record's `arg` is the syscall number, set in `exit`).
+        nr::CHMOD | nr::CHOWN | nr::LCHOWN | nr::UTIME | nr::UTIMES => d(op::METADATA, P::Cwd(0), P::None, None),
+        nr::SETXATTR | nr::LSETXATTR | nr::REMOVEXATTR | nr::LREMOVEXATTR => d(op::METADATA, P::Cwd(0), P::None, None),
+        nr::FCHMOD | nr::FCHOWN | nr::FSETXATTR | nr::FREMOVEXATTR => d(op::METADATA, P::Fd(0), P::None, None),
+        nr::FCHMODAT | nr::FUTIMESAT => d(op::METADATA, P::At(0, 1), P::None, None),
+        nr::FCHMODAT2 | nr::UTIMENSAT => d(op::METADATA, P::At(0, 1), P::None, Some(3)),
+        nr::FCHOWNAT => d(op::METADATA, P::At(0, 1), P::None, Some(4)),
+        nr::SETXATTRAT | nr::REMOVEXATTRAT => d(op::METADATA, P::At(0, 1), P::None, Some(2)),
         _ => d(0, P::None, P::None, None),
     }
 }
@@ -165,11 +180,58 @@ pub fn exit(sys: u32, p: &Pending, ret: i64, tgid: u32) {
     } else {
         (hand.k1, hand.fd1, hand.ptr1) = plan((packed >> 24) & 0xffff, p);
     }
+    if op_code == op::METADATA {
+        metadata_target(&mut hand, sys, ret);
+    }
     (hand.k2, hand.fd2, hand.ptr2) = plan((packed >> 40) & 0xffff, p);
     let Some(slot) = HANDOFF.get_ptr_mut(0) else { return };
     // SAFETY: this CPU's slot; read back just below, on the same CPU.
     unsafe { core::ptr::write_volatile(slot, hand) };
     resolve_and_send();
+}
+
+/// A metadata change names its object by a descriptor (`fchmod`), by a
+/// path, or by a directory descriptor with an empty path (`AT_EMPTY_PATH`)
+/// or a NULL one (`utimensat`, `futimesat`): the descriptor cases are
+/// resolved like a successful open (the kernel's path and the file type),
+/// the path cases like any other path operand. `hand.arg` holds the
+/// `AT_*` flags on entry and the syscall number on return.
+#[inline(always)]
+fn metadata_target(hand: &mut Handoff, sys: u32, ret: i64) {
+    let at_flags = hand.arg;
+    hand.arg = u64::from(sys);
+    if ret == -EBADF {
+        // No such descriptor: nothing to name, and not a lost path.
+        hand.k1 = K_NONE;
+        return;
+    }
+    if hand.k1 == K_FD {
+        hand.k1 = K_OPENED;
+        return;
+    }
+    if hand.k1 != K_RELATIVE {
+        return;
+    }
+    let names_dirfd = if hand.ptr1 == 0 {
+        true
+    } else if at_flags & AT_EMPTY_PATH != 0 {
+        // SAFETY: bpf_probe_read_user validates the user pointer.
+        unsafe { bpf_probe_read_user(hand.ptr1 as *const u8) }.is_ok_and(|b| b == 0)
+    } else {
+        false
+    };
+    if !names_dirfd {
+        return;
+    }
+    if hand.fd1 as i32 == AT_FDCWD {
+        // `""` with `AT_EMPTY_PATH` is the cwd (the relative walk gives
+        // it); a NULL path beside `AT_FDCWD` names nothing (EFAULT).
+        if hand.ptr1 == 0 {
+            hand.k1 = K_NONE;
+        }
+        return;
+    }
+    hand.k1 = K_OPENED;
 }
 
 /// The generic half: resolves the operands described by the per-CPU

@@ -4,6 +4,15 @@
 //! used. Sockets, signals and facilities have no hook here: the syscall
 //! exit records them in both modes. Every hook returns 0: recording never
 //! denies.
+//!
+//! Metadata changes (`chmod`, `chown`, timestamps, xattrs) are recorded by
+//! the syscall exit too, successes included, not by `path_chmod`,
+//! `path_chown`, `inode_setattr`, `inode_setxattr`, `inode_removexattr`:
+//! the last three see a dentry without its mount (no path across mount
+//! points), and under `nono run --audit` the broker performs these calls
+//! from the supervisor, outside the traced tree, where a hook would fire in
+//! the wrong task while the exit still sees the command's own call return
+//! with the broker's answer.
 
 use aya_ebpf::programs::LsmContext;
 use nono_common::{flag, op};

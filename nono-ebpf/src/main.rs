@@ -9,6 +9,7 @@
 #![no_std]
 #![no_main]
 
+mod dns;
 mod emit;
 mod fs;
 mod kread;

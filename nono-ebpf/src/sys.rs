@@ -11,7 +11,7 @@ use aya_ebpf::{helpers::bpf_get_current_task, programs::BtfTracePointContext};
 use nono_common::{Pending, mode as rec_mode, op, stat, sysno as nr};
 
 use crate::emit::{Slot, bump, mode, traced_tgid};
-use crate::{fs, kread, net};
+use crate::{dns, fs, kread, net};
 
 /// What the exit does with a syscall.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -20,11 +20,18 @@ enum Class {
     None,
     /// A path operation (`fs`).
     Fs,
+    /// A metadata change (`fs`, `op::METADATA`): no LSM hook records it,
+    /// so the exit does in both modes.
+    Meta,
     /// `socket`, `socketpair`.
     Socket,
-    /// `connect`, `bind`, `sendto`, `sendmsg`.
+    /// `connect`, `bind`, `sendto`, `sendmsg` (the last two also carry
+    /// DNS messages, `dns`).
     Addr,
     Sendmmsg,
+    /// `read`, `write`, `writev`, `recvfrom`, `recvmsg`: only DNS
+    /// messages (`dns`) are recorded.
+    Io,
     Signal,
     /// Creating or attaching a kernel facility (io_uring, keyrings, SysV
     /// IPC, POSIX message queues).
@@ -37,6 +44,7 @@ fn class(sys: u32) -> Class {
         nr::SOCKET | nr::SOCKETPAIR => Class::Socket,
         nr::CONNECT | nr::BIND | nr::SENDTO | nr::SENDMSG => Class::Addr,
         nr::SENDMMSG => Class::Sendmmsg,
+        nr::READ | nr::WRITE | nr::WRITEV | nr::RECVFROM | nr::RECVMSG => Class::Io,
         nr::KILL | nr::TKILL | nr::TGKILL | nr::PIDFD_SEND_SIGNAL => Class::Signal,
         nr::IO_URING_SETUP
         | nr::ADD_KEY
@@ -47,6 +55,26 @@ fn class(sys: u32) -> Class {
         | nr::SEMGET
         | nr::MSGGET
         | nr::MQ_OPEN => Class::Facility,
+        nr::CHMOD
+        | nr::FCHMOD
+        | nr::FCHMODAT
+        | nr::FCHMODAT2
+        | nr::CHOWN
+        | nr::FCHOWN
+        | nr::LCHOWN
+        | nr::FCHOWNAT
+        | nr::UTIME
+        | nr::UTIMES
+        | nr::FUTIMESAT
+        | nr::UTIMENSAT
+        | nr::SETXATTR
+        | nr::LSETXATTR
+        | nr::FSETXATTR
+        | nr::REMOVEXATTR
+        | nr::LREMOVEXATTR
+        | nr::FREMOVEXATTR
+        | nr::SETXATTRAT
+        | nr::REMOVEXATTRAT => Class::Meta,
         s if fs::is_fs(s) => Class::Fs,
         _ => Class::None,
     }
@@ -94,7 +122,8 @@ pub fn exit(ctx: &BtfTracePointContext) -> u32 {
     }
     let ret: i64 = ctx.arg(1);
     // In LSM mode successful filesystem operations are reported by the
-    // hooks; failures never reach a hook, so they come from here. Decided
+    // hooks; failures never reach a hook, so they come from here (metadata
+    // changes, `Class::Meta`, always come from here). Decided
     // before the map lookup: it is most of what a traced process does.
     if cls == Class::Fs && ret >= 0 && mode() == rec_mode::LSM {
         return 0;
@@ -118,7 +147,7 @@ pub fn exit(ctx: &BtfTracePointContext) -> u32 {
         args: [reg(r, regs::DI), reg(r, regs::SI), reg(r, regs::DX), reg(r, regs::R10), reg(r, regs::R8), reg(r, regs::R9)],
     };
     match cls {
-        Class::Fs => {
+        Class::Fs | Class::Meta => {
             // A successful exec is reported by sched_process_exec, with the
             // new executable's path: the old image's user strings are gone.
             if (sys == nr::EXECVE || sys == nr::EXECVEAT) && ret >= 0 {
@@ -127,8 +156,17 @@ pub fn exit(ctx: &BtfTracePointContext) -> u32 {
             fs::exit(sys, &p, ret, tgid);
         }
         Class::Socket => net::socket(&p, ret, tgid),
-        Class::Addr => net::exit(sys, &p, ret, tgid),
-        Class::Sendmmsg => net::sendmmsg(&p, ret, tgid),
+        Class::Addr => {
+            net::exit(sys, &p, ret, tgid);
+            if sys == nr::SENDTO || sys == nr::SENDMSG {
+                dns::sent(sys, &p, ret, tgid);
+            }
+        }
+        Class::Sendmmsg => {
+            net::sendmmsg(&p, ret, tgid);
+            dns::sendmmsg(&p, ret, tgid);
+        }
+        Class::Io => dns::io(sys, &p, ret, tgid),
         Class::Signal => signal(sys, &p, ret, tgid),
         Class::Facility => facility(sys, ret, tgid),
         Class::None => {}

@@ -25,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     store::bench_ingest(&db, n)?;
     let store = Store::open_read_only(&db)?;
-    let mut client = fleet::connect(&url)?;
+    let mut client = fleet::connect(&url)?.client;
     fleet::migrate(&mut client)?;
     // A host id of its own per run: every run pushes afresh.
     let host = Host { id: format!("bench-{}", jiff::Timestamp::now().as_nanosecond()), name: "bench".to_owned() };

@@ -67,6 +67,7 @@ fn main() {
         ssh_auth_sock: None,
         nameservers: vec!["127.0.0.53".parse().expect("ip")],
         anticipate: true,
+        path_dirs: Vec::new(),
     };
     let events: Vec<Event> = (0..n).map(event).collect();
     let start = Instant::now();

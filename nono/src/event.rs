@@ -41,14 +41,22 @@ pub enum Op {
     /// A kernel facility outside files and sockets ([`Facility`]); `arg` is
     /// the x86_64 syscall number.
     Syscall = 20,
-    /// A metadata change (`chmod`, `chown`, timestamps, xattrs) seen by
-    /// nono's supervisor; `arg` is the x86_64 syscall number. Never
-    /// emitted by the kernel side.
+    /// A metadata change (`chmod`, `chown`, timestamps, xattrs), recorded
+    /// at the syscall's exit (and by nono's supervisor for what it
+    /// performs without a recorder watching); `arg` is the `x86_64` syscall
+    /// number ([`metadata_syscall_name`]).
     Metadata = 21,
+    /// A DNS message to or from port 53 (issue 23): `path` is the
+    /// question's name (checked and lower-cased by `record::dns`; `None`
+    /// when the message could not be parsed, with `incomplete` set),
+    /// `path2` an answer's addresses, comma-separated; `arg` packs the
+    /// direction, query type and response code ([`DnsArg`]); `net` is the
+    /// server.
+    Dns = 22,
 }
 
 impl Op {
-    pub const ALL: [Op; 21] = [
+    pub const ALL: [Op; 22] = [
         Op::Open,
         Op::Exec,
         Op::Unlink,
@@ -70,6 +78,7 @@ impl Op {
         Op::Signal,
         Op::Syscall,
         Op::Metadata,
+        Op::Dns,
     ];
 
     #[must_use]
@@ -106,19 +115,42 @@ impl Op {
             Op::Signal => "signal",
             Op::Syscall => "syscall",
             Op::Metadata => "metadata",
+            Op::Dns => "dns",
         }
     }
 
     /// Operations that name a filesystem path.
     #[must_use]
     pub const fn is_filesystem(self) -> bool {
-        !matches!(self, Op::Connect | Op::Bind | Op::Fork | Op::Exit | Op::Socket | Op::Send | Op::Signal | Op::Syscall)
+        !matches!(self, Op::Connect | Op::Bind | Op::Fork | Op::Exit | Op::Socket | Op::Send | Op::Signal | Op::Syscall | Op::Dns)
     }
 
     /// Operations on sockets (their details are in [`Event::net`]).
     #[must_use]
     pub const fn is_network(self) -> bool {
-        matches!(self, Op::Connect | Op::Bind | Op::Socket | Op::Send)
+        matches!(self, Op::Connect | Op::Bind | Op::Socket | Op::Send | Op::Dns)
+    }
+}
+
+/// [`Op::Dns`]'s `arg`: bit 0 set for an answer the process received
+/// (clear for a question it sent), the query type in bits 16..32, the
+/// response code in bits 32..40 (answers only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsArg {
+    pub answer: bool,
+    pub qtype: u16,
+    pub rcode: u8,
+}
+
+impl DnsArg {
+    #[must_use]
+    pub fn pack(self) -> u64 {
+        u64::from(self.answer) | (u64::from(self.qtype) << 16) | (u64::from(self.rcode) << 32)
+    }
+
+    #[must_use]
+    pub fn unpack(arg: u64) -> DnsArg {
+        DnsArg { answer: arg & 1 != 0, qtype: (arg >> 16) as u16, rcode: (arg >> 32) as u8 }
     }
 }
 
@@ -555,6 +587,36 @@ pub struct Event {
     pub incomplete: bool,
 }
 
+/// The name of a metadata-changing syscall ([`Op::Metadata`]'s `arg`).
+#[must_use]
+pub fn metadata_syscall_name(nr: u64) -> Option<&'static str> {
+    use nono_common::sysno as n;
+    let nr = u32::try_from(nr).ok()?;
+    Some(match nr {
+        n::CHMOD => "chmod",
+        n::FCHMOD => "fchmod",
+        n::FCHMODAT => "fchmodat",
+        n::FCHMODAT2 => "fchmodat2",
+        n::CHOWN => "chown",
+        n::FCHOWN => "fchown",
+        n::LCHOWN => "lchown",
+        n::FCHOWNAT => "fchownat",
+        n::UTIME => "utime",
+        n::UTIMES => "utimes",
+        n::FUTIMESAT => "futimesat",
+        n::UTIMENSAT => "utimensat",
+        n::SETXATTR => "setxattr",
+        n::LSETXATTR => "lsetxattr",
+        n::FSETXATTR => "fsetxattr",
+        n::REMOVEXATTR => "removexattr",
+        n::LREMOVEXATTR => "lremovexattr",
+        n::FREMOVEXATTR => "fremovexattr",
+        n::SETXATTRAT => "setxattrat",
+        n::REMOVEXATTRAT => "removexattrat",
+        _ => return None,
+    })
+}
+
 impl Event {
     /// `(signal, target pid)` of a [`Op::Signal`] event. A target of 0 or
     /// below addresses a process group.
@@ -750,16 +812,26 @@ mod tests {
             (Op::Send, op::SEND),
             (Op::Signal, op::SIGNAL),
             (Op::Syscall, op::SYSCALL),
+            (Op::Metadata, op::METADATA),
+            (Op::Dns, op::DNS),
         ];
-        // Metadata is the supervisor's, never the kernel side's.
-        assert_eq!(pairs.len() + 1, Op::ALL.len());
+        assert_eq!(pairs.len(), Op::ALL.len());
         for (o, code) in pairs {
             assert_eq!(o.code(), code, "{o}");
             assert_eq!(Op::from_code(code), Some(o));
             assert_eq!(o.name().parse::<Op>().ok(), Some(o));
         }
-        assert_eq!(Op::from_code(op::MAX + 1), Some(Op::Metadata));
-        assert_eq!(Op::from_code(op::MAX + 2), None);
+        assert_eq!(Op::from_code(op::MAX), Some(Op::Dns));
+        assert_eq!(Op::from_code(op::MAX + 1), None);
+    }
+
+    #[test]
+    fn every_metadata_syscall_has_a_name() {
+        for nr in nono_common::sysno::METADATA {
+            assert!(metadata_syscall_name(u64::from(nr)).is_some(), "{nr}");
+        }
+        assert_eq!(metadata_syscall_name(libc::SYS_fchmod as u64), Some("fchmod"));
+        assert_eq!(metadata_syscall_name(libc::SYS_read as u64), None);
     }
 
     #[test]

@@ -125,6 +125,7 @@ impl Sandbox {
         std::fs::create_dir(dir.path().join("work")).expect("work");
         std::fs::create_dir(dir.path().join("home")).expect("home");
         std::fs::create_dir(dir.path().join("tmp")).expect("tmp");
+        std::fs::create_dir(dir.path().join("state")).expect("state");
         Sandbox { dir }
     }
 
@@ -142,8 +143,10 @@ impl Sandbox {
         self.dir.path().join("home").canonicalize().expect("canonical home")
     }
 
+    /// The audit database, in a directory of its own that a test user
+    /// owns: under sudo nono writes it as that user.
     pub fn db(&self) -> PathBuf {
-        self.dir.path().join("audit.db")
+        self.dir.path().join("state/audit.db")
     }
 
     pub fn profile(&self) -> PathBuf {
@@ -196,6 +199,50 @@ impl Sandbox {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Fills the home with what a real user's home holds (dotfiles, shell
+    /// rc files, `~/.ssh`, `~/.gitconfig`, tool caches and an agent's
+    /// state), so tests see what a lived-in home makes nono do. Returns the
+    /// files a sandbox must never change or read: each is listed with its
+    /// contents, for a byte-for-byte check afterwards. Call it before
+    /// [`TestUser::create`], which gives the home to the user.
+    pub fn lived_in_home(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let home = self.home();
+        let files: &[(&str, &str, u32)] = &[
+            (".bashrc", "# ~/.bashrc\nexport PS1='$ '\nalias ll='ls -l'\n", 0o644),
+            (".profile", "# ~/.profile\n[ -f ~/.bashrc ] && . ~/.bashrc\n", 0o644),
+            (".bash_history", "ls\ngit status\n", 0o600),
+            (".gitconfig", "[user]\n\tname = Test User\n\temail = test@example.invalid\n", 0o644),
+            (".config/git/ignore", "*.swp\n", 0o644),
+            (
+                ".ssh/id_ed25519",
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n",
+                0o600,
+            ),
+            (".ssh/id_ed25519.pub", "ssh-ed25519 AAAAnotreal test@example.invalid\n", 0o644),
+            (".ssh/known_hosts", "example.invalid ssh-ed25519 AAAAnotreal\n", 0o644),
+            (".ssh/config", "Host *\n  IdentitiesOnly yes\n", 0o600),
+            (".aws/credentials", "[default]\naws_secret_access_key = not-a-real-secret\n", 0o600),
+            (".npmrc", "//registry.example.invalid/:_authToken=not-a-real-token\n", 0o600),
+            (".local/bin/hello", "#!/bin/sh\necho hello\n", 0o755),
+            (".config/autostart/.keep", "", 0o644),
+            (".cache/pip/.keep", "", 0o644),
+            ("notes/todo.txt", "buy milk\n", 0o644),
+            (".viminfo", "# viminfo\n", 0o600),
+        ];
+        let mut out = Vec::new();
+        for (rel, text, mode) in files {
+            let path = home.join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir in home");
+            std::fs::write(&path, text).expect("write a dotfile");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(*mode)).expect("chmod");
+            out.push((path, text.as_bytes().to_vec()));
+        }
+        for d in [".ssh", ".aws"] {
+            std::fs::set_permissions(home.join(d), std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+        }
+        out
+    }
+
     pub fn wait_for(&self, path: &Path, timeout: Duration) {
         let start = Instant::now();
         while !path.exists() {
@@ -243,7 +290,7 @@ impl TestUser {
         // The sandbox root is root's 0700 temp dir: let the user through,
         // and give it its three directories.
         std::fs::set_permissions(sb.root(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod sandbox");
-        for d in [sb.work(), sb.home(), sb.root().join("tmp")] {
+        for d in [sb.work(), sb.home(), sb.root().join("tmp"), sb.root().join("state")] {
             me.chown_tree(&d);
         }
         Some(me)

@@ -14,6 +14,12 @@ const BIN: &str = "/usr/lib/postgresql/15/bin";
 pub struct PgServer {
     dir: tempfile::TempDir,
     pub port: u16,
+    tls: bool,
+}
+
+/// The server's binaries (`createuser`, `createdb`, `psql`, ...).
+pub fn bin_dir() -> &'static Path {
+    Path::new(BIN)
 }
 
 fn as_nobody(program: &Path) -> Command {
@@ -96,7 +102,7 @@ impl PgServer {
         let mut existing = std::fs::read_to_string(data.join("postgresql.conf")).expect("read conf");
         existing.push_str(&conf);
         std::fs::write(data.join("postgresql.conf"), existing).expect("write conf");
-        let server = PgServer { dir, port: free_port() };
+        let server = PgServer { dir, port: free_port(), tls };
         server.pg_ctl(&["start"]);
         Some(server)
     }
@@ -123,6 +129,38 @@ impl PgServer {
         self.pg_ctl(&["restart"]);
     }
 
+    /// The directory of the server's Unix socket.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.path().join("sock")
+    }
+
+    /// TCP clients must authenticate with a password (SCRAM), as on a real
+    /// server; the superuser keeps the Unix socket (trust), as a DBA's
+    /// `sudo -u postgres psql` does.
+    pub fn require_passwords(&self) {
+        let tcp = if self.tls {
+            "hostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 127.0.0.1/32 reject\n"
+        } else {
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+        };
+        std::fs::write(self.data().join("pg_hba.conf"), format!("local all all trust\n{tcp}")).expect("pg_hba");
+        self.psql("SELECT pg_reload_conf()");
+    }
+
+    /// A command run as the server's DBA: libpq's variables point at the
+    /// superuser on the Unix socket, and the server's binaries come first
+    /// on PATH (`createuser`, `createdb`, `psql`).
+    pub fn dba(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("PGHOST", self.socket_dir())
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", "nono")
+            .env("PATH", format!("{BIN}:{}", std::env::var("PATH").unwrap_or_default()))
+            .env_remove("PGDATABASE")
+            .env_remove("PGPASSWORD");
+        c
+    }
+
     /// A TCP URL for `user` with this `sslmode`.
     pub fn url(&self, user: &str, sslmode: &str) -> String {
         format!("postgres://{user}@127.0.0.1:{}/postgres?sslmode={sslmode}", self.port)
@@ -131,10 +169,15 @@ impl PgServer {
     /// Runs SQL as the superuser over the Unix socket; returns the
     /// unaligned, tuples-only output.
     pub fn psql(&self, sql: &str) -> String {
+        self.psql_in("postgres", sql)
+    }
+
+    /// [`Self::psql`] in database `db`.
+    pub fn psql_in(&self, db: &str, sql: &str) -> String {
         let o = Command::new(Path::new(BIN).join("psql"))
             .arg("-h")
             .arg(self.dir.path().join("sock"))
-            .args(["-p", &self.port.to_string(), "-U", "nono", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tAc", sql])
+            .args(["-p", &self.port.to_string(), "-U", "nono", "-d", db, "-v", "ON_ERROR_STOP=1", "-tAc", sql])
             .output()
             .expect("run psql");
         ok(&format!("psql {sql}"), &o);

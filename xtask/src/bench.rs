@@ -17,7 +17,10 @@
 //!    --no-broker`, on create-and-rename, read and connect-heavy loops;
 //! 8. `nono audit push` to a throwaway PostgreSQL;
 //! 9. the HTML report of a 1M-event session: aggregation, page size and
-//!    the time headless Chromium takes to render it.
+//!    the time headless Chromium takes to render it;
+//! 10. rollback snapshots of a 100k-file, 1 GiB tree (first, second,
+//!    restore after 1% changed) against `cp -a` and `rsync -a`, on the
+//!    target directory's filesystem and on a loop-mounted XFS with reflinks.
 //!
 //! `--quick` shrinks everything to a smoke run that asserts nothing but
 //! that the harness still works; CI runs it.
@@ -31,6 +34,8 @@ use anyhow::{Context as _, bail};
 
 use crate::setup::sh;
 use crate::{target_dir, workspace_root};
+
+mod rollback;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -48,9 +53,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_vm: bool,
     /// Run only these sections (repeatable): fixed, recording, outside,
-    /// vm, throughput, store, startup, enforcement, push, report. The
-    /// report is then written to report-partial.md.
-    #[arg(long, value_parser = ["fixed", "recording", "outside", "vm", "throughput", "store", "startup", "enforcement", "push", "report"])]
+    /// vm, throughput, store, startup, enforcement, push, report, proxy,
+    /// rollback. The report is then written to report-partial.md.
+    #[arg(
+        long,
+        value_parser = ["fixed", "recording", "outside", "vm", "throughput", "store", "startup", "enforcement", "push", "report", "proxy", "rollback"]
+    )]
     pub only: Vec<String>,
     /// Internal: what the VM half runs in the guest. Only the recording
     /// overhead, with the LSM backend and the tracepoint backend beside it,
@@ -162,6 +170,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if want("report") {
         html_report(&mut ctx, &root, if args.quick { 20_000 } else { 1_000_000 })?;
+    }
+    if want("proxy") {
+        proxy_cost(&mut ctx, &root, if args.quick { 50 } else { 1_000 })?;
+    }
+    if want("rollback") {
+        rollback::rollback(&mut ctx, &root)?;
     }
     println!("{}", ctx.report);
     let out = ctx.dir.join(if !args.only.is_empty() {
@@ -754,6 +768,27 @@ fn html_report(ctx: &mut Ctx, root: &Path, events: u64) -> anyhow::Result<()> {
         }
     };
     writeln!(ctx.report, "| headless Chromium render | {row} |\n")?;
+    Ok(())
+}
+
+/// Section 10: HTTPS through nono's network proxy against direct, on
+/// loopback, both in the same run (`bench_proxy`, interleaved rounds).
+fn proxy_cost(ctx: &mut Ctx, root: &Path, requests: usize) -> anyhow::Result<()> {
+    eprintln!("bench: bench_proxy ({requests} requests per mode)");
+    let bin = target_dir(root).join("release/examples/bench_proxy");
+    let out = Command::new(&bin)
+        .arg(requests.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("bench_proxy failed: {}", out.status);
+    }
+    writeln!(
+        ctx.report,
+        "## 10. Network proxy: HTTPS through nono's proxy against direct (loopback, test CA)\n\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    )?;
     Ok(())
 }
 

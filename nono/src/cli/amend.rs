@@ -5,7 +5,9 @@
 //! profile diff and write the profile atomically.
 //!
 //! Never grants a sensitive path silently: those are listed as refused,
-//! and proposed only with `--allow-sensitive PATH`.
+//! and proposed only with `--allow-sensitive PATH`. Names nono's proxy
+//! refused become `network.allow_domains` proposals
+//! (`learn::amend_domains`); IP literals and `localhost` never do.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -14,12 +16,14 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 
 use crate::cli::common::Format;
+use crate::cli::common::context::session_context;
+use crate::enforce::sensitive::Who;
 use crate::event::Event;
 use crate::learn::amend::{self, Amendment, Change, Granted};
 use crate::learn::{Grant, Grants, LearnContext};
 use crate::profile::rights::FsRight;
 use crate::profile::{self, Profile, Vars};
-use crate::store::{Session, Store};
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct AmendArgs {
@@ -40,28 +44,19 @@ pub struct AmendArgs {
     /// Allow proposals for this sensitive path (and what is beneath it).
     #[arg(long = "allow-sensitive", value_name = "PATH")]
     pub allow_sensitive: Vec<PathBuf>,
-    /// Output format of --dry-run (json for scripts).
+    /// Output format of --dry-run: table, or json for scripts (csv is refused).
     #[arg(long, default_value = "table")]
     pub format: Format,
-}
-
-/// The learning context of a session: stored with it, or rebuilt from its
-/// workdir and this environment for sessions recorded before that.
-pub(super) fn session_context(session: &Session, allow: &[PathBuf]) -> LearnContext {
-    let cwd = PathBuf::from(&session.info.cwd);
-    let mut ctx = session
-        .info
-        .context
-        .as_deref()
-        .and_then(|c| serde_json::from_str::<LearnContext>(c).ok())
-        .unwrap_or_else(|| crate::cli::context::learn_context(&cwd, None, &[], true));
-    ctx.allow_sensitive.extend(allow.iter().map(|p| if p.is_absolute() { p.clone() } else { cwd.join(p) }));
-    ctx
 }
 
 /// The profile file behind `spec` (a path, or a name in the user's
 /// profiles directory). Built-ins are part of nono and cannot be amended.
 fn profile_file(spec: &str) -> anyhow::Result<PathBuf> {
+    if let Some(name) = spec.strip_prefix("builtin:") {
+        bail!(
+            "{name} is a built-in profile, part of nono: copy it to a file (`nono profile show builtin:{name} --format json`) or learn one with `nono learn`, then amend that"
+        );
+    }
     if spec.contains('/') || spec.ends_with(".json") {
         return Ok(PathBuf::from(spec));
     }
@@ -83,6 +78,11 @@ fn profile_file(spec: &str) -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: &AmendArgs) -> anyhow::Result<ExitCode> {
+    match (args.format, args.dry_run) {
+        (Format::Csv, _) => bail!("profile amend has no CSV output: use --dry-run --format json (or table)"),
+        (Format::Json, false) => bail!("--format json prints the proposals without changing anything: add --dry-run"),
+        _ => {}
+    }
     let identity = crate::record::spawn::Identity::from_sudo()?;
     let db = crate::cli::common::db_path(args.db.as_deref(), identity.as_ref())?;
     let store = Store::open_read_only(&db)?;
@@ -91,23 +91,40 @@ pub fn run(args: &AmendArgs) -> anyhow::Result<ExitCode> {
     let path = profile_file(&args.profile)?;
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let original = Profile::parse(&text, &path.display().to_string())?;
-    let vars = Vars {
-        home: ctx.home.clone(),
-        cwd: ctx.cwd.clone(),
-        tmpdir: ctx.tmpdir.clone(),
-        xdg_config_home: ctx.xdg_config_home.clone(),
-        xdg_cache_home: ctx.xdg_cache_home.clone(),
-    };
+    let mut vars = Vars::for_home(ctx.cwd.clone(), &ctx.home);
+    vars.tmpdir.clone_from(&ctx.tmpdir);
+    vars.xdg_config_home.clone_from(&ctx.xdg_config_home);
+    vars.xdg_cache_home.clone_from(&ctx.xdg_cache_home);
+    // A past session: no terminal of its own to name.
+    vars.tty = None;
     let shown = path.display().to_string();
     let resolved = profile::load(&shown, &vars)?;
+    if let Some(w) = other_profile_warning(&store, &session, &path, &resolved)? {
+        eprintln!("nono: WARNING: {}", crate::event::display_safe(&w));
+    }
+    let who = match &identity {
+        Some(id) => Who { uid: id.uid, gid: id.gid, groups: id.groups.clone(), is_self: false },
+        None => Who::current(),
+    };
     let mut events: Vec<Event> = Vec::new();
+    // The other connects too: they name the process behind each of the
+    // proxy's refusals (which sees only a loopback connection).
+    let mut connects: Vec<Event> = Vec::new();
     store.events(session.id, |e| {
         if matches!(e.outcome, crate::event::Outcome::Denied { .. }) {
             events.push(e);
+        } else if e.op == crate::event::Op::Connect {
+            connects.push(e);
         }
         Ok(())
     })?;
-    let amendment = propose(&events, &ctx, &resolved);
+    let mut amendment = propose(&events, &ctx, &resolved, &who);
+    // What nono's proxy refused by name (issue 23).
+    let rows = store.domains(&crate::store::DomainQuery { session: Some(session.id), refused: true, ..Default::default() })?;
+    let named = crate::learn::amend_domains::propose_domains(&rows, &connects, resolved.network.allow_domains.as_deref());
+    amendment.denials += named.refusals;
+    amendment.proposals.extend(named.proposals);
+    amendment.unexplained.extend(named.unexplained);
     if args.dry_run {
         print_amendment(&amendment, args.format)?;
         return Ok(ExitCode::SUCCESS);
@@ -115,13 +132,16 @@ pub fn run(args: &AmendArgs) -> anyhow::Result<ExitCode> {
     print_refused(&amendment);
     if amendment.proposals.is_empty() {
         if amendment.denials == 0 {
-            eprintln!("nono: session {} has no sandbox denials: nothing to amend", session.id);
+            eprintln!("nono: session {} has no sandbox denials or refused names: nothing to amend", session.id);
         } else {
             eprintln!("nono: no change to {} would have allowed them (see above)", path.display());
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let accepted = decide(&amendment, args.yes)?;
+    let Some(accepted) = decide(&amendment, args.yes)? else {
+        eprintln!("nono: aborted: {} unchanged", path.display());
+        return Ok(ExitCode::from(1));
+    };
     if accepted.is_empty() {
         eprintln!("nono: nothing accepted; {} unchanged", path.display());
         return Ok(ExitCode::SUCCESS);
@@ -129,18 +149,71 @@ pub fn run(args: &AmendArgs) -> anyhow::Result<ExitCode> {
     let mut amended = original.clone();
     amend::apply(&mut amended, &accepted);
     let json = amended.to_json_pretty()?;
-    // Validate before writing: the result must load.
-    profile::load_str(&json, &shown, &vars).context("the amended profile does not validate (nothing was written)")?;
+    // Validate before writing: the result must load, and `nono run` must
+    // not refuse it (a grant that exposes a sensitive path).
+    let checked =
+        profile::load_str(&json, &shown, &vars).context("the amended profile does not validate (nothing was written)")?;
+    let exposed = crate::enforce::sensitive::exposures(&crate::enforce::plan(&checked), &ctx, &who);
+    if !exposed.is_empty() {
+        let list: Vec<String> = exposed.iter().map(ToString::to_string).collect();
+        bail!(
+            "`nono run` would refuse the amended profile (nothing was written): {}; accept fewer changes, or pass --allow-sensitive",
+            list.join("; ")
+        );
+    }
     let before = resolved;
     write_atomically(&path, &json)?;
     let after = profile::load(&shown, &vars)?;
-    println!("{}", crate::cli::profile::diff_text(&before, &after));
+    println!("{}", crate::cli::common::describe::diff_text(&before, &after));
     eprintln!("nono: {} change(s) written to {}", accepted.len(), path.display());
     Ok(ExitCode::SUCCESS)
 }
 
+/// A warning when the session did not run under the profile being
+/// amended (another file, a learn session, or an older version of it).
+fn other_profile_warning(
+    store: &Store,
+    session: &crate::store::Session,
+    path: &Path,
+    resolved: &profile::Resolved,
+) -> anyhow::Result<Option<String>> {
+    use crate::store::SessionKind;
+    let id = session.id;
+    if session.info.kind != SessionKind::Run {
+        return Ok(Some(format!(
+            "session {id} is a learning session, not a sandboxed run (`nono run --audit`): it has no sandbox denials to amend from"
+        )));
+    }
+    let ran = session.info.profile.clone().unwrap_or_else(|| "(no profile)".to_owned());
+    let same_file = {
+        let named = Path::new(&ran);
+        let a = std::fs::canonicalize(path).ok();
+        a.is_some()
+            && (a == std::fs::canonicalize(named).ok()
+                || a == profile_file(&ran).ok().and_then(|f| std::fs::canonicalize(f).ok()))
+    };
+    if !same_file {
+        return Ok(Some(format!(
+            "session {id} ran under {ran}, not {}: its denials are measured against that profile, so some proposals may already be granted here, or missing",
+            path.display()
+        )));
+    }
+    if let Some(stored) = store.enforced_profile(id)? {
+        let now = crate::cli::common::describe::enforced(resolved, false)?;
+        if now.hash != stored.hash {
+            return Ok(Some(format!(
+                "{} changed since session {id} ran under it (sha256 {} then, {} now): the proposals are against the file as it is now",
+                path.display(),
+                &stored.hash[..12.min(stored.hash.len())],
+                &now.hash[..12.min(now.hash.len())]
+            )));
+        }
+    }
+    Ok(None)
+}
+
 /// Proposals for `events` against the resolved profile.
-fn propose(events: &[Event], ctx: &LearnContext, resolved: &profile::Resolved) -> Amendment {
+fn propose(events: &[Event], ctx: &LearnContext, resolved: &profile::Resolved, who: &Who) -> Amendment {
     let net = &resolved.network;
     let grants = Grants {
         fs: resolved.grants.iter().map(|g| Grant { path: g.path.clone(), rights: g.rights.clone(), file: g.file }).collect(),
@@ -161,13 +234,27 @@ fn propose(events: &[Event], ctx: &LearnContext, resolved: &profile::Resolved) -
         signal_outside: resolved.sandbox.signal_outside,
         abstract_unix_outside: resolved.sandbox.abstract_unix_outside,
         expand: &expand,
+        exists: &|p: &Path| p.exists(),
+        // The check `nono run` makes before it runs anything.
+        exposes: &|p: &Path, rights: &std::collections::BTreeSet<FsRight>| {
+            let plan = crate::enforce::Plan {
+                fs: vec![crate::enforce::PlanRule {
+                    path: p.to_path_buf(),
+                    rights: rights.clone(),
+                    file: false,
+                    origins: vec!["amend".to_owned()],
+                }],
+                ..crate::enforce::Plan::default()
+            };
+            crate::enforce::sensitive::exposures(&plan, ctx, who).first().map(|e| e.secret.display().to_string())
+        },
     };
     amend::propose(events, ctx, &granted)
 }
 
 fn print_amendment(a: &Amendment, format: Format) -> anyhow::Result<()> {
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(a)?);
+        println!("{}", crate::cli::common::text::json_pretty(a)?);
         return Ok(());
     }
     print_refused(a);
@@ -197,10 +284,16 @@ fn print_refused(a: &Amendment) {
     }
 }
 
-/// Asks per proposal on a terminal; everything with `--yes`.
-fn decide(a: &Amendment, yes: bool) -> anyhow::Result<Vec<Change>> {
+/// Asks per proposal on a terminal; everything with `--yes`. `None`: the
+/// user aborted (nothing is written).
+///
+/// Answers (documented in the README): `y` accept this change, `n` (or
+/// Enter) leave it out, `a` accept this and every later one, `d` done:
+/// leave out the rest and write what was accepted, `q` abort: write
+/// nothing.
+fn decide(a: &Amendment, yes: bool) -> anyhow::Result<Option<Vec<Change>>> {
     if yes {
-        return Ok(a.proposals.iter().map(|p| p.change.clone()).collect());
+        return Ok(Some(a.proposals.iter().map(|p| p.change.clone()).collect()));
     }
     if !std::io::stdin().is_terminal() {
         bail!("stdin is not a terminal: pass --yes to accept every proposal, or --dry-run [--format json] to only list them");
@@ -208,47 +301,43 @@ fn decide(a: &Amendment, yes: bool) -> anyhow::Result<Vec<Change>> {
     let mut accepted = Vec::new();
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
+    let mut all = false;
     for (i, p) in a.proposals.iter().enumerate() {
         eprintln!("\n[{}/{}] + {}", i + 1, a.proposals.len(), crate::event::display_safe(&p.title));
         if let Some(r) = &p.reason {
             eprintln!("    because: {}", crate::event::display_safe(r));
         }
+        if all {
+            accepted.push(p.change.clone());
+            continue;
+        }
         loop {
-            eprint!("    (y)es / (n)o / (s)kip / (q)uit? ");
+            eprint!("    (y)es / (n)o / (a)ll the rest / (d)one, write what is accepted / (q)uit without writing? ");
             std::io::stderr().flush().ok();
-            let Some(line) = lines.next() else { return Ok(accepted) };
+            // End of input: like `q`, nothing half-decided is written.
+            let Some(line) = lines.next() else { return Ok(None) };
             match line?.trim() {
                 "y" | "yes" => {
                     accepted.push(p.change.clone());
                     break;
                 }
-                "n" | "no" | "s" | "skip" | "" => break,
-                "q" | "quit" => return Ok(accepted),
-                _ => eprintln!("    answer y, n, s or q"),
+                "n" | "no" | "" => break,
+                "a" | "all" => {
+                    accepted.push(p.change.clone());
+                    all = true;
+                    break;
+                }
+                "d" | "done" => return Ok(Some(accepted)),
+                "q" | "quit" | "abort" => return Ok(None),
+                _ => eprintln!("    answer y, n, a, d or q"),
             }
         }
     }
-    Ok(accepted)
+    Ok(Some(accepted))
 }
 
-/// A temp file beside the profile, synced, then renamed over it (mode kept).
+/// A temp file beside the profile, synced, then renamed over it (mode
+/// kept), as the invoking user under sudo (see `invoker::fs`).
 fn write_atomically(path: &Path, json: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    let tmp = parent.join(format!(".{}.nono-amend", path.file_name().map_or("profile".into(), |n| n.to_string_lossy())));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .with_context(|| format!("creating {} (remove it if a previous amend was interrupted)", tmp.display()))?;
-    let written = f.write_all(json.as_bytes()).and_then(|()| f.sync_all());
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", tmp.display()));
-    }
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).ok();
-    let _ = std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()));
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} over {}", tmp.display(), path.display()))?;
-    Ok(())
+    crate::invoker::fs::write_atomic(path, json.as_bytes(), 0o600).with_context(|| format!("writing {}", path.display()))
 }

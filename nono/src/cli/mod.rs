@@ -7,21 +7,17 @@ use clap::{Parser, Subcommand};
 
 mod amend;
 pub mod audit;
-mod audit_check;
-mod audit_source;
 pub mod common;
-pub mod context;
 mod export;
 pub mod learn;
-mod learn_fleet;
-mod learn_report;
 pub mod profile;
 mod push;
 mod report;
+pub mod rollback;
 pub mod run;
-mod run_summary;
+mod seal;
 pub mod setup;
-mod supervised;
+mod trust;
 
 /// Exit code for nono's own failures (distinct from the child's codes,
 /// which are passed through). 125 follows `env`/`timeout`/`chroot`.
@@ -51,9 +47,18 @@ pub enum Command {
     /// Inspect and compare profiles.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
+    /// Snapshots taken by `nono run --rollback`: list, diff, restore, prune.
+    #[command(subcommand)]
+    Rollback(rollback::RollbackCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Under sudo every command but `setup` (which only reads and mounts
+    // kernel filesystems) acts with the invoking user's filesystem
+    // identity from here on: see `invoker`.
+    if !matches!(cli.command, Command::Setup(_)) {
+        crate::invoker::enter()?;
+    }
     match cli.command {
         Command::Setup(args) => setup::run(&args),
         Command::Learn(args) => learn::run(args),
@@ -61,5 +66,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Wrap(args) => run::wrap(args),
         Command::Profile(cmd) => profile::run(cmd),
+        Command::Rollback(cmd) => rollback::run(cmd),
     }
 }

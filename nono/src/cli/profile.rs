@@ -3,13 +3,14 @@
 //! profiles directory (`~/.config/nono/profiles`, where `nono learn`
 //! writes; the invoking user's under sudo), then the built-ins.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
 use crate::cli::common::Format;
-use crate::profile::rights::FsRight;
+use crate::cli::common::describe::{describe_net, describe_sandbox, diff_rows, diff_text, grant_table, names};
+use crate::cli::common::text::{csv_line, json_pretty};
+use crate::event::display_safe;
 use crate::profile::{self, BUILTINS, Resolved, Vars};
 
 #[derive(Debug, clap::Subcommand)]
@@ -18,7 +19,8 @@ pub enum ProfileCommand {
     List,
     /// Show a profile resolved: extends folded in, variables expanded.
     Show {
-        /// A JSON file, a name in ~/.config/nono/profiles, or a built-in.
+        /// A JSON file, a name in ~/.config/nono/profiles, a built-in, or
+        /// `builtin:NAME` (the built-in even when a profile of yours has its name).
         profile: String,
         #[arg(long, default_value = "table")]
         format: Format,
@@ -30,6 +32,7 @@ pub enum ProfileCommand {
         profiles: Vec<String>,
     },
     /// What B grants that A does not, and what it takes away (for review).
+    /// Exits 0 when they grant the same, 1 when they differ (as diff(1)).
     Diff {
         a: String,
         b: String,
@@ -42,6 +45,12 @@ pub enum ProfileCommand {
     /// Write a self-contained HTML page of a profile's rules, with their
     /// reasons; `--against SESSION` marks the rules that session never used.
     Report(crate::cli::report::ProfileReportArgs),
+    /// Sign a profile with an SSH key (rewritten in canonical form first); writes P.sig.
+    Sign(crate::cli::trust::SignArgs),
+    /// Check a profile's signature, and those of everything it extends, against the trust policy.
+    Verify(crate::cli::trust::VerifyArgs),
+    /// Show the trust policy in force and where it came from.
+    Trust(crate::cli::trust::TrustArgs),
 }
 
 pub fn run(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
@@ -59,9 +68,15 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
                 };
                 println!("{name:<16} {what} [{}]", path.display());
             }
+            let mine: Vec<String> = profile::user::list(&vars).into_iter().map(|(n, _)| n).collect();
             for (name, text) in BUILTINS {
                 let p = profile::Profile::parse(text, name)?;
-                println!("{name:<16} {} [built-in]", p.meta.description.unwrap_or_default());
+                let shadowed = if mine.iter().any(|m| m == name) {
+                    format!(", shadowed by yours: reach it as builtin:{name}")
+                } else {
+                    String::new()
+                };
+                println!("{name:<16} {} [built-in{shadowed}]", p.meta.description.unwrap_or_default());
             }
         }
         ProfileCommand::Validate { profiles } => {
@@ -79,147 +94,158 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
         }
         ProfileCommand::Show { profile: spec, format } => {
             let r = profile::load(&spec, &vars)?;
-            let table = grant_table(&r);
-            if format == Format::Json {
-                let rows: Vec<_> = table
-                    .iter()
-                    .map(|((path, file), rights)| serde_json::json!({"path": path, "file": file, "access": rights}))
-                    .collect();
-                let doc = serde_json::json!({"chain": r.chain, "filesystem": rows, "network": r.network});
-                println!("{}", serde_json::to_string_pretty(&doc)?);
-            } else {
-                println!("profile {} (chain: {})", r.profile.display_name(), r.chain.join(" -> "));
-                for ((path, file), rights) in &table {
-                    println!("  {}{path}  {}", if *file { "file " } else { "" }, names(rights));
-                }
-                println!("  network: {}", describe_net(&r));
-            }
+            show(&r, format)?;
         }
         ProfileCommand::Diff { a, b, format } => {
             let ra = profile::load(&a, &vars)?;
             let rb = profile::load(&b, &vars)?;
-            if format == Format::Json {
-                let rows = diff_rows(&ra, &rb);
-                let doc = serde_json::json!({
-                    "filesystem": rows.iter().map(|((p, f), add, rem)| serde_json::json!({"path": p, "file": f, "granted": add, "removed": rem})).collect::<Vec<_>>(),
-                    "network": {"a": describe_net(&ra), "b": describe_net(&rb)},
-                    "sandbox": {"a": describe_sandbox(&ra), "b": describe_sandbox(&rb)},
-                });
-                println!("{}", serde_json::to_string_pretty(&doc)?);
-            } else {
-                println!("{}", diff_text(&ra, &rb));
+            let rows = diff_rows(&ra, &rb);
+            let (na, nb) = (describe_net(&ra), describe_net(&rb));
+            let (sa, sb) = (describe_sandbox(&ra), describe_sandbox(&rb));
+            let differ = !rows.is_empty() || na != nb || sa != sb;
+            match format {
+                Format::Json => {
+                    let doc = serde_json::json!({
+                        "differ": differ,
+                        "filesystem": rows.iter().map(|((p, f), add, rem)| serde_json::json!({"path": p, "file": f, "granted": add, "removed": rem})).collect::<Vec<_>>(),
+                        "network": {"a": na, "b": nb},
+                        "sandbox": {"a": sa, "b": sb},
+                    });
+                    println!("{}", json_pretty(&doc)?);
+                }
+                Format::Csv => {
+                    println!("what,path,file,granted,removed");
+                    for ((path, file), add, rem) in &rows {
+                        println!("{}", csv_line(&["filesystem".into(), path.clone(), file.to_string(), names(add), names(rem)]));
+                    }
+                    if na != nb {
+                        println!("{}", csv_line(&["network".into(), String::new(), String::new(), nb, na]));
+                    }
+                    if sa != sb {
+                        println!("{}", csv_line(&["sandbox".into(), String::new(), String::new(), sb, sa]));
+                    }
+                }
+                Format::Table => println!("{}", diff_text(&ra, &rb)),
             }
+            // As diff(1): 0 when the same, 1 when they differ.
+            return Ok(if differ { ExitCode::from(1) } else { ExitCode::SUCCESS });
         }
         ProfileCommand::Amend(args) => return crate::cli::amend::run(&args),
         ProfileCommand::Report(args) => return crate::cli::report::profile(&args, &vars),
+        ProfileCommand::Sign(args) => return crate::cli::trust::sign(&args, &vars),
+        ProfileCommand::Verify(args) => return crate::cli::trust::verify(&args, &vars),
+        ProfileCommand::Trust(args) => return crate::cli::trust::trust(&args, &vars),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-type DiffRow = ((String, bool), BTreeSet<FsRight>, BTreeSet<FsRight>);
-
-/// Per path: what B grants that A does not, and what A grants that B does not.
-fn diff_rows(ra: &Resolved, rb: &Resolved) -> Vec<DiffRow> {
-    let (ta, tb) = (grant_table(ra), grant_table(rb));
-    let keys: BTreeSet<_> = ta.keys().chain(tb.keys()).cloned().collect();
-    let mut rows = Vec::new();
-    for k in keys {
-        let empty = BTreeSet::new();
-        let (x, y) = (ta.get(&k).unwrap_or(&empty), tb.get(&k).unwrap_or(&empty));
-        let added: BTreeSet<FsRight> = y.difference(x).copied().collect();
-        let removed: BTreeSet<FsRight> = x.difference(y).copied().collect();
-        if !added.is_empty() || !removed.is_empty() {
-            rows.push((k, added, removed));
-        }
-    }
-    rows
+/// The reason a grant was made: the rule's own (`workdir`, `system-tree`,
+/// ...), else the profile it was inherited from.
+fn grant_reason(r: &Resolved, g: &profile::Grant) -> String {
+    let top = r.chain.last().map_or("", String::as_str);
+    r.profile
+        .filesystem
+        .rules
+        .iter()
+        .find(|x| x.path == g.spelled && x.file == g.file)
+        .and_then(|x| x.reason.clone())
+        .unwrap_or_else(|| if g.origin == top { String::new() } else { format!("from {}", g.origin) })
 }
 
-/// `nono profile diff`'s text: `+ path: rights`, `- path: rights`,
-/// `~ network: a -> b`, `~ sandbox: a -> b`.
-pub(crate) fn diff_text(ra: &Resolved, rb: &Resolved) -> String {
-    use std::fmt::Write as _;
-    let rows = diff_rows(ra, rb);
-    let mut out = String::new();
-    for ((path, file), add, rem) in &rows {
-        let kind = if *file { " (file)" } else { "" };
-        let path = crate::event::display_safe(path);
-        if !add.is_empty() {
-            let _ = writeln!(out, "+ {path}{kind}: {}", names(add));
-        }
-        if !rem.is_empty() {
-            let _ = writeln!(out, "- {path}{kind}: {}", names(rem));
-        }
-    }
-    let (na, nb) = (describe_net(ra), describe_net(rb));
-    if na != nb {
-        let _ = writeln!(out, "~ network: {na}  ->  {nb}");
-    }
-    let (sa, sb) = (describe_sandbox(ra), describe_sandbox(rb));
-    if sa != sb {
-        let _ = writeln!(out, "~ sandbox: {sa}  ->  {sb}");
-    }
-    if out.is_empty() {
-        out.push_str("no difference");
-    }
-    out.trim_end().to_owned()
+/// A brokered rule's reason, else where it comes from.
+fn brokered_reason(r: &Resolved, spelled: &str, origin: &str) -> String {
+    r.profile
+        .filesystem
+        .brokered
+        .iter()
+        .find(|x| x.dir == spelled)
+        .and_then(|x| x.reason.clone())
+        .unwrap_or_else(|| format!("from {origin}"))
 }
 
-/// `(path, file) -> rights`, over the whole chain.
-fn grant_table(r: &Resolved) -> BTreeMap<(String, bool), BTreeSet<FsRight>> {
-    let mut t: BTreeMap<(String, bool), BTreeSet<FsRight>> = BTreeMap::new();
+/// `nono profile show`: every grant (merged per path, with its reasons),
+/// every brokered rule, the metadata policy, the network and the sandbox.
+fn show(r: &Resolved, format: Format) -> anyhow::Result<()> {
+    use std::collections::BTreeMap;
+    let mut reasons: BTreeMap<(String, bool), Vec<String>> = BTreeMap::new();
     for g in &r.grants {
-        t.entry((g.path.display().to_string(), g.file)).or_default().extend(g.rights.iter().copied());
-    }
-    t
-}
-
-fn names(rights: &BTreeSet<FsRight>) -> String {
-    rights.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")
-}
-
-pub(super) fn describe_net(r: &Resolved) -> String {
-    if r.network.block {
-        return "blocked".to_owned();
-    }
-    let ports = |p: &Option<BTreeSet<u16>>| match p {
-        None => "any".to_owned(),
-        Some(s) if s.is_empty() => "none".to_owned(),
-        Some(s) => s.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
-    };
-    let n = &r.network;
-    let udp = match &n.udp {
-        None => "none".to_owned(),
-        Some(u) => {
-            let mut v: Vec<String> = u.to.iter().map(ToString::to_string).collect();
-            if u.dns {
-                v.insert(0, "dns".to_owned());
-            }
-            if v.is_empty() { "sockets only".to_owned() } else { v.join(",") }
+        let why = grant_reason(r, g);
+        let slot = reasons.entry((g.path.display().to_string(), g.file)).or_default();
+        if !why.is_empty() && !slot.contains(&why) {
+            slot.push(why);
         }
+    }
+    let table = grant_table(r);
+    let reason = |k: &(String, bool)| reasons.get(k).map(|v| v.join("; ")).unwrap_or_default();
+    let ops = |set: &std::collections::BTreeSet<profile::BrokerOp>| {
+        set.iter()
+            .map(|o| serde_json::to_value(o).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+            .collect::<Vec<_>>()
     };
-    let unix = r.unix_connect.as_ref().map_or(0, Vec::len);
-    let mut s =
-        format!("tcp connect {}, tcp bind {}, udp {udp}, unix sockets {unix}", ports(&n.open_port), ports(&n.listen_port));
-    if let Some(i) = &n.icmp {
-        s.push_str(&format!(", icmp {}", i.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")));
+    let metadata = serde_json::to_value(r.metadata)?.as_str().unwrap_or_default().to_owned();
+    match format {
+        Format::Json => {
+            let rows: Vec<_> = table
+                .iter()
+                .map(|(k, rights)| serde_json::json!({"path": k.0, "file": k.1, "access": rights, "reason": reason(k)}))
+                .collect();
+            let brokered: Vec<_> = r
+                .brokered
+                .iter()
+                .map(|b| serde_json::json!({"dir": b.dir.display().to_string(), "names": b.names, "ops": ops(&b.ops), "reason": brokered_reason(r, &b.spelled, &b.origin)}))
+                .collect();
+            let doc = serde_json::json!({
+                "chain": r.chain,
+                "filesystem": rows,
+                "brokered": brokered,
+                "metadata": metadata,
+                "network": r.network,
+                "unix_connect": r.unix_connect,
+                "sandbox": r.sandbox,
+            });
+            println!("{}", json_pretty(&doc)?);
+        }
+        Format::Csv => {
+            println!("kind,path,file,access,reason");
+            for (k, rights) in &table {
+                println!("{}", csv_line(&["grant".into(), k.0.clone(), k.1.to_string(), names(rights), reason(k)]));
+            }
+            for b in &r.brokered {
+                println!(
+                    "{}",
+                    csv_line(&[
+                        "brokered".into(),
+                        b.dir.join(b.names.join("|")).display().to_string(),
+                        "false".into(),
+                        ops(&b.ops).join(","),
+                        brokered_reason(r, &b.spelled, &b.origin),
+                    ])
+                );
+            }
+            println!("{}", csv_line(&["metadata".into(), String::new(), String::new(), metadata, String::new()]));
+            println!("{}", csv_line(&["network".into(), String::new(), String::new(), describe_net(r), String::new()]));
+            println!("{}", csv_line(&["sandbox".into(), String::new(), String::new(), describe_sandbox(r), String::new()]));
+        }
+        Format::Table => {
+            println!("profile {} (chain: {})", display_safe(&r.profile.display_name()), display_safe(&r.chain.join(" -> ")));
+            for (k, rights) in &table {
+                let why = reason(k);
+                let why = if why.is_empty() { String::new() } else { format!("  ({why})") };
+                println!("  {}{}  {}{}", if k.1 { "file " } else { "" }, display_safe(&k.0), names(rights), display_safe(&why));
+            }
+            for b in &r.brokered {
+                println!(
+                    "  brokered {}/{{{}}}  {}  ({})",
+                    display_safe(&b.dir.display().to_string()),
+                    display_safe(&b.names.join(",")),
+                    ops(&b.ops).join(","),
+                    display_safe(&brokered_reason(r, &b.spelled, &b.origin))
+                );
+            }
+            println!("  metadata: {metadata}");
+            println!("  network: {}", display_safe(&describe_net(r)));
+            println!("  sandbox: {}", display_safe(&describe_sandbox(r)));
+        }
     }
-    if !n.families.is_empty() {
-        s.push_str(&format!(", families {}", n.families.join(",")));
-    }
-    s
-}
-
-fn describe_sandbox(r: &Resolved) -> String {
-    let sb = &r.sandbox;
-    let mut parts = Vec::new();
-    if sb.signal_outside {
-        parts.push("signal_outside".to_owned());
-    }
-    if sb.abstract_unix_outside {
-        parts.push("abstract_unix_outside".to_owned());
-    }
-    parts.extend(sb.allow.iter().map(|f| f.name().to_owned()));
-    parts.extend(r.brokered.iter().map(|b| format!("brokered {}/{}", b.spelled, b.names.join("|"))));
-    if parts.is_empty() { "defaults".to_owned() } else { parts.join(", ") }
+    Ok(())
 }

@@ -41,10 +41,10 @@ pub fn run(args: &PushArgs) -> anyhow::Result<ExitCode> {
         Err(StoreError::Missing(_)) if args.migrate => None,
         Err(e) => return Err(e.into()),
     };
-    let mut client = fleet::connect(&url)?;
+    let fleet::Connected { mut client, target } = fleet::connect(&url)?;
     if args.migrate {
-        let applied = fleet::migrate(&mut client)?;
-        eprintln!("nono: fleet schema at version {} ({} step(s) applied)", fleet::SCHEMA_VERSION, applied.len());
+        let applied = fleet::migrate(&mut client).with_context(|| format!("migrating {target}"))?;
+        eprintln!("nono: fleet schema at version {} ({} step(s) applied) in {target}", fleet::SCHEMA_VERSION, applied.len());
     }
     let Some(store) = store else {
         eprintln!("nono: no local audit database at {}: nothing to push", path.display());
@@ -53,17 +53,18 @@ pub fn run(args: &PushArgs) -> anyhow::Result<ExitCode> {
     let report = fleet::push(&mut client, &store, &host, &PushOptions { slice: args.slice.max(1) }, |n| {
         log::info!("{n} events committed");
     })
-    .with_context(|| format!("pushing {} to {}", path.display(), url.target()))?;
+    .with_context(|| format!("pushing {} to {target}", path.display()))?;
     #[expect(clippy::cast_precision_loss, reason = "a rate for people to read")]
     let rate = report.events as f64 / report.secs.max(1e-9);
     eprintln!(
-        "nono: pushed {} session(s), {} events in {:.2} s ({:.0} events/s) to {} as host {}; {} already there, {} still recording",
+        "nono: pushed {} session(s), {} events{} in {:.2} s ({:.0} events/s) to {target}, from host {} (id {}); {} already there, {} still recording",
         report.pushed,
         report.events,
+        if report.domains > 0 { format!(", {} domain row(s)", report.domains) } else { String::new() },
         report.secs,
         rate,
-        url.target(),
-        host.name,
+        host.label(),
+        host.id,
         report.already,
         report.running
     );

@@ -81,6 +81,14 @@ pub fn run(args: &SetupArgs) -> anyhow::Result<ExitCode> {
             Status::Unavailable => "unavailable (no Landlock)",
         };
         println!("enforcement (nono run): {landlock}{seccomp}");
+        if args.root.is_none() {
+            let mode = crate::enforce::proxy::ProxyMode::detect(
+                crate::enforce::kernel_abi(),
+                &crate::kernel::seccomp_notify(),
+                crate::enforce::is_wsl2(std::path::Path::new("/")),
+            );
+            println!("network by name (network.allow_domains): {}", mode.describe());
+        }
     }
     Ok(if report.backend.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -27,6 +27,9 @@
 //! Degradation on older kernels is always reported, and `--strict` makes
 //! it fatal; a ruleset the kernel does not enforce at all is always fatal.
 //!
+//! `replay` decides, with the same plan, broker plan and seccomp baseline,
+//! what a run would refuse of a recorded session (`nono audit check`).
+//!
 //! The plan is pure (`plan`), the kernel objects are built in the parent
 //! (`prepare`: opens every rule path, so a missing path is reported before
 //! anything runs, and compiles the seccomp program), and only
@@ -38,6 +41,8 @@ pub mod sensitive;
 pub mod attribute;
 pub mod broker;
 mod dac;
+pub mod proxy;
+pub mod replay;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -107,6 +112,8 @@ pub struct Plan {
     /// Weaker spots the profile chose (e.g. `io_uring` with restricted
     /// network), described for people.
     pub warnings: Vec<String>,
+    /// The profile's `rollback` section (snapshots are taken by `nono run`).
+    pub rollback: Option<crate::profile::RollbackSettings>,
 }
 
 /// Folds the resolved grants into one rule per path. A path that does not
@@ -163,6 +170,7 @@ pub fn plan(resolved: &Resolved) -> Plan {
         abstract_unix_outside: resolved.sandbox.abstract_unix_outside,
         needs_broker: needs_broker(resolved),
         warnings: Vec::new(),
+        rollback: resolved.rollback.clone(),
     };
     plan.warn();
     plan

@@ -14,7 +14,7 @@ use crate::store::{access_bits, outcome_columns};
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 /// Columns of a row, as in `push::EVENT_COLUMNS`.
-const FIELDS: i16 = 24;
+const FIELDS: i16 = 25;
 
 /// A growing buffer of encoded rows.
 pub(super) struct CopyBuf {
@@ -66,8 +66,9 @@ impl CopyBuf {
         }
     }
 
-    /// Appends one event of fleet session `session` with local id `id`.
-    pub(super) fn row(&mut self, session: i64, id: i64, e: &Event) {
+    /// Appends one event of fleet session `session` with local id `id` and
+    /// chain link `link`.
+    pub(super) fn row(&mut self, session: i64, id: i64, link: Option<i32>, e: &Event) {
         let (result, errno, denied_by) = outcome_columns(e.outcome);
         let net = e.net.as_ref();
         self.buf.extend_from_slice(&FIELDS.to_be_bytes());
@@ -100,6 +101,7 @@ impl CopyBuf {
         self.opt_i32(net.map(|n| i32::from(n.protocol)));
         self.buf.extend_from_slice(&1i32.to_be_bytes());
         self.buf.push(u8::from(e.incomplete));
+        self.opt_i32(link);
     }
 
     /// Appends the end-of-data marker.

@@ -1,10 +1,13 @@
 //! The fleet store: audit sessions of many hosts in one `PostgreSQL`
-//! database. It owns the connection (URL, credentials, TLS), the numbered
-//! `PostgreSQL` migrations, pushing finished local sessions there
-//! ([`push`]) and reading them back in the local store's types ([`read`]),
-//! so `nono audit` and `nono learn --from` print and learn the same way
-//! from either. It must not print or parse arguments; it reads the local
-//! store only through [`crate::store::Store`].
+//! database. It owns the connection (URL, credentials, TLS, and which
+//! server was reached), the numbered `PostgreSQL` migrations, the host
+//! identity (a host is its id; people see `NAME#ID-PREFIX`, see
+//! [`host`]), pushing finished local sessions there ([`push`]) and
+//! reading them back in the local store's types ([`read`]; the network
+//! proxy's domain rows in `domains`), so every
+//! `nono audit` reader and `nono learn --from` print and learn the same
+//! way from either. It must not print or parse arguments; it reads the
+//! local store only through [`crate::store::Store`].
 //!
 //! Threat model: the audit trail leaves the machine. Passwords never come
 //! from the command line (where `ps` shows them): a URL holding one is
@@ -13,14 +16,16 @@
 //! authenticated (as with libpq's `require`); recorded paths are data,
 //! always bound parameters or COPY values, never SQL text.
 
+mod chain;
 mod conn;
 mod copy;
-mod host;
+mod domains;
+pub mod host;
 pub mod push;
 pub mod read;
 
-pub use conn::{FleetUrl, SCHEMA_VERSION, connect, is_fleet_url, migrate};
-pub use host::{Host, session_uuid};
+pub use conn::{Connected, FleetUrl, SCHEMA_VERSION, connect, is_fleet_url, migrate};
+pub use host::{FleetHost, Host, MIN_ID_CHARS, label, session_uuid};
 pub use push::{PushOptions, PushReport, push};
 pub use read::Fleet;
 
@@ -59,6 +64,18 @@ pub enum FleetError {
         "the fleet database has schema {found}, this nono needs {needed}: run `nono audit push --migrate` once as a role that may create tables in schema `nono`"
     )]
     NotMigrated { found: i32, needed: i32 },
+    /// `--migrate` ran as a role that may not create what is missing.
+    #[error("role {role} may not create {what} in database {database}: {fix}")]
+    MigrateRefused {
+        role: String,
+        database: String,
+        /// "schema nono" or "tables in schema nono".
+        what: &'static str,
+        /// What a DBA runs once.
+        fix: String,
+        #[source]
+        source: postgres::Error,
+    },
     /// The fleet schema was written by a newer nono.
     #[error("the fleet database has schema {found}, newer than this nono's {needed}; use a newer nono")]
     TooNew { found: i32, needed: i32 },
@@ -75,6 +92,12 @@ pub enum FleetError {
     /// No session has this id (or the fleet database has none).
     #[error("no session {0} in the fleet database; list them with `nono audit sessions --db postgres://...`")]
     UnknownSession(String),
+    /// `--host` names no host of the fleet.
+    #[error("no host {spec:?} in the fleet database; its hosts: {known}")]
+    UnknownHost { spec: String, known: String },
+    /// `--host` names several hosts (a name they share).
+    #[error("--host {spec:?} matches several hosts: {candidates}; name one by its label (NAME#ID-PREFIX) or its id")]
+    AmbiguousHost { spec: String, candidates: String },
     /// A stored row that does not decode.
     #[error("corrupt fleet record: {0}")]
     Corrupt(String),

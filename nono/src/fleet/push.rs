@@ -8,7 +8,8 @@
 //! per-session advisory lock, so concurrent pushes of one session take
 //! turns instead of copying a slice twice. A `push_done` row closes the
 //! session. Memory is one 256 KiB buffer: events stream from `SQLite`
-//! into COPY.
+//! into COPY. A session's domain rows go in one transaction of their
+//! own before its events (`domains`), keyed by their local ids.
 
 use std::io::Write as _;
 
@@ -52,12 +53,14 @@ pub struct PushReport {
     pub running: u64,
     /// Events copied by this push.
     pub events: u64,
+    /// Domain rows (the network proxy's decisions) copied by this push.
+    pub domains: u64,
     /// Time spent, seconds.
     pub secs: f64,
 }
 
 const EVENT_COLUMNS: &str = "session_id, local_id, time_ns, pid, tid, ppid, uid, comm, exe, op, path, path2, access, arg, \
-     file_type, result, errno, denied_by, net_family, net_addr, net_port, sock_type, sock_proto, incomplete";
+     file_type, result, errno, denied_by, net_family, net_addr, net_port, sock_type, sock_proto, incomplete, chain";
 
 /// Copies every finished session of `store` that the fleet does not have
 /// complete yet. `progress` is told the events committed so far.
@@ -97,7 +100,12 @@ fn push_session(
     progress: &mut impl FnMut(u64),
 ) -> Result<bool, FleetError> {
     let what = format!("pushing session {}", s.id);
-    let fleet_id = insert_session(client, host, s)?;
+    let fleet_id = insert_session(client, host, store, s)?;
+    // Seals may be made after a session was pushed: every push adds new ones.
+    push_seals(client, store, s.id, fleet_id)?;
+    // Domain rows too (fleet schema 4): a session pushed before that
+    // schema gets them now; one already complete gets nothing twice.
+    report.domains += super::domains::push_domains(client, store, s.id, fleet_id)?;
     loop {
         let mut tx = client.transaction().map_err(FleetError::pg(what.clone()))?;
         // One pusher per session at a time, and the high-water mark read
@@ -126,8 +134,8 @@ fn push_session(
             .map_err(FleetError::pg(what.clone()))?;
         let mut rows = CopyBuf::new();
         let mut copy_error = None;
-        let streamed = store.events_after(s.id, after.unwrap_or(0), opts.slice, |id, e| {
-            rows.row(fleet_id, id, &e);
+        let streamed = store.chained_events(s.id, after.unwrap_or(0), opts.slice, |id, link, e| {
+            rows.row(fleet_id, id, link, &e);
             if rows.buf.len() >= WRITE_BYTES {
                 if let Err(err) = sink.write_all(&rows.buf) {
                     let msg = err.to_string();
@@ -165,6 +173,8 @@ fn push_session(
             break;
         }
     }
+    // Before push_done: a session readers see has its profile.
+    push_enforced_profile(client, store, s, fleet_id)?;
     client
         .execute(
             "INSERT INTO nono.push_done (session_id, events) \
@@ -175,9 +185,27 @@ fn push_session(
     Ok(true)
 }
 
+/// Adds the local seals of session `local` that the fleet lacks.
+fn push_seals(client: &mut Client, store: &Store, local: i64, fleet_id: i64) -> Result<(), FleetError> {
+    for seal in store.seals(local)? {
+        client
+            .execute(
+                "INSERT INTO nono.session_seals (session_id, sealed_ns, message, signature) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+                &[&fleet_id, &seal.sealed_ns, &seal.message, &seal.signature],
+            )
+            .map_err(FleetError::pg(format!("pushing the seals of session {local}")))?;
+    }
+    Ok(())
+}
+
 /// Inserts the session row unless the fleet has it; returns the fleet id.
-fn insert_session(client: &mut Client, host: &Host, s: &Session) -> Result<i64, FleetError> {
+fn insert_session(client: &mut Client, host: &Host, store: &Store, s: &Session) -> Result<i64, FleetError> {
     let what = format!("recording session {} in the fleet", s.id);
+    let chain = store.chain_meta(s.id)?;
+    let bytes = |h: Option<crate::store::chain::Hash>| h.map(|h| h.to_vec());
+    let (head, state, root) = (bytes(chain.head), bytes(chain.state), bytes(chain.root));
+    let count = chain.count.map(|c| c as i64);
     let uuid = session_uuid(host, s);
     let command = serde_json::to_string(&s.info.command).map_err(|e| FleetError::Corrupt(e.to_string()))?;
     let c = &s.counters;
@@ -215,14 +243,19 @@ fn insert_session(client: &mut Client, host: &Host, s: &Session) -> Result<i64, 
         &n(c.unstored),
         &s.profile_path,
         &s.note,
+        &head,
+        &state,
+        &count,
+        &root,
     ];
     client
         .execute(
             "INSERT INTO nono.sessions (uuid, host_id, hostname, local_id, command, cwd, uid, \"user\", backend, kernel, \
              nono_version, kind, context, profile, recorder_pid, started_ns, ended_ns, state, exit_code, signal, events, \
              ringbuf_drops, path_failures, path_truncations, pending_full, traced_full, scratch_busy, decode_errors, \
-             unstored, profile_path, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) ON CONFLICT (uuid) DO NOTHING",
+             unstored, profile_path, note, chain_head, chain_state, chain_count, chain_root) VALUES ($1, $2, $3, $4, $5, \
+             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, \
+             $29, $30, $31, $32, $33, $34, $35) ON CONFLICT (uuid) DO NOTHING",
             params,
         )
         .map_err(FleetError::pg(what.clone()))?;
@@ -239,4 +272,19 @@ fn copy_failed(what: String, err: std::io::Error) -> FleetError {
         },
         None => FleetError::ConnectionLost { what, source: "the COPY stream failed".into() },
     }
+}
+
+/// Copies the profile a `run` session enforced (fleet schema 3), so
+/// `audit show`, `check` and `report` read it from the fleet as from the
+/// host's file. Insert-only, like the rest of a push.
+fn push_enforced_profile(client: &mut Client, store: &Store, s: &Session, fleet_id: i64) -> Result<(), FleetError> {
+    let Some(p) = store.enforced_profile(s.id)? else { return Ok(()) };
+    client
+        .execute(
+            "INSERT INTO nono.session_profiles (session_id, profile_json, profile_hash) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+            &[&fleet_id, &p.json, &p.hash],
+        )
+        .map_err(FleetError::pg(format!("pushing the enforced profile of session {}", s.id)))?;
+    Ok(())
 }

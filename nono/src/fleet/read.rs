@@ -6,6 +6,7 @@
 use postgres::Client;
 use postgres::types::ToSql;
 
+use super::host::{FleetHost, id_chars, label, resolve};
 use super::{FleetError, FleetUrl};
 use crate::event::{DenyBy, Event, NetAddr, Op};
 use crate::store::{
@@ -24,8 +25,13 @@ pub struct FleetSession {
 
 /// An open fleet database, optionally narrowed to one host.
 pub struct Fleet {
-    client: Client,
-    host: Option<String>,
+    pub(super) client: Client,
+    /// The chosen host's id.
+    pub(super) host: Option<String>,
+    /// Characters of a host id that tell the fleet's hosts apart.
+    id_chars: usize,
+    /// The server reached, for messages.
+    target: String,
 }
 
 const SESSION_COLUMNS: &str = "s.id, s.command, s.cwd, s.uid, s.\"user\", s.backend, s.kernel, s.nono_version, \
@@ -33,11 +39,14 @@ const SESSION_COLUMNS: &str = "s.id, s.command, s.cwd, s.uid, s.\"user\", s.back
      s.path_truncations, s.pending_full, s.traced_full, s.scratch_busy, s.decode_errors, s.unstored, s.profile_path, \
      s.note, s.kind, s.context, s.profile, s.hostname, s.host_id, s.uuid";
 
-/// Sessions visible to readers: pushed completely, on the chosen host.
-const VISIBLE: &str = "EXISTS (SELECT 1 FROM nono.push_done d WHERE d.session_id = s.id) \
-     AND ($1::text IS NULL OR s.hostname = $1 OR s.host_id = $1)";
+/// Sessions pushed completely.
+const DONE: &str = "EXISTS (SELECT 1 FROM nono.push_done d WHERE d.session_id = s.id)";
 
-const EVENT_SELECT: &str = "SELECT e.session_id, e.local_id, e.time_ns, e.pid, e.tid, e.ppid, e.uid, e.comm, e.exe, e.op, \
+/// Sessions visible to readers: pushed completely, on the chosen host (by id).
+pub(super) const VISIBLE: &str = "EXISTS (SELECT 1 FROM nono.push_done d WHERE d.session_id = s.id) \
+     AND ($1::text IS NULL OR s.host_id = $1)";
+
+pub(super) const EVENT_SELECT: &str = "SELECT e.session_id, e.local_id, e.time_ns, e.pid, e.tid, e.ppid, e.uid, e.comm, e.exe, e.op, \
      e.path, e.path2, e.access, e.arg, e.file_type, e.result, e.errno, e.denied_by, e.net_family, e.net_addr, e.net_port, \
      e.sock_type, e.sock_proto, e.incomplete FROM nono.events e";
 
@@ -101,7 +110,7 @@ fn session_from_row(r: &postgres::Row) -> Result<FleetSession, FleetError> {
 }
 
 /// Decodes a row of [`EVENT_SELECT`].
-fn event_from_row(r: &postgres::Row) -> Result<EventRow, FleetError> {
+pub(super) fn event_from_row(r: &postgres::Row) -> Result<EventRow, FleetError> {
     let session: i64 = r.get(0);
     let id: i64 = r.get(1);
     let bad = |what: &str| FleetError::Corrupt(format!("event {id} of session {session}: {what}"));
@@ -181,11 +190,67 @@ fn like_prefix(prefix: &str) -> String {
 
 impl Fleet {
     /// Connects and checks the schema; `host` narrows every read to one
-    /// host (its name or its id).
+    /// host (its id, its label, a unique id prefix, or a name only one
+    /// host carries).
     pub fn open(url: &FleetUrl, host: Option<String>) -> Result<Fleet, FleetError> {
-        let mut client = super::connect(url)?;
+        let super::Connected { mut client, target } = super::connect(url)?;
         super::conn::check_schema(&mut client)?;
-        Ok(Fleet { client, host })
+        let mut fleet = Fleet { client, host: None, id_chars: super::MIN_ID_CHARS, target };
+        let hosts = fleet.hosts()?;
+        fleet.id_chars = id_chars(hosts.iter().map(|h| h.id.as_str()));
+        if let Some(spec) = host {
+            fleet.host = Some(resolve(&spec, &hosts)?);
+        }
+        Ok(fleet)
+    }
+
+    /// The server, database and role this fleet was read from.
+    #[must_use]
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Every host with a completely pushed session, by id; each with the
+    /// names it was pushed under, the newest last.
+    pub fn hosts(&mut self) -> Result<Vec<FleetHost>, FleetError> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT s.host_id, s.hostname, count(*), max(s.id) AS newest FROM nono.sessions s WHERE {DONE} \
+                     GROUP BY s.host_id, s.hostname ORDER BY s.host_id, newest"
+                ),
+                &[],
+            )
+            .map_err(FleetError::pg("listing the fleet's hosts"))?;
+        let mut hosts: Vec<FleetHost> = Vec::new();
+        for r in &rows {
+            let (id, name, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+            match hosts.last_mut() {
+                Some(h) if h.id == id => {
+                    h.names.push(name);
+                    h.sessions += n.max(0) as u64;
+                }
+                _ => hosts.push(FleetHost { id, names: vec![name], sessions: n.max(0) as u64 }),
+            }
+        }
+        Ok(hosts)
+    }
+
+    /// How people see the host of `s`: `NAME#ID-PREFIX`, unique in this fleet.
+    #[must_use]
+    pub fn host_label(&self, s: &FleetSession) -> String {
+        label(&s.hostname, &s.host_id, self.id_chars)
+    }
+
+    /// The profile fleet session `id` enforced, as its host stored it
+    /// (`None` for a learn session, or one pushed before fleet schema 3).
+    pub fn enforced_profile(&mut self, id: i64) -> Result<Option<crate::store::EnforcedProfile>, FleetError> {
+        let row = self
+            .client
+            .query_opt("SELECT profile_json, profile_hash FROM nono.session_profiles WHERE session_id = $1", &[&id])
+            .map_err(FleetError::pg("reading a fleet session's enforced profile"))?;
+        Ok(row.map(|r| crate::store::EnforcedProfile { json: r.get(0), hash: r.get(1) }))
     }
 
     /// Completely pushed sessions, in fleet id order.
@@ -195,6 +260,21 @@ impl Fleet {
             .query(&format!("SELECT {SESSION_COLUMNS} FROM nono.sessions s WHERE {VISIBLE} ORDER BY s.id"), &[&self.host])
             .map_err(FleetError::pg("listing fleet sessions"))?;
         rows.iter().map(session_from_row).collect()
+    }
+
+    /// Sandbox denials per session (sessions without any are absent).
+    pub fn denial_counts(&mut self) -> Result<std::collections::HashMap<i64, u64>, FleetError> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT e.session_id, count(*) FROM nono.events e JOIN nono.sessions s ON s.id = e.session_id \
+                     WHERE {VISIBLE} AND e.result = 1 GROUP BY e.session_id"
+                ),
+                &[&self.host],
+            )
+            .map_err(FleetError::pg("counting fleet denials"))?;
+        Ok(rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1) as u64)).collect())
     }
 
     /// One session by fleet id, or `last` for the newest.
@@ -343,7 +423,7 @@ impl Fleet {
         let top_paths = c
             .query(
                 "SELECT path, count(*) AS n FROM nono.events WHERE session_id = $1 AND path IS NOT NULL \
-                 GROUP BY path ORDER BY n DESC, path LIMIT $2",
+                 GROUP BY path ORDER BY n DESC, path COLLATE \"C\" LIMIT $2",
                 &[&session, &top],
             )
             .map_err(FleetError::pg(what))?
@@ -373,8 +453,12 @@ impl Fleet {
         let mut top_errors = Vec::new();
         for r in c
             .query(
-                "SELECT op, path, result, errno, coalesce(denied_by, 0::smallint), count(*) AS n FROM nono.events \
-                 WHERE session_id = $1 AND result <> 0 GROUP BY 1, 2, 3, 4, 5 ORDER BY n DESC, path NULLS FIRST LIMIT $2",
+                // The top of each class apart, as the local store does.
+                "SELECT op, path, result, errno, denied_by, n FROM (\
+                 SELECT op, path, result, errno, coalesce(denied_by, 0::smallint) AS denied_by, count(*) AS n, \
+                 row_number() OVER (PARTITION BY result ORDER BY count(*) DESC, path COLLATE \"C\" NULLS FIRST) AS rk FROM nono.events \
+                 WHERE session_id = $1 AND result <> 0 GROUP BY op, path, result, errno, coalesce(denied_by, 0::smallint)) t \
+                 WHERE rk <= $2 ORDER BY n DESC, path COLLATE \"C\" NULLS FIRST",
                 &[&session, &top],
             )
             .map_err(FleetError::pg(what))?

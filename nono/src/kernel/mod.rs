@@ -190,6 +190,13 @@ pub fn report(facts: &Facts, probes: &Probes) -> Report {
         &probes.seccomp_notify,
         "a SECCOMP_FILTER_FLAG_NEW_LISTENER filter installed in a child",
     ));
+    checks.push(match &probes.containment {
+        None => {
+            Check { name: "tree ends with nono", status: Status::Unavailable, detail: "not probed (fixture root)".to_owned() }
+        }
+        Some(Ok(how)) => Check { name: "tree ends with nono", status: Status::Available, detail: how.clone() },
+        Some(Err(how)) => Check { name: "tree ends with nono", status: Status::Degraded, detail: how.clone() },
+    });
     checks.push(if facts.wsl2 {
         Check {
             name: "platform",

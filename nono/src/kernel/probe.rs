@@ -12,6 +12,10 @@ pub struct Probes {
     pub lsm_program: Option<Result<(), String>>,
     pub tracepoint_program: Option<Result<(), String>>,
     pub seccomp_notify: Option<Result<(), String>>,
+    /// How `nono run` makes the command's tree end with it: `Ok` with a
+    /// pid namespace, `Err` with the subreaper fallback (and why).
+    #[serde(default)]
+    pub containment: Option<Result<String, String>>,
 }
 
 const BPF_PROG_LOAD: libc::c_long = 5;
@@ -31,6 +35,10 @@ impl Probes {
             lsm_program: Some(lsm_program()),
             tracepoint_program: Some(tracepoint_program()),
             seccomp_notify: Some(seccomp_notify()),
+            containment: Some(match crate::record::guardian::probe() {
+                (crate::record::guardian::Containment::PidNamespace, why) => Ok(why),
+                (crate::record::guardian::Containment::Subreaper, why) => Err(why),
+            }),
         }
     }
 }

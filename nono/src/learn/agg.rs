@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::rights::Mask;
+use super::rights::{Kind, Mask};
 
 /// Pids and comms of accesses that may end up in a sensitive report, and
 /// (for a directory) which of its entries caused which of its rights, so
@@ -49,6 +49,9 @@ pub(crate) struct PathAgg {
     pub born: bool,
     /// Bit `1 << op.code()` for each operation that needed rights here.
     pub ops: u32,
+    /// A metadata change succeeded here (`rights::metadata_need`): `Dir`
+    /// when the object is a directory or of unknown type, else `File`.
+    pub meta: Option<Kind>,
     /// Kept only for paths near a sensitive one, to bound memory.
     pub watch: Option<Box<Watch>>,
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::event::{Event, Facility, Outcome};
 use crate::profile::rights::{FsRight, FsRule};
-use crate::profile::{Profile, Udp};
+use crate::profile::{BrokerOp, BrokeredRule, Profile, Udp};
 
 use super::check::Grants;
 use super::{LearnContext, SensitiveHit, Synthesiser};
@@ -55,6 +55,16 @@ pub enum Change {
     },
     SignalOutside,
     AbstractUnixOutside,
+    /// Add a brokered rule (names and ops join an existing rule for the
+    /// same directory).
+    Brokered {
+        rule: BrokeredRule,
+    },
+    /// Add an `allow_domains` entry (`name`, `*.parent`, `name:PORT`) for
+    /// names nono's proxy refused (`amend_domains`).
+    Domain {
+        domain: String,
+    },
 }
 
 /// A change with what it is for, for the user to decide on.
@@ -94,10 +104,189 @@ pub struct Granted<'a> {
     pub abstract_unix_outside: bool,
     /// Expands a rule path (`$HOME/x`) the way the profile's paths were.
     pub expand: &'a dyn Fn(&str) -> Option<PathBuf>,
+    /// Whether a path exists now (a Landlock rule needs an existing file:
+    /// `nono run` skips the others).
+    pub exists: &'a dyn Fn(&Path) -> bool,
+    /// A sensitive path a directory rule with these rights would expose
+    /// (the run-time check of `nono run`), if any.
+    pub exposes: &'a dyn Fn(&Path, &BTreeSet<FsRight>) -> Option<String>,
+}
+
+/// One filesystem addition being worked out.
+struct FsNeed {
+    spelled: String,
+    abs: PathBuf,
+    rights: BTreeSet<FsRight>,
+    file: bool,
+    anticipated: BTreeSet<FsRight>,
+    reason: String,
+    /// Entries beneath that do not exist yet, whose rights this need
+    /// carries (`(name, rights)`): a brokered rule for them is the
+    /// fallback when the directory cannot be granted.
+    lifted: Vec<(String, BTreeSet<FsRight>)>,
+}
+
+/// Rights a file's own rule carries (as opposed to its directory's).
+fn entry_ops(rights: &BTreeSet<FsRight>) -> BTreeSet<BrokerOp> {
+    let mut ops = BTreeSet::new();
+    for r in rights {
+        match r {
+            FsRight::MakeReg => {
+                ops.insert(BrokerOp::Create);
+            }
+            FsRight::WriteFile | FsRight::Truncate => {
+                ops.insert(BrokerOp::Write);
+            }
+            FsRight::RemoveFile => {
+                ops.insert(BrokerOp::Remove);
+            }
+            FsRight::MakeDir => {
+                ops.insert(BrokerOp::Mkdir);
+            }
+            FsRight::RemoveDir => {
+                ops.insert(BrokerOp::Rmdir);
+            }
+            _ => {}
+        }
+    }
+    ops
+}
+
+/// The filesystem proposals: each learned rule's missing rights, placed
+/// where Landlock can enforce them. A rule on a path that does not exist
+/// would be skipped by the next run (the denial would repeat forever), so
+/// its rights move to the nearest existing directory, with the right to
+/// create it; when a rule there would expose a sensitive path, the new
+/// names become a brokered rule instead (the supervisor creates exactly
+/// them). A proposal `nono run` would refuse is never made.
+fn fs_proposals(learned: &super::Learned, granted: &Granted<'_>, out: &mut Amendment) {
+    use std::collections::BTreeMap;
+    let mut needs: BTreeMap<(String, bool), FsNeed> = BTreeMap::new();
+    for rule in &learned.rules {
+        let Some(abs) = (granted.expand)(&rule.path) else { continue };
+        let have = granted.grants.granted(&abs);
+        let missing: BTreeSet<FsRight> =
+            rule.access.iter().copied().filter(|r| granted.grants.handled.contains(r) && !have.contains(r)).collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let reason = learned.explanations.iter().find(|x| x.rule_path == rule.path).map_or_else(
+            || format!("the run was denied {} here", names(&missing)),
+            |x| format!("{} (as `nono learn` generalises)", x.reason),
+        );
+        let mut need = FsNeed {
+            spelled: rule.path.clone(),
+            abs,
+            rights: missing,
+            file: rule.file,
+            anticipated: rule.anticipated.clone(),
+            reason,
+            lifted: Vec::new(),
+        };
+        // Up to the nearest existing directory.
+        let mut made = if need.file { FsRight::MakeReg } else { FsRight::MakeDir };
+        while !(granted.exists)(&need.abs) {
+            let (Some(parent), Some(up)) =
+                (super::paths::rule_parent(&need.spelled).map(str::to_owned), need.abs.parent().map(Path::to_path_buf))
+            else {
+                break;
+            };
+            let name = need.spelled[parent.len()..].trim_start_matches('/').to_owned();
+            // A file's own rights hold on its directory as well; a
+            // directory's (what is made inside it) too.
+            let mut rights: BTreeSet<FsRight> =
+                need.rights.iter().copied().filter(|r| !need.file || FsRight::FILE_RIGHTS.contains(r)).collect();
+            rights.insert(made);
+            made = FsRight::MakeDir;
+            need.lifted = vec![(name, need.rights.clone())];
+            need.reason = format!(
+                "{} does not exist yet, and a Landlock rule needs an existing file (`nono run` would skip it): granted on its directory instead",
+                need.spelled
+            );
+            let have = granted.grants.granted(&up);
+            need.spelled = parent;
+            need.abs = up;
+            need.rights = rights.into_iter().filter(|r| !have.contains(r)).collect();
+            need.file = false;
+            need.anticipated.clear();
+        }
+        match needs.get_mut(&(need.spelled.clone(), need.file)) {
+            Some(n) => {
+                n.rights.extend(need.rights.iter().copied());
+                if !need.lifted.is_empty() {
+                    n.reason = need.reason;
+                }
+                n.lifted.extend(need.lifted);
+            }
+            None => {
+                needs.insert((need.spelled.clone(), need.file), need);
+            }
+        }
+    }
+    for need in needs.into_values() {
+        let exposed = if need.file { None } else { (granted.exposes)(&need.abs, &need.rights) };
+        let Some(example) = exposed else {
+            if need.rights.is_empty() {
+                continue;
+            }
+            out.proposals.push(Proposal {
+                title: format!("{}{}: + {}", need.spelled, if need.file { " (file)" } else { "" }, names(&need.rights)),
+                change: Change::Fs {
+                    rule: FsRule {
+                        path: need.spelled.clone(),
+                        access: need.rights.clone(),
+                        file: need.file,
+                        reason: Some("amended".to_owned()),
+                        seen_in: None,
+                        anticipated: need.anticipated.clone(),
+                    },
+                },
+                reason: Some(need.reason),
+            });
+            continue;
+        };
+        if need.lifted.is_empty() {
+            out.unexplained.push(format!(
+                "{}: + {} would expose {example} (nono run refuses such a grant): not proposed",
+                need.spelled,
+                names(&need.rights)
+            ));
+            continue;
+        }
+        let mut ops = BTreeSet::new();
+        for (_, rights) in &need.lifted {
+            ops.extend(entry_ops(rights));
+        }
+        ops.insert(BrokerOp::Create);
+        let entries: Vec<String> = need.lifted.iter().map(|(n, _)| n.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let ops_text: Vec<String> = ops.iter().map(|o| format!("{o:?}").to_lowercase()).collect();
+        out.proposals.push(Proposal {
+            title: format!("{}: brokered {} ({})", need.spelled, entries.join(", "), ops_text.join(", ")),
+            change: Change::Brokered {
+                rule: BrokeredRule {
+                    dir: need.spelled.clone(),
+                    names: entries.clone(),
+                    ops,
+                    reason: Some("amended: a new file beside sensitive paths".to_owned()),
+                },
+            },
+            reason: Some(format!(
+                "{} does not exist yet, and a rule on its directory {} would expose {example}: nono's supervisor creates just {}",
+                entries.join(", "),
+                need.spelled,
+                if entries.len() == 1 { "that name" } else { "those names" }
+            )),
+        });
+    }
+}
+
+fn names(rights: &BTreeSet<FsRight>) -> String {
+    rights.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
 }
 
 /// Proposals for the sandbox denials among `events` (anything else is
-/// ignored: errors the sandbox did not cause need no rule).
+/// ignored: errors the sandbox did not cause need no rule), each with the
+/// reason it is proposed.
 #[must_use]
 pub fn propose<'a>(events: impl IntoIterator<Item = &'a Event>, ctx: &LearnContext, granted: &Granted<'_>) -> Amendment {
     let mut synth = Synthesiser::new(ctx);
@@ -113,31 +302,7 @@ pub fn propose<'a>(events: impl IntoIterator<Item = &'a Event>, ctx: &LearnConte
     }
     let learned = synth.finish();
     let mut out = Amendment { denials, refused_sensitive: learned.sensitive.clone(), ..Amendment::default() };
-    for rule in &learned.rules {
-        let Some(abs) = (granted.expand)(&rule.path) else { continue };
-        let have = granted.grants.granted(&abs);
-        let missing: BTreeSet<FsRight> =
-            rule.access.iter().copied().filter(|r| granted.grants.handled.contains(r) && !have.contains(r)).collect();
-        if missing.is_empty() {
-            continue;
-        }
-        let reason = learned.explanations.iter().find(|x| x.rule_path == rule.path).map(|x| x.reason.clone());
-        let names: Vec<&str> = missing.iter().map(|r| r.name()).collect();
-        out.proposals.push(Proposal {
-            title: format!("{}{}: + {}", rule.path, if rule.file { " (file)" } else { "" }, names.join(", ")),
-            change: Change::Fs {
-                rule: FsRule {
-                    path: rule.path.clone(),
-                    access: missing,
-                    file: rule.file,
-                    reason: Some("amended".to_owned()),
-                    seen_in: None,
-                    anticipated: rule.anticipated.clone(),
-                },
-            },
-            reason,
-        });
-    }
+    fs_proposals(&learned, granted, &mut out);
     let g = granted.grants;
     for port in &learned.connect_ports {
         if g.connect_ports.as_ref().is_some_and(|p| !p.contains(port)) {
@@ -240,6 +405,31 @@ pub fn apply(profile: &mut Profile, accepted: &[Change]) {
             }
             Change::Facility { facility } => {
                 profile.sandbox.allow.insert(*facility);
+            }
+            Change::Brokered { rule } => {
+                let list = &mut profile.filesystem.brokered;
+                match list.iter_mut().find(|b| b.dir == rule.dir) {
+                    Some(b) => {
+                        for n in &rule.names {
+                            if !b.names.contains(n) {
+                                b.names.push(n.clone());
+                            }
+                        }
+                        b.ops.extend(rule.ops.iter().copied());
+                    }
+                    None => list.push(rule.clone()),
+                }
+            }
+            Change::Domain { domain } => {
+                let list = net.allow_domains.get_or_insert_with(Vec::new);
+                if !list.iter().any(|d| d.domain() == domain) {
+                    list.push(crate::profile::network::DomainEntry::Rule(crate::profile::network::DomainRule {
+                        domain: domain.clone(),
+                        private: false,
+                        reason: Some("amended: refused by nono's proxy".to_owned()),
+                        count: None,
+                    }));
+                }
             }
             Change::SignalOutside => profile.sandbox.signal_outside = true,
             Change::AbstractUnixOutside => profile.sandbox.abstract_unix_outside = true,

@@ -11,6 +11,12 @@
 //! `filesystem.brokered` rule: nono's supervisor performs exactly those
 //! operations on exactly those names (see `enforce::broker`). Every other
 //! need on the directory is placed (and refused) as before.
+//!
+//! Metadata changes of those entries (a save that copies the original's
+//! mode and times onto its temp file with `fchmod` and `utimensat`, a lock
+//! kept fresh by touching it) become the rule's `metadata` op: under the
+//! default `filesystem.metadata` policy the broker performs them on the
+//! rule's entries, and nothing else is granted for them.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -18,7 +24,7 @@ use crate::event::Op;
 use crate::profile::{BrokerOp, BrokeredRule};
 
 use super::agg::{Entry, Watch};
-use super::generalise::volatile_kind;
+use super::names::{temp_pattern, volatile_kind};
 use super::rights::Mask;
 
 /// One save: a target file and the names that serve it.
@@ -40,6 +46,9 @@ pub(crate) struct Split {
     pub rest: Mask,
     /// Entry names whose own (file) needs the brokered rules take over.
     pub members: BTreeSet<String>,
+    /// Entry names (targets included) of rules with the `metadata` op:
+    /// their metadata changes need no grant of their own.
+    pub metadata: BTreeSet<String>,
 }
 
 fn has(e: &Entry, op: Op) -> bool {
@@ -48,26 +57,48 @@ fn has(e: &Entry, op: Op) -> bool {
 
 /// Finds the saves in directory `dir` (spelled `spelled` in the profile).
 /// `sensitive(name)` says whether an entry name is itself sensitive: such
-/// a name is never brokered.
-pub(crate) fn split(dir: &str, spelled: &str, w: &Watch, pids: &HashSet<u32>, sensitive: &dyn Fn(&str) -> bool) -> Split {
+/// a name is never brokered. `glob_ok(glob)` says whether a name glob can
+/// match no sensitive name: a temp pattern that could falls back to the
+/// literal name, and a save whose names cannot all be kept so is dropped
+/// (its needs are then placed, and refused, as any other).
+pub(crate) fn split(
+    dir: &str,
+    spelled: &str,
+    w: &Watch,
+    pids: &HashSet<u32>,
+    sensitive: &dyn Fn(&str) -> bool,
+    glob_ok: &dyn Fn(&str) -> bool,
+) -> Split {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let pattern = |name: &str, target: &str| {
+        let p = temp_pattern(name, target, pids);
+        if glob_ok(&p) { p } else { name.to_owned() }
+    };
     for (from, to) in &w.renames {
-        let (Some(f), false) = (w.entries.get(from), sensitive(to)) else { continue };
+        let (Some(f), false) = (w.entries.get(from), sensitive(to) || sensitive(from)) else { continue };
         // A temp sibling: created by this run, named after the target or
         // with a name that changes every run.
         if !f.born || (!from.contains(to.as_str()) && volatile_kind(from, pids).is_none()) {
             continue;
         }
         let g = groups.entry(to.clone()).or_default();
-        g.temps.insert(pattern(from, pids));
+        g.temps.insert(pattern(from, to));
         g.members.insert(from.clone());
         g.members.insert(to.clone());
         g.ops.insert(BrokerOp::Rename);
         if has(f, Op::Open) || has(f, Op::Create) {
-            g.ops.insert(BrokerOp::Create);
+            // `write` too: a temp reopened after it was created (`cat f >
+            // t; echo x > t`) is an existing name, which the broker opens
+            // only with `write`. It adds nothing a rename of a temp over
+            // the target does not already allow.
+            g.ops.extend([BrokerOp::Create, BrokerOp::Write]);
         }
         if has(f, Op::Unlink) {
             g.ops.insert(BrokerOp::Remove);
+        }
+        if has(f, Op::Metadata) {
+            // `fchmod`/`utimensat` of the temp file: a mode-preserving save.
+            g.ops.insert(BrokerOp::Metadata);
         }
     }
     for (name, e) in &w.entries {
@@ -75,9 +106,10 @@ pub(crate) fn split(dir: &str, spelled: &str, w: &Watch, pids: &HashSet<u32>, se
         if let Some((target, g)) = groups.iter_mut().find(|(t, _)| name.starts_with(t.as_str()) && *name != **t)
             && e.born
             && !name.ends_with(".lock")
+            && !sensitive(name)
         {
-            let _ = target;
-            g.temps.insert(pattern(name, pids));
+            let p = pattern(name, target);
+            g.temps.insert(p);
             g.members.insert(name.clone());
             if has(e, Op::Unlink) {
                 g.ops.insert(BrokerOp::Remove);
@@ -85,9 +117,16 @@ pub(crate) fn split(dir: &str, spelled: &str, w: &Watch, pids: &HashSet<u32>, se
             if has(e, Op::Open) {
                 g.ops.insert(BrokerOp::Create);
             }
+            if has(e, Op::Metadata) {
+                g.ops.insert(BrokerOp::Metadata);
+            }
         }
         let Some(target) = name.strip_suffix(".lock") else { continue };
-        if target.is_empty() || sensitive(target) || !(groups.contains_key(target) || w.entries.contains_key(target)) {
+        if target.is_empty()
+            || sensitive(target)
+            || sensitive(name)
+            || !(groups.contains_key(target) || w.entries.contains_key(target))
+        {
             continue;
         }
         let g = groups.entry(target.to_owned()).or_default();
@@ -106,13 +145,29 @@ pub(crate) fn split(dir: &str, spelled: &str, w: &Watch, pids: &HashSet<u32>, se
         if has(e, Op::Unlink) {
             g.ops.insert(BrokerOp::Remove);
         }
+        if has(e, Op::Metadata) {
+            g.ops.insert(BrokerOp::Metadata);
+        }
     }
     let mut out = Split { rest: w.own, ..Split::default() };
-    for (target, g) in groups {
+    for (target, mut g) in groups {
+        // The target's own metadata changed (an `fchmod` through a
+        // descriptor that now names it, a `touch` after the save): the
+        // rule covers it.
+        if w.entries.get(&target).is_some_and(|e| has(e, Op::Metadata)) {
+            g.ops.insert(BrokerOp::Metadata);
+        }
+        if g.ops.contains(&BrokerOp::Metadata) {
+            out.metadata.extend(g.members.iter().cloned());
+            out.metadata.insert(target.clone());
+        }
         let mut names = vec![target.clone()];
         names.extend(g.temps.iter().cloned());
         names.extend(g.locks.iter().cloned());
         names.dedup();
+        if !names.iter().all(|n| glob_ok(n)) {
+            continue;
+        }
         let what = match (g.temps.is_empty(), g.locks.is_empty()) {
             (false, false) => "atomic save with a lock",
             (false, true) => "atomic save",
@@ -128,57 +183,4 @@ pub(crate) fn split(dir: &str, spelled: &str, w: &Watch, pids: &HashSet<u32>, se
         }
     }
     out
-}
-
-/// A glob for a temp name: each component that changes every run (a pid,
-/// a random or hex suffix, a timestamp) becomes `*`, runs of them one `*`.
-/// `.app.json.tmp.4242.1732912345678` -> `.app.json.tmp.*`.
-pub(crate) fn pattern(name: &str, pids: &HashSet<u32>) -> String {
-    let mut out = String::new();
-    let mut token = String::new();
-    let flush = |token: &mut String, out: &mut String| {
-        if token.is_empty() {
-            return;
-        }
-        let volatile = volatile_kind(token, pids).is_some() || (token.len() >= 3 && token.bytes().all(|b| b.is_ascii_digit()));
-        if volatile {
-            // `x.*.*` says no more than `x.*`.
-            let trimmed = out.trim_end_matches(['.', '-', '_', '+', '~']);
-            if trimmed.ends_with('*') {
-                out.truncate(trimmed.len());
-            } else {
-                out.push('*');
-            }
-        } else {
-            out.push_str(token);
-        }
-        token.clear();
-    };
-    for c in name.chars() {
-        if matches!(c, '.' | '-' | '_' | '+' | '~') {
-            flush(&mut token, &mut out);
-            out.push(c);
-        } else {
-            token.push(c);
-        }
-    }
-    flush(&mut token, &mut out);
-    // A trailing separator after a collapsed `*` says nothing either.
-    if out.ends_with('*') {
-        return out;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_names_become_globs() {
-        let pids = HashSet::from([4242]);
-        assert_eq!(pattern(".claude.json.tmp.4242.1732912345678", &pids), ".claude.json.tmp.*");
-        assert_eq!(pattern(".app.json.k2j3x9ab4q", &pids), ".app.json.*");
-        assert_eq!(pattern("config.json.tmp", &pids), "config.json.tmp");
-    }
 }

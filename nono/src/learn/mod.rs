@@ -74,12 +74,16 @@
 
 mod agg;
 pub mod amend;
+pub mod amend_domains;
 mod brokered;
 mod check;
+pub mod dns;
+pub mod domains;
 mod fleet;
 mod generalise;
 mod layout;
 mod merge;
+mod names;
 mod net;
 mod paths;
 mod rights;
@@ -87,6 +91,7 @@ mod sensitive;
 mod synth;
 #[cfg(test)]
 mod tests;
+mod to_profile;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -98,11 +103,14 @@ use crate::event::{Event, Op};
 use crate::profile::rights::{FsRight, FsRule};
 use crate::profile::{SandboxPolicy, Udp};
 
-pub use check::{Denial, Grant, Grants, check};
+pub use check::{Grant, Grants};
 pub use fleet::{FleetMerge, merge_fleet};
 pub use merge::merge;
 pub use rights::rights_for_event;
-pub use sensitive::{SensitiveEntry, sensitive_entries, sensitive_paths};
+pub use sensitive::{
+    Class, Exposed, Reach, SensitiveEntry, changes_entries, exposure, glob_intersects, glob_matches, is_companion,
+    sensitive_entries, sensitive_paths,
+};
 pub use synth::Synthesiser;
 
 /// Where the recorded session ran: the values behind the profile
@@ -133,6 +141,11 @@ pub struct LearnContext {
     /// the module docs). On unless `--no-anticipate`.
     #[serde(default = "yes")]
     pub anticipate: bool,
+    /// The directories of `$PATH` (of the learning or running nono): those
+    /// are persistence paths (a program placed there runs instead of the
+    /// command the user meant), besides the usual ones in `$HOME`.
+    #[serde(default)]
+    pub path_dirs: Vec<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -183,6 +196,14 @@ pub struct SensitiveHit {
     pub pids: Vec<u32>,
     pub comms: Vec<String>,
     pub why: String,
+    /// The class of the entry: a secret, or a file that runs code outside
+    /// the sandbox (persistence: readable, never modified).
+    #[serde(default)]
+    pub class: sensitive::Class,
+    /// Only failed lookups of a path that does not exist (`ENOENT` on
+    /// `~/.netrc`): nothing was exposed or refused, worth a note only.
+    #[serde(default)]
+    pub missing: bool,
 }
 
 /// One generalisation, for `nono learn --explain`.

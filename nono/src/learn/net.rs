@@ -119,7 +119,7 @@ refuses IP protocols other than TCP, UDP and ICMP (MPTCP and SCTP slip past Land
                 if SOCKET_FAMILIES.iter().any(|(n, _)| *n == name) {
                     self.note(
                         format!("family {name}"),
-                        format!("network.families += {name}: {} created an {name} socket", e.comm),
+                        format!("network.families += {name}: {} created a socket of family {name}", e.comm),
                     );
                     self.families.insert(name);
                     Verdict::Used
@@ -148,7 +148,8 @@ refuses IP protocols other than TCP, UDP and ICMP (MPTCP and SCTP slip past Land
             // Records from before the recorder knew the socket type were TCP
             // as far as the old learner was concerned; keep that reading.
             (Op::Connect, Proto::Tcp | Proto::Unknown) => {
-                if self.ephemeral_bound && addr.is_loopback() && EPHEMERAL.contains(&net.port) {
+                // A connect to 0.0.0.0 or :: reaches this host's loopback.
+                if self.ephemeral_bound && (addr.is_loopback() || addr.is_unspecified()) && EPHEMERAL.contains(&net.port) {
                     // Its own server, most likely: a port granted now would
                     // be another one next run, and open to any host.
                     self.note(
@@ -235,6 +236,8 @@ process of the traced tree bound",
                 pids: Vec::new(),
                 comms: Vec::new(),
                 why: format!("a connect to sensitive socket {} ({}); not granted unless allowed", s.path, s.why),
+                class: s.class,
+                missing: false,
             });
             hit.ops.insert(e.op);
             if !hit.pids.contains(&e.pid) && hit.pids.len() < 16 {

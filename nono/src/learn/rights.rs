@@ -18,6 +18,9 @@
 //!   When the parents differ both also need `refer`; in the same directory
 //!   the union is checked on that one directory.
 //! - `ioctl` is restricted only on character and block devices (`ioctl_dev`).
+//!
+//! Metadata changes are not Landlock's: [`metadata_need`] says how the
+//! learner grants them.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -94,6 +97,42 @@ impl Mask {
     pub(crate) fn label(self) -> String {
         let names: Vec<&str> = self.to_set().into_iter().map(FsRight::name).collect();
         names.join("+")
+    }
+}
+
+/// The object of a successful metadata change (`chmod`, `chown`, times,
+/// xattrs), and how to grant it. Landlock never checks these calls; nono's
+/// broker does, under `filesystem.metadata`, whose default (`write_grants`)
+/// allows a change beneath a rule with `write_file` (see
+/// [`metadata_rights`]) or on an entry of a brokered rule with the
+/// `metadata` op. So they are not among [`visit_needs`]' Landlock needs:
+/// the learner places them itself, and attribution leaves them to the
+/// broker's own log.
+///
+/// The kind is `File` only when the recorder knew the object is not a
+/// directory (a descriptor-based call). A directory, or a path whose type
+/// is unknown, is `Dir`: a rule on a directory covers everything beneath
+/// it, so it must go through the placement that never covers a sensitive
+/// path, and on a regular file such a rule still holds only file rights.
+pub(crate) fn metadata_need(e: &Event) -> Option<(&str, Kind)> {
+    if e.op != Op::Metadata {
+        return None;
+    }
+    let path = e.path.as_deref()?;
+    let kind = match e.file_type & libc::S_IFMT {
+        0 | libc::S_IFDIR => Kind::Dir,
+        _ => Kind::File,
+    };
+    Some((path, kind))
+}
+
+/// What a metadata change of kind `kind` adds to a path's file and
+/// directory rights: `write_file`, which the `write_grants` policy looks
+/// for (there is no narrower right to grant).
+pub(crate) fn metadata_rights(kind: Kind, file: Mask, dir: Mask) -> (Mask, Mask) {
+    match kind {
+        Kind::File => (file.with(FsRight::WriteFile), dir),
+        Kind::Dir => (file, dir.with(FsRight::WriteFile)),
     }
 }
 
@@ -205,7 +244,7 @@ pub(crate) fn visit_needs(e: &Event, mut need: impl FnMut(&str, Mask, Kind)) {
                 on_parent(path, Mask::of(FsRight::MakeSock));
             }
         }
-        Op::Connect | Op::Fork | Op::Exit | Op::Socket | Op::Send | Op::Signal | Op::Syscall | Op::Metadata => {}
+        Op::Connect | Op::Fork | Op::Exit | Op::Socket | Op::Send | Op::Signal | Op::Syscall | Op::Metadata | Op::Dns => {}
     }
 }
 

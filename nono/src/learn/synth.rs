@@ -11,7 +11,7 @@ use super::agg::PathAgg;
 use super::generalise;
 use super::layout::Layout;
 use super::net::{NetLearner, Verdict};
-use super::rights::{Kind, Mask, fails_before_landlock, visit_needs};
+use super::rights::{Kind, Mask, fails_before_landlock, metadata_need, visit_needs};
 use super::{LearnContext, LearnStats, Learned, SensitiveHit};
 
 /// Ignore reasons, as counted in [`LearnStats::ignored`].
@@ -26,6 +26,9 @@ pub(crate) mod reason {
     pub const FAILED_EARLY: &str = "failed before any Landlock check (ENOENT, EEXIST, ...)";
     pub const FAILED_LATE: &str = "failed after the permission check";
     pub const NO_RIGHTS: &str = "no Landlock right involved (O_PATH, ioctl on a non-device)";
+    /// A DNS message: its name is learned as a domain (`learn::domains`),
+    /// its socket's send or connect is learned as UDP/TCP port 53.
+    pub const DNS: &str = "DNS message (names are learned as domains)";
 }
 
 /// How many distinct examples each kind of note keeps.
@@ -33,7 +36,9 @@ const MAX_NOTES: usize = 50;
 
 #[derive(Debug, Default)]
 struct Notes {
-    denied: BTreeMap<(String, Op), (String, i32, u64)>,
+    /// Refusals while learning, grouped by operation, errno and path
+    /// pattern (`/proc/*/environ`): one line each, with counts.
+    denied: BTreeMap<(Op, i32, String), DenialGroup>,
     denied_more: u64,
     late: BTreeMap<i32, (u64, String)>,
     incomplete: Option<String>,
@@ -41,6 +46,36 @@ struct Notes {
     unclassified: BTreeSet<String>,
     /// Failed or denied accesses to sensitive paths, by path.
     attempts: BTreeMap<String, SensitiveHit>,
+}
+
+/// Refusals of one operation, errno and path pattern.
+#[derive(Debug, Default)]
+struct DenialGroup {
+    count: u64,
+    /// Distinct paths, capped at [`MAX_GROUP_PATHS`] (`more` says so).
+    paths: HashSet<String>,
+    more: bool,
+    examples: Vec<String>,
+    comms: Vec<String>,
+}
+
+/// Distinct paths a denial group counts exactly.
+const MAX_GROUP_PATHS: usize = 4096;
+
+/// The pattern refusals are grouped by: path components that change from
+/// process to process or run to run (pids, random names) become `*`.
+fn denial_pattern(what: &str, pids: &HashSet<u32>) -> String {
+    if !what.starts_with('/') {
+        return what.to_owned();
+    }
+    let generalised: Vec<&str> = what
+        .split('/')
+        .map(|c| {
+            let numeric = !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit());
+            if numeric || (!c.is_empty() && super::names::is_random_token(c, pids)) { "*" } else { c }
+        })
+        .collect();
+    generalised.join("/")
 }
 
 /// Streaming profile synthesis: [`add`](Self::add) each event, then
@@ -83,6 +118,7 @@ impl Synthesiser {
                 return self.ignore(reason::LIFECYCLE);
             }
             Op::Exit => return self.ignore(reason::LIFECYCLE),
+            Op::Dns => return self.ignore(reason::DNS),
             Op::Connect | Op::Send | Op::Socket | Op::Signal | Op::Syscall => return self.add_net(e),
             // A pathname Unix bind creates a socket file: a filesystem need.
             Op::Bind if !(is_unix(e) && e.path.as_deref().is_some_and(|p| p.starts_with('/'))) => return self.add_net(e),
@@ -134,6 +170,9 @@ impl Synthesiser {
                 return self.ignore(reason::FAILED_LATE);
             }
         }
+        if e.op == Op::Metadata {
+            return self.add_metadata(e);
+        }
         let op_bit = 1u32 << e.op.code();
         let mut used = false;
         let Synthesiser { layout, paths, .. } = self;
@@ -146,12 +185,7 @@ impl Synthesiser {
                 }
                 agg.ops |= op_bit;
                 if let Some(w) = &mut agg.watch {
-                    if !w.pids.contains(&e.pid) && w.pids.len() < 16 {
-                        w.pids.push(e.pid);
-                    }
-                    if !w.comms.contains(&e.comm) && w.comms.len() < 16 {
-                        w.comms.push(e.comm.clone());
-                    }
+                    note_who(w, e);
                     if kind == Kind::Dir {
                         note_entry(w, e, p, m);
                     }
@@ -174,6 +208,34 @@ impl Synthesiser {
         }
     }
 
+    /// A successful metadata change: marked on its object (placed by
+    /// `generalise`, see `rights::metadata_need`) and, as an entry's op, on
+    /// its directory, so that a change of an atomic save's temp file or
+    /// lock becomes the `metadata` op of its brokered rule.
+    fn add_metadata(&mut self, e: &Event) {
+        let Some((path, kind)) = metadata_need(e) else {
+            return self.ignore(reason::NO_PATH);
+        };
+        let bit = 1u32 << Op::Metadata.code();
+        let Synthesiser { layout, paths, .. } = self;
+        with_entry(paths, layout, path, |agg| {
+            // A directory (or unknown type) wins: its placement is the careful one.
+            agg.meta = Some(if agg.meta == Some(Kind::Dir) { Kind::Dir } else { kind });
+            agg.ops |= bit;
+            if let Some(w) = &mut agg.watch {
+                note_who(w, e);
+            }
+        });
+        if let Some(dir) = super::paths::parent(path) {
+            with_entry(paths, layout, dir, |agg| {
+                if let Some(w) = &mut agg.watch {
+                    note_entry(w, e, dir, Mask::EMPTY);
+                }
+            });
+        }
+        self.stats.used += 1;
+    }
+
     fn add_net(&mut self, e: &Event) {
         match self.net.add(e, &self.layout, &self.nameservers, &self.pids) {
             Verdict::Used => self.stats.used += 1,
@@ -194,22 +256,48 @@ impl Synthesiser {
     }
 
     fn note_denied(&mut self, e: &Event, what: &str, errno: i32) {
-        let key = (what.to_owned(), e.op);
-        if let Some(slot) = self.notes.denied.get_mut(&key) {
-            slot.2 += 1;
-        } else if self.notes.denied.len() < MAX_NOTES {
-            self.notes.denied.insert(key, (e.comm.clone(), errno, 1));
-        } else {
+        let key = (e.op, errno, denial_pattern(what, &self.pids));
+        if !self.notes.denied.contains_key(&key) && self.notes.denied.len() >= MAX_NOTES {
             self.notes.denied_more += 1;
+            return;
+        }
+        let group = self.notes.denied.entry(key).or_default();
+        group.count += 1;
+        if !group.paths.contains(what) {
+            if group.paths.len() < MAX_GROUP_PATHS {
+                group.paths.insert(what.to_owned());
+            } else {
+                group.more = true;
+            }
+            if group.examples.len() < 2 {
+                group.examples.push(what.to_owned());
+            }
+        }
+        if !group.comms.contains(&e.comm) && group.comms.len() < 4 {
+            group.comms.push(e.comm.clone());
         }
     }
 
     /// A failed or denied access to a sensitive path grants nothing, but
     /// the attempt belongs in the report.
     fn note_sensitive_attempt(&mut self, e: &Event, path: &str) {
-        let Some(s) = self.layout.sensitive.inside(path) else {
+        // What it would have needed had it succeeded; reading a
+        // persistence file is allowed, so only what it forbids counts.
+        let as_ok = Event { outcome: Outcome::Ok, ..e.clone() };
+        let mut need = Mask::EMPTY;
+        visit_needs(&as_ok, |_, m, _| need = need.union(m));
+        // A metadata change (chmod, chown, utimes, xattrs) needs write_file.
+        if metadata_need(&as_ok).is_some() {
+            need = need.with(crate::profile::rights::FsRight::WriteFile);
+        }
+        let sensitive = &self.layout.sensitive;
+        let forbid = sensitive.forbidden_within(path);
+        let Some(s) = sensitive.inside(path).filter(|s| s.class == super::Class::Secret || !need.intersect(forbid).is_empty())
+        else {
             return;
         };
+        // A lookup of a path that is not there exposed nothing.
+        let missing = matches!(e.outcome.errno(), libc::ENOENT | libc::ENOTDIR);
         if let Some(hit) = self.notes.attempts.get_mut(path) {
             if !hit.pids.contains(&e.pid) && hit.pids.len() < 16 {
                 hit.pids.push(e.pid);
@@ -218,24 +306,23 @@ impl Synthesiser {
                 hit.comms.push(e.comm.clone());
             }
             hit.ops.insert(e.op);
+            hit.missing &= missing;
             return;
         }
         if self.notes.attempts.len() >= MAX_NOTES {
             return;
         }
         let why = format!("attempted, failed with {}: inside sensitive {} ({})", errno_name(e.outcome.errno()), s.path, s.why);
-        // What it would have needed had it succeeded.
-        let mut rights = BTreeSet::new();
-        let as_ok = Event { outcome: Outcome::Ok, ..e.clone() };
-        visit_needs(&as_ok, |_, m, _| rights.extend(m.to_set()));
         let hit = SensitiveHit {
             path: path.to_owned(),
             matched: s.path.clone(),
-            rights,
+            rights: need.to_set(),
             ops: [e.op].into(),
             pids: vec![e.pid],
             comms: vec![e.comm.clone()],
             why,
+            class: s.class,
+            missing,
         };
         self.notes.attempts.insert(path.to_owned(), hit);
     }
@@ -291,15 +378,24 @@ impl Synthesiser {
 impl Notes {
     fn render(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for ((what, op), (comm, errno, count)) in &self.denied {
-            out.push(format!(
-                "refused while learning (not by nono: file permissions or the kernel), not granted: {op} {what} by {comm} \
-({}, {count}x)",
+        for ((op, errno, pattern), g) in &self.denied {
+            let by = g.comms.join(", ");
+            let head = format!(
+                "refused while learning (by file permissions or the kernel, not by nono), not granted: {op} {pattern} by {by} ({})",
                 errno_name(*errno)
-            ));
+            );
+            let n = g.paths.len();
+            if n <= 1 && g.count == 1 {
+                out.push(head);
+                continue;
+            }
+            let paths = if g.more { format!("more than {n} paths") } else { format!("{n} path(s)") };
+            let shown = n > 1 || g.examples.first().is_some_and(|x| x != pattern);
+            let examples = if shown { format!(", e.g. {}", g.examples.join(", ")) } else { String::new() };
+            out.push(format!("{head}: {paths}, {} time(s){examples}", g.count));
         }
         if self.denied_more > 0 {
-            out.push(format!("... and {} more denied accesses", self.denied_more));
+            out.push(format!("... and {} more denied accesses of other kinds", self.denied_more));
         }
         for (errno, (count, example)) in &self.late {
             out.push(format!(
@@ -335,6 +431,16 @@ fn with_entry(paths: &mut HashMap<String, PathAgg>, layout: &Layout, p: &str, f:
     }
     f(&mut agg);
     paths.insert(p.to_owned(), agg);
+}
+
+/// Remembers (a few of) the processes behind a watched path's needs.
+fn note_who(w: &mut super::agg::Watch, e: &Event) {
+    if !w.pids.contains(&e.pid) && w.pids.len() < 16 {
+        w.pids.push(e.pid);
+    }
+    if !w.comms.contains(&e.comm) && w.comms.len() < 16 {
+        w.comms.push(e.comm.clone());
+    }
 }
 
 /// Attributes a right needed on the watched directory `dir` to the entry

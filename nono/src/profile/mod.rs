@@ -7,12 +7,15 @@
 //! the file (and line and column where serde can tell), never a silent
 //! widening. A profile never grants more than it lists.
 
+pub mod network;
 pub mod rights;
 
 pub mod user;
 
 mod builtin;
+mod glob;
 mod resolve;
+mod rollback;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -24,7 +27,12 @@ use crate::event::Facility;
 use rights::{FsRight, FsRule};
 
 pub use builtin::{BUILTINS, builtin};
-pub use resolve::{Grant, Resolved, Vars, load, load_str, read_file, resolve};
+pub use glob::name_glob;
+pub use resolve::{
+    Grant, Link, Resolved, VARIABLES, Vars, controlling_terminal_is, load, load_observed, load_str, own_terminal, read_file,
+    resolve,
+};
+pub use rollback::{ByteSize, RollbackSettings};
 
 /// Largest profile file accepted (a learned profile is a few KiB).
 pub const MAX_PROFILE_BYTES: u64 = 4 << 20;
@@ -80,6 +88,9 @@ pub struct Profile {
     pub sandbox: SandboxPolicy,
     #[serde(default, skip_serializing_if = "Security::is_default")]
     pub security: Security,
+    /// Snapshots before `nono run` (`crate::snapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackSettings>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +117,18 @@ pub struct Provenance {
     pub lost_events: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub learned_at: String,
+    /// The audit chain root of each source session that has one (`nono
+    /// audit verify` recomputes it): signing the profile signs these too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain_roots: Vec<ChainRoot>,
+}
+
+/// A source session's audit chain root (SHA-256, hex).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainRoot {
+    pub session: i64,
+    pub root: String,
 }
 
 /// `extends`: one name/path or several.
@@ -254,6 +277,14 @@ pub struct Network {
     /// `vsock`, ...; see `crate::event::SOCKET_FAMILIES`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub families: Vec<String>,
+    /// Host names nono's proxy lets the command reach (issue 23). When
+    /// present (even `[]`), the command reaches the network only through
+    /// the proxy: TCP connects go to the proxy alone, DNS is the proxy's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_domains: Option<Vec<network::DomainEntry>>,
+    /// Secrets the proxy injects; the command gets a phantom in `env`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<network::Credential>,
 }
 
 /// UDP destinations.
@@ -338,36 +369,6 @@ impl Profile {
         Ok(p)
     }
 
-    /// The profile a learning session produced.
-    #[must_use]
-    pub fn from_learned(learned: &crate::learn::Learned, name: &str, provenance: Provenance) -> Profile {
-        let sessions = provenance.sessions.clone();
-        Profile {
-            meta: Meta {
-                name: Some(name.to_owned()),
-                version: Some("1".to_owned()),
-                description: Some(format!(
-                    "Learned by nono {} from session(s) {sessions:?} ({} backend, {} lost events)",
-                    provenance.nono_version, provenance.backend, provenance.lost_events
-                )),
-                provenance: Some(provenance),
-            },
-            extends: Extends::None,
-            filesystem: Filesystem { rules: learned.rules.clone(), brokered: learned.brokered.clone(), ..Filesystem::default() },
-            network: Network {
-                block: false,
-                open_port: Some(learned.connect_ports.clone()),
-                listen_port: Some(learned.bind_ports.clone()),
-                udp: learned.udp.clone(),
-                icmp: learned.icmp.clone(),
-                unix_connect: (!learned.unix_connect.is_empty()).then(|| learned.unix_connect.iter().cloned().collect()),
-                families: learned.families.iter().cloned().collect(),
-            },
-            sandbox: learned.sandbox.clone(),
-            security: Security::default(),
-        }
-    }
-
     pub fn to_json_pretty(&self) -> Result<String, serde_json::Error> {
         let mut s = serde_json::to_string_pretty(self)?;
         s.push('\n');
@@ -419,4 +420,4 @@ pub(crate) fn dir_of(path: &std::path::Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -30,10 +30,17 @@ use super::{
 pub struct Vars {
     pub home: PathBuf,
     pub cwd: PathBuf,
+    /// `nono run` and `wrap` replace it with the run's private temp dir.
     pub tmpdir: PathBuf,
     pub xdg_config_home: PathBuf,
     pub xdg_cache_home: PathBuf,
+    /// `$TTY`: the command's own terminal (see [`own_terminal`]); `None`
+    /// when it has none, and a rule on `$TTY` is then skipped.
+    pub tty: Option<PathBuf>,
 }
+
+/// Every variable a profile path may start with.
+pub const VARIABLES: &str = "$HOME, $CWD, $TMPDIR, $XDG_CONFIG_HOME, $XDG_CACHE_HOME, $TTY";
 
 impl Vars {
     /// From this process's environment and `cwd`.
@@ -47,6 +54,7 @@ impl Vars {
             xdg_config_home: abs("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config")),
             xdg_cache_home: abs("XDG_CACHE_HOME").unwrap_or_else(|| home.join(".cache")),
             home,
+            tty: own_terminal(),
         }
     }
 
@@ -62,6 +70,7 @@ impl Vars {
             xdg_config_home: home.join(".config"),
             xdg_cache_home: home.join(".cache"),
             home: home.to_path_buf(),
+            tty: own_terminal(),
         }
     }
 
@@ -71,20 +80,36 @@ impl Vars {
         self.xdg_config_home.join("nono/profiles")
     }
 
-    fn lookup(&self, name: &str) -> Option<&Path> {
-        Some(match name {
+    /// The value of a known variable (`Some(None)`: known, but without a
+    /// value here, as `$TTY` without a terminal); `None` if unknown.
+    #[expect(clippy::option_option, reason = "unknown variable, known without a value, known with one: three cases")]
+    fn lookup(&self, name: &str) -> Option<Option<&Path>> {
+        Some(Some(match name {
             "HOME" => &self.home,
             "CWD" => &self.cwd,
             "TMPDIR" => &self.tmpdir,
             "XDG_CONFIG_HOME" => &self.xdg_config_home,
             "XDG_CACHE_HOME" => &self.xdg_cache_home,
+            "TTY" => return Some(self.tty.as_deref()),
             _ => return None,
-        })
+        }))
     }
 
     /// Expands a leading `$VAR` or `~`, then checks the result is absolute
-    /// and free of `..`.
+    /// and free of `..`. A variable without a value (`$TTY` when the
+    /// command has no terminal) is an error here; see [`Vars::expand_opt`].
     pub fn expand(&self, spelled: &str, profile: &str) -> Result<PathBuf, ProfileError> {
+        self.expand_opt(spelled, profile)?.ok_or_else(|| ProfileError::BadPath {
+            profile: profile.to_owned(),
+            path: spelled.to_owned(),
+            why: "$TTY has no value: none of the command's stdin, stdout and stderr is a terminal".to_owned(),
+        })
+    }
+
+    /// [`Vars::expand`], with `Ok(None)` for a path on a variable that has
+    /// no value here (a rule on it is skipped, like a rule whose path does
+    /// not exist).
+    pub fn expand_opt(&self, spelled: &str, profile: &str) -> Result<Option<PathBuf>, ProfileError> {
         let bad =
             |why: &str| ProfileError::BadPath { profile: profile.to_owned(), path: spelled.to_owned(), why: why.to_owned() };
         if spelled.is_empty() {
@@ -99,9 +124,14 @@ impl Vars {
         let path = if let Some(rest) = spelled.strip_prefix('$') {
             let (name, tail) = rest.split_once('/').map_or((rest, ""), |(n, t)| (n, t));
             let name = name.trim_start_matches('{').trim_end_matches('}');
-            let base = self.lookup(name).ok_or_else(|| {
-                bad(&format!("unknown variable ${name}; known: $HOME, $CWD, $TMPDIR, $XDG_CONFIG_HOME, $XDG_CACHE_HOME"))
-            })?;
+            let base = self.lookup(name).ok_or_else(|| bad(&format!("unknown variable ${name}; known: {VARIABLES}")))?;
+            let Some(base) = base else {
+                // Still check the rest, so a bad path fails everywhere.
+                if !tail.is_empty() {
+                    literal(tail)?;
+                }
+                return Ok(None);
+            };
             if tail.is_empty() { base.to_path_buf() } else { base.join(literal(tail)?) }
         } else if spelled == "~" {
             self.home.clone()
@@ -119,8 +149,58 @@ impl Vars {
         if path.components().any(|c| c == Component::ParentDir) {
             return Err(bad("contains `..`"));
         }
-        Ok(path)
+        Ok(Some(path))
     }
+}
+
+/// The command's own terminal: the first of descriptors 0, 1 and 2 (which
+/// the command inherits from nono) that is a terminal, by the path its
+/// device has here (`/dev/pts/3`). `None` when none is, or when that path
+/// does not lead to the same device (a terminal from another devpts
+/// instance): then nothing is granted rather than the wrong device.
+#[must_use]
+pub fn own_terminal() -> Option<PathBuf> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    for fd in 0..3 {
+        // SAFETY: isatty only queries the descriptor.
+        if unsafe { libc::isatty(fd) } != 1 {
+            continue;
+        }
+        let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{fd}")) else { continue };
+        // SAFETY: fstat on a descriptor number into a local struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstat(fd, &raw mut st) } != 0 {
+            continue;
+        }
+        let same = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == st.st_rdev);
+        if same && path.is_absolute() {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// Whether the controlling terminal (what `/dev/tty` opens) is `tty`, or
+/// there is none. `nono run` grants `/dev/tty` only then: a command started
+/// with its output redirected from an interactive shell must not reach,
+/// through `/dev/tty`, the terminal it was not given. The controlling
+/// terminal is `tty_nr` of `/proc/self/stat` (0: none); an open of
+/// `/dev/tty` would not tell, since its descriptor keeps `/dev/tty`'s inode.
+#[must_use]
+pub fn controlling_terminal_is(tty: Option<&Path>) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(tty_nr) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| s.rsplit_once(')')?.1.split_whitespace().nth(4)?.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    if tty_nr == 0 {
+        return true;
+    }
+    // Both use the kernel's `new_encode_dev` layout.
+    tty.and_then(|t| std::fs::metadata(t).ok()).is_some_and(|m| m.rdev() == tty_nr)
 }
 
 /// One absolute grant, with where it came from.
@@ -161,9 +241,14 @@ pub struct Resolved {
     pub metadata: MetadataPolicy,
     pub sandbox: SandboxPolicy,
     pub security: Security,
+    /// The last `rollback` section of the chain.
+    pub rollback: Option<super::RollbackSettings>,
     /// Every profile file read (the top one and its `extends`), as
     /// located, absolute; built-ins are not files.
     pub files: Vec<PathBuf>,
+    /// Rules left out because their variable has no value here (`$TTY`
+    /// without a terminal), for people; built-ins' are not listed.
+    pub skipped: Vec<String>,
 }
 
 impl Resolved {
@@ -194,7 +279,27 @@ impl Resolved {
 
 /// Loads a profile by name or path (see the module doc) and resolves it.
 pub fn load(spec: &str, vars: &Vars) -> Result<Resolved, ProfileError> {
+    load_observed(spec, vars, &mut |_| {})
+}
+
+/// One profile of the `extends` graph, as [`load_observed`] reads it: for
+/// a caller that must check the exact bytes used (signatures, `crate::trust`).
+#[derive(Clone, Copy, Debug)]
+pub enum Link<'a> {
+    /// A file: as located (absolute), canonical, and its text as parsed.
+    File {
+        path: &'a Path,
+        canonical: &'a str,
+        text: &'a str,
+    },
+    Builtin(&'a str),
+}
+
+/// [`load`], telling `observe` about every profile of the graph as it is
+/// read (each once, the top one first).
+pub fn load_observed(spec: &str, vars: &Vars, observe: &mut dyn FnMut(Link<'_>)) -> Result<Resolved, ProfileError> {
     let mut loader = Loader::new(vars);
+    loader.observer = Some(observe);
     loader.visit(spec, None, &mut Vec::new())?;
     loader.fold(vars)
 }
@@ -227,6 +332,11 @@ enum Located {
 /// Finds `spec`: a path relative to `base` (or the current directory), a
 /// profile in the user's directory, or a built-in.
 fn locate(spec: &str, base: Option<&Path>, profiles_dir: &Path) -> Result<Located, ProfileError> {
+    // `builtin:NAME` reaches a built-in even when a user profile shadows it.
+    if let Some(name) = spec.strip_prefix("builtin:") {
+        builtin(name)?;
+        return Ok(Located::Builtin(name.to_owned()));
+    }
     let file = |path: PathBuf| -> Result<Located, ProfileError> {
         // Absolute (without `.` components): it names the file in messages
         // and is what the writable-grant check compares.
@@ -316,7 +426,7 @@ struct Node {
 
 /// Walks the `extends` graph depth first, parents before children, each
 /// file once.
-struct Loader {
+struct Loader<'o> {
     profiles_dir: PathBuf,
     /// Post-order: every node after all of its parents.
     nodes: Vec<Node>,
@@ -324,11 +434,13 @@ struct Loader {
     seen: HashSet<String>,
     /// Bytes read from files so far (bounded like one file).
     bytes: u64,
+    /// Told about each profile as it is read ([`load_observed`]).
+    observer: Option<&'o mut dyn FnMut(Link<'_>)>,
 }
 
-impl Loader {
-    fn new(vars: &Vars) -> Loader {
-        Loader { profiles_dir: vars.profiles_dir(), nodes: Vec::new(), seen: HashSet::new(), bytes: 0 }
+impl Loader<'_> {
+    fn new(vars: &Vars) -> Self {
+        Loader { profiles_dir: vars.profiles_dir(), nodes: Vec::new(), seen: HashSet::new(), bytes: 0, observer: None }
     }
 
     fn visit(&mut self, spec: &str, base: Option<&Path>, stack: &mut Vec<String>) -> Result<(), ProfileError> {
@@ -363,9 +475,17 @@ impl Loader {
                 if self.bytes > MAX_PROFILE_BYTES {
                     return Err(ProfileError::TooLarge { path: chain(stack), size: self.bytes });
                 }
+                if let Some(observe) = self.observer.as_mut() {
+                    observe(Link::File { path: &path, canonical: &id, text: &text });
+                }
                 (Profile::parse(&text, &path.display().to_string())?, Some(path.clone()), Some(dir_of(&path)))
             }
-            Located::Builtin(name) => (Profile::parse(builtin(&name)?, &id)?, None, None),
+            Located::Builtin(name) => {
+                if let Some(observe) = self.observer.as_mut() {
+                    observe(Link::Builtin(&name));
+                }
+                (Profile::parse(builtin(&name)?, &id)?, None, None)
+            }
         };
         stack.push(id.clone());
         for parent in profile.extends.names() {
@@ -378,7 +498,7 @@ impl Loader {
 
     /// Folds the graph, parents first: grants add up, the network and
     /// sandbox policies merge, the widest metadata policy wins, and the
-    /// last non-default `security` section wins.
+    /// last non-default `security` section and the last `rollback` section win.
     fn fold(self, vars: &Vars) -> Result<Resolved, ProfileError> {
         let top = self.nodes.last().map(|n| n.profile.clone()).unwrap_or_default();
         let single = self.nodes.len() == 1;
@@ -392,7 +512,9 @@ impl Loader {
             metadata: MetadataPolicy::None,
             sandbox: SandboxPolicy::default(),
             security: Security::default(),
+            rollback: None,
             files: Vec::new(),
+            skipped: Vec::new(),
         };
         for node in self.nodes {
             fold_one(&mut out, &node.profile, &node.id, vars, single)?;
@@ -421,7 +543,13 @@ fn fold_one(out: &mut Resolved, profile: &Profile, origin: &str, vars: &Vars, si
                 ),
             });
         }
-        let path = vars.expand(&spelled, origin)?;
+        let Some(path) = vars.expand_opt(&spelled, origin)? else {
+            if !origin.starts_with("builtin:") {
+                out.skipped
+                    .push(format!("{spelled} ({origin}): the command has no terminal (stdin, stdout and stderr are not one)"));
+            }
+            continue;
+        };
         out.grants.push(Grant { path, rights, file, spelled, origin: origin.to_owned() });
     }
     validate_network(&profile.network, origin)?;
@@ -446,6 +574,11 @@ fn fold_one(out: &mut Resolved, profile: &Profile, origin: &str, vars: &Vars, si
     out.sandbox = out.sandbox.merge(&profile.sandbox);
     if profile.security != Security::default() {
         out.security = profile.security.clone();
+    }
+    if let Some(r) = &profile.rollback {
+        crate::snapshot::Excludes::new(&r.exclude, false)
+            .map_err(|e| ProfileError::Invalid { profile: origin.to_owned(), message: format!("rollback.exclude: {e}") })?;
+        out.rollback = Some(r.clone());
     }
     Ok(())
 }
@@ -479,6 +612,8 @@ fn merge_network(a: &Network, b: &Network) -> Network {
         icmp: union(a.icmp.as_ref(), b.icmp.as_ref()),
         unix_connect,
         families: a.families.iter().chain(&b.families).cloned().collect::<BTreeSet<_>>().into_iter().collect(),
+        allow_domains: super::network::merge_domains(a.allow_domains.as_ref(), b.allow_domains.as_ref()),
+        credentials: super::network::merge_credentials(&a.credentials, &b.credentials),
     }
 }
 
@@ -508,6 +643,8 @@ fn widest(a: MetadataPolicy, b: MetadataPolicy) -> MetadataPolicy {
 }
 
 fn validate_network(n: &Network, origin: &str) -> Result<(), ProfileError> {
+    super::network::validate(n.allow_domains.as_deref(), &n.credentials)
+        .map_err(|message| ProfileError::Invalid { profile: origin.to_owned(), message })?;
     for f in &n.families {
         if !crate::event::SOCKET_FAMILIES.iter().any(|(name, _)| name == f) {
             return Err(ProfileError::Invalid {

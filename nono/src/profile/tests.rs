@@ -3,13 +3,16 @@ use std::collections::BTreeSet;
 use super::rights::FsRight;
 use super::*;
 
-fn vars() -> Vars {
+/// Variables for a user `u` working in `/work/p` (shared with other
+/// modules' tests).
+pub(crate) fn vars() -> Vars {
     Vars {
         home: "/home/u".into(),
         cwd: "/work/p".into(),
         tmpdir: "/tmp".into(),
         xdg_config_home: "/home/u/.config".into(),
         xdg_cache_home: "/home/u/.cache".into(),
+        tty: None,
     }
 }
 
@@ -88,34 +91,6 @@ fn extends_cycles_and_depth_are_errors() {
     assert!(matches!(e, ProfileError::TooDeep(_)), "{e}");
     let e = load("no-such-builtin", &vars()).expect_err("builtin");
     assert!(e.to_string().contains("base"), "{e}");
-}
-
-#[test]
-fn a_learned_profile_round_trips() {
-    let mut learned = crate::learn::Learned::default();
-    learned.rules.push(rights::FsRule {
-        path: "$CWD".into(),
-        access: [FsRight::ReadFile, FsRight::WriteFile].into(),
-        file: false,
-        reason: Some("workdir".into()),
-        seen_in: None,
-        anticipated: [FsRight::RemoveFile].into(),
-    });
-    learned.connect_ports.insert(443);
-    let prov = Provenance {
-        sessions: vec![4],
-        nono_version: "0.1.0".into(),
-        backend: "tracepoint".into(),
-        lost_events: 0,
-        learned_at: String::new(),
-    };
-    let p = Profile::from_learned(&learned, "agent", prov);
-    let text = p.to_json_pretty().expect("json");
-    let back = Profile::parse(&text, "learned.json").expect("parses");
-    assert_eq!(back, p);
-    let r = resolve(back, "learned.json", &vars()).expect("resolves");
-    assert_eq!(r.network.open_port, Some(BTreeSet::from([443])));
-    assert_eq!(r.network.listen_port, Some(BTreeSet::new()));
 }
 
 /// Loads `path` and returns the error and how long it took.
@@ -234,4 +209,25 @@ fn relative_command_line_paths_are_taken_from_the_current_directory() {
     // A profile's own paths stay absolute-only.
     let e = load_str(r#"{"filesystem": {"allow": ["src"]}}"#, "p.json", &vars).expect_err("relative in a profile");
     assert!(e.to_string().contains("not absolute"), "{e}");
+}
+
+#[test]
+fn tty_is_the_commands_own_terminal_or_the_rule_is_skipped() {
+    let text = r#"{"filesystem": {"rules": [{"path": "$TTY", "access": ["read_file", "write_file", "ioctl_dev"]}]}}"#;
+    let with = Vars { tty: Some("/dev/pts/7".into()), ..vars() };
+    let r = load_str(text, "p.json", &with).expect("resolves");
+    assert_eq!(r.grants.len(), 1);
+    assert_eq!(r.grants[0].path, std::path::PathBuf::from("/dev/pts/7"));
+    assert!(r.skipped.is_empty());
+    let r = load_str(text, "p.json", &vars()).expect("resolves without a terminal");
+    assert!(r.grants.is_empty(), "{:?}", r.grants);
+    assert_eq!(r.skipped.len(), 1);
+    assert!(r.skipped[0].starts_with("$TTY (p.json): the command has no terminal"), "{:?}", r.skipped);
+    // Built-ins skip it quietly, as they do missing paths.
+    let r = load("base", &vars()).expect("base");
+    assert!(r.skipped.is_empty() && r.grants.iter().all(|g| !g.path.starts_with("/dev/pts")), "{:?}", r.grants);
+    // A bad tail is refused whether or not there is a terminal.
+    assert!(load_str(r#"{"filesystem": {"read": ["$TTY/\\xZZ"]}}"#, "q.json", &vars()).is_err());
+    let e = load_str(r#"{"filesystem": {"read": ["$TERMINAL"]}}"#, "q.json", &vars()).expect_err("unknown");
+    assert!(e.to_string().contains("$TTY"), "{e}");
 }

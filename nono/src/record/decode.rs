@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nono_common::{EventHeader, flag, path::RAW_TAG};
 
-use crate::event::{Access, Event, NetAddr, Op, Outcome, escape_bytes as escape};
+use crate::event::{Access, DnsArg, Event, NetAddr, Op, Outcome, escape_bytes as escape};
 
 /// Why a record could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -56,22 +56,22 @@ impl Decoder {
             return Err(DecodeError::PathLength { declared: l1 + l2, actual: data.len() });
         }
         let op = Op::from_code(h.op).ok_or(DecodeError::UnknownOp(h.op))?;
-        let incomplete = h.flags & (flag::PATH_FAILED | flag::PATH2_FAILED | flag::PATH_TRUNCATED | flag::PATH2_TRUNCATED) != 0;
-        let mut path = if h.flags & flag::ABSTRACT != 0 {
-            // An abstract Unix name: `@` and exactly the name's bytes.
-            data[..l1].strip_prefix(&[RAW_TAG]).map(|raw| format!("@{}", escape_abstract(raw)))
+        let mut incomplete =
+            h.flags & (flag::PATH_FAILED | flag::PATH2_FAILED | flag::PATH_TRUNCATED | flag::PATH2_TRUNCATED) != 0;
+        let mut dns_arg = None;
+        let (mut path, mut path2) = if op == Op::Dns {
+            // The field is the message's bytes, parsed here (`record::dns`).
+            let dns = dns_fields(&h, &data[..l1]);
+            // A capture cut at its limit is normal: the question comes first.
+            incomplete = dns.0.is_none();
+            dns_arg = Some(dns.2);
+            (dns.0, dns.1)
         } else {
-            decode_path(&data[..l1])
+            paths(&h, op, &data[..l1], &data[l1..l1 + l2])
         };
-        if h.flags & flag::DETACHED != 0 {
+        if op != Op::Dns && h.flags & flag::DETACHED != 0 {
             path = path.map(|p| format!("<detached>{p}"));
         }
-        let mut path2 = if op == Op::Symlink {
-            // A symlink's target is kept exactly as written.
-            raw_segment(&data[l1..l1 + l2]).map(escape)
-        } else {
-            decode_path(&data[l1..l1 + l2])
-        };
         if op == Op::Exec && path2 == path {
             // The exec named the executable itself (not a script).
             path2 = None;
@@ -125,12 +125,47 @@ impl Decoder {
             path,
             path2,
             access,
-            arg: h.arg,
+            arg: dns_arg.map_or(h.arg, DnsArg::pack),
             file_type: h.mode & libc::S_IFMT,
             outcome,
             net,
             incomplete,
         })
+    }
+}
+
+/// The two path fields of a record that is not DNS.
+fn paths(h: &EventHeader, op: Op, first: &[u8], second: &[u8]) -> (Option<String>, Option<String>) {
+    let path = if h.flags & flag::ABSTRACT != 0 {
+        // An abstract Unix name: `@` and exactly the name's bytes.
+        first.strip_prefix(&[RAW_TAG]).map(|raw| format!("@{}", escape_abstract(raw)))
+    } else {
+        decode_path(first)
+    };
+    let path2 = if op == Op::Symlink {
+        // A symlink's target is kept exactly as written.
+        raw_segment(second).map(escape)
+    } else {
+        decode_path(second)
+    };
+    (path, path2)
+}
+
+/// An `op::DNS` record's `(name, answer addresses, arg)`: the name is
+/// `None` when the message is not one nono accepts (see `record::dns`).
+fn dns_fields(h: &EventHeader, payload: &[u8]) -> (Option<String>, Option<String>, DnsArg) {
+    let answer = h.arg == nono_common::dns::RECEIVED;
+    let tcp = i32::from(h.sock_type) == libc::SOCK_STREAM;
+    let truncated = h.flags & flag::PATH_TRUNCATED != 0;
+    match super::dns::parse(payload, tcp, truncated) {
+        Ok(m) => {
+            let addrs = (!m.addrs.is_empty()).then(|| m.addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
+            (Some(m.name), addrs, DnsArg { answer, qtype: m.qtype, rcode: m.rcode })
+        }
+        Err(e) => {
+            log::debug!("DNS message of pid {} not parsed: {e}", h.pid);
+            (None, None, DnsArg { answer, qtype: 0, rcode: 0 })
+        }
     }
 }
 

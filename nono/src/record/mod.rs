@@ -16,6 +16,8 @@
 
 pub mod btf;
 pub mod decode;
+pub mod dns;
+pub mod guardian;
 pub mod kaudit;
 pub mod loader;
 pub mod progress;
@@ -178,6 +180,27 @@ mod tests {
             (n::PIDFD_SEND_SIGNAL, libc::SYS_pidfd_send_signal),
             (n::IO_URING_SETUP, libc::SYS_io_uring_setup),
             (n::OPENAT2, libc::SYS_openat2),
+            (n::CHMOD, libc::SYS_chmod),
+            (n::FCHMOD, libc::SYS_fchmod),
+            (n::CHOWN, libc::SYS_chown),
+            (n::FCHOWN, libc::SYS_fchown),
+            (n::LCHOWN, libc::SYS_lchown),
+            (n::UTIME, libc::SYS_utime),
+            (n::SETXATTR, libc::SYS_setxattr),
+            (n::LSETXATTR, libc::SYS_lsetxattr),
+            (n::FSETXATTR, libc::SYS_fsetxattr),
+            (n::REMOVEXATTR, libc::SYS_removexattr),
+            (n::LREMOVEXATTR, libc::SYS_lremovexattr),
+            (n::FREMOVEXATTR, libc::SYS_fremovexattr),
+            (n::UTIMES, libc::SYS_utimes),
+            (n::FCHOWNAT, libc::SYS_fchownat),
+            (n::FUTIMESAT, libc::SYS_futimesat),
+            (n::FCHMODAT, libc::SYS_fchmodat),
+            (n::UTIMENSAT, libc::SYS_utimensat),
+            // Newer than some libc headers: the kernel's table.
+            (n::FCHMODAT2, 452),
+            (n::SETXATTRAT, 463),
+            (n::REMOVEXATTRAT, 466),
         ];
         for &(ours, libc_nr) in pairs {
             assert_eq!(i64::from(ours), libc_nr);

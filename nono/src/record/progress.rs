@@ -3,8 +3,11 @@
 //! a spinner redrawn under it corrupts what the user sees. So the default
 //! (`auto`) puts progress in the terminal's title (OSC 2), which no
 //! screen content depends on, and uses a status line only when none of
-//! the command's stdio is a terminal. The title is pushed before and
-//! popped (and cleared, for terminals without a title stack) after.
+//! the command's stdio is a terminal. The title is pushed and set once,
+//! before the command starts, and popped (and cleared, for terminals
+//! without a title stack) after. nono never writes it while the command
+//! runs: it cannot see whether the agent set a title of its own, and a
+//! title an agent set must stay (so the title carries no live counts).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
@@ -15,7 +18,8 @@ pub enum Progress {
     /// A live spinner line when stderr is a terminal, a plain line every
     /// 10 s otherwise (unless `NONO_PROGRESS=off`).
     Line,
-    /// The terminal title (OSC 2), when stderr is a terminal; else nothing.
+    /// The terminal title (OSC 2), set once before the command starts,
+    /// when stderr is a terminal; else nothing.
     Title,
     /// Nothing.
     Off,
@@ -32,23 +36,20 @@ impl Progress {
     }
 }
 
-/// Title updates at most this often (each is a write to the terminal).
-const TITLE_EVERY: Duration = Duration::from_secs(1);
 /// Plain lines (stderr not a terminal) this often.
 const PLAIN_EVERY: Duration = Duration::from_secs(10);
 
 /// The live display of one recording.
 pub(crate) struct Display {
     bar: indicatif::ProgressBar,
-    title: bool,
     title_set: bool,
     plain: bool,
     started: Instant,
-    last_title: Option<Instant>,
     last_plain: Instant,
 }
 
 impl Display {
+    /// Call before the command starts: the title is set here or never.
     pub(crate) fn new(progress: Progress, started: Instant) -> Display {
         let tty = std::io::stderr().is_terminal();
         let bar = if progress == Progress::Line && tty {
@@ -61,15 +62,13 @@ impl Display {
             indicatif::ProgressBar::hidden()
         };
         let plain = progress == Progress::Line && !tty && !matches!(std::env::var("NONO_PROGRESS").as_deref(), Ok("off"));
-        Display {
-            bar,
-            title: progress == Progress::Title && tty,
-            title_set: false,
-            plain,
-            started,
-            last_title: None,
-            last_plain: Instant::now(),
+        let title_set = progress == Progress::Title && tty;
+        if title_set {
+            // Push the title (xterm's title stack), so the user's own
+            // title comes back at the end.
+            let _ = write!(std::io::stderr(), "\x1b[22;0t\x1b]2;nono: recording\x07");
         }
+        Display { bar, title_set, plain, started, last_plain: Instant::now() }
     }
 
     /// Called on every tick with the running totals.
@@ -77,14 +76,6 @@ impl Display {
         self.bar.set_message(format!("{events} events, {lost} lost"));
         self.bar.tick();
         let secs = self.started.elapsed().as_secs();
-        if self.title && self.last_title.is_none_or(|t| t.elapsed() >= TITLE_EVERY) {
-            self.last_title = Some(Instant::now());
-            // Push the title (xterm's title stack) the first time, so the
-            // user's own title comes back at the end.
-            let push = if self.title_set { "" } else { "\x1b[22;0t" };
-            let _ = write!(std::io::stderr(), "{push}\x1b]2;nono: recording {secs}s · {events} events, {lost} lost\x07");
-            self.title_set = true;
-        }
         if self.plain && self.last_plain.elapsed() >= PLAIN_EVERY {
             self.last_plain = Instant::now();
             eprintln!("nono: recording {secs}s, {events} events, {lost} lost");

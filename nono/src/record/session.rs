@@ -143,6 +143,8 @@ pub fn run_gated(
         return Err(e);
     }
     let ring = recorder.take_events()?;
+    // Before the command runs: the title is nono's only until then.
+    let mut display = Display::new(progress, started);
     if let Err(e) = gated.release() {
         let _ = nix::sys::wait::waitpid(child, None);
         return Err(e.into());
@@ -161,8 +163,9 @@ pub fn run_gated(
         store_error: None,
         sink,
     };
-    let mut display = Display::new(progress, started);
     let status = rt.block_on(state.run(recorder, ring, pidfd, sigfd, child, &mut display))?;
+    // The guardian's status stands for the command's (see `guardian`).
+    let status = child_status(gated.command_status(status)).unwrap_or(ChildStatus::Exited(125));
     // Before any summary: the line cleared, the terminal's title restored.
     display.finish();
     let counters = recorder.counters()?;
@@ -198,7 +201,7 @@ impl Loop {
         sigfd: SignalFd,
         child: nix::unistd::Pid,
         display: &mut Display,
-    ) -> Result<ChildStatus, RecordError> {
+    ) -> Result<nix::sys::wait::WaitStatus, RecordError> {
         let io = |call| move |source| RecordError::Sys { call, source };
         let mut ring = register(ring).map_err(io("registering the ring buffer"))?;
         let pidfd = register(pidfd).map_err(io("registering the pidfd"))?;
@@ -239,15 +242,7 @@ impl Loop {
         // The command has exited: everything it did is already in the ring.
         self.drain(ring.get_mut()).await;
         self.flush().await;
-        let status = loop {
-            match nix::sys::wait::waitpid(child, None) {
-                Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => break ChildStatus::Exited(code),
-                Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => break ChildStatus::Signaled(sig as i32),
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(RecordError::Sys { call: "waitpid", source: e.into() }),
-            }
-        };
-        Ok(status)
+        wait_exit(child)
     }
 
     async fn drain(&mut self, ring: &mut aya::maps::RingBuf<aya::maps::MapData>) {
@@ -289,6 +284,7 @@ impl Loop {
 
 /// Supervises a gated child without recording (`nono run`): releases it,
 /// forwards signals sent to nono, and returns how it ended.
+#[expect(clippy::needless_pass_by_value, reason = "the gated child is this function's: released, reaped, then dropped")]
 pub fn supervise(mut gated: spawn::Gated, sigfd: SignalFd) -> Result<ChildStatus, RecordError> {
     use std::os::fd::AsFd as _;
     let child = gated.pid;
@@ -318,12 +314,24 @@ pub fn supervise(mut gated: spawn::Gated, sigfd: SignalFd) -> Result<ChildStatus
             }
         }
     }
+    Ok(child_status(gated.command_status(wait_exit(child)?)).unwrap_or(ChildStatus::Exited(125)))
+}
+
+/// Waits until `child` has exited or was killed.
+fn wait_exit(child: nix::unistd::Pid) -> Result<nix::sys::wait::WaitStatus, RecordError> {
     loop {
         match nix::sys::wait::waitpid(child, None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return Ok(ChildStatus::Exited(code)),
-            Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => return Ok(ChildStatus::Signaled(sig as i32)),
+            Ok(s @ (nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..))) => return Ok(s),
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(RecordError::Sys { call: "waitpid", source: e.into() }),
         }
+    }
+}
+
+fn child_status(s: nix::sys::wait::WaitStatus) -> Option<ChildStatus> {
+    match s {
+        nix::sys::wait::WaitStatus::Exited(_, code) => Some(ChildStatus::Exited(code)),
+        nix::sys::wait::WaitStatus::Signaled(_, sig, _) => Some(ChildStatus::Signaled(sig as i32)),
+        _ => None,
     }
 }

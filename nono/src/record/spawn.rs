@@ -10,6 +10,10 @@
 //! `nono run --audit`); callers that pass one must fork while the process
 //! is still single-threaded, so no lock can be held in the child.
 //!
+//! The child is not the command itself but nono's *guardian*, which forks
+//! the command once the sandbox is in place and makes its whole tree end
+//! with nono (a pid namespace, or a subreaper): see [`super::guardian`].
+//!
 //! `nono run` and `nono wrap` also close every inherited descriptor above
 //! 2 (an inherited socket or `io_uring` ring would bypass the sandbox's
 //! socket rules), except those passed with `--pass-fd`: see
@@ -20,6 +24,8 @@ use std::io;
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::path::{Path, PathBuf};
+
+use super::guardian::{self, Containment};
 
 /// Why the command could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +38,6 @@ pub enum SpawnError {
     NotExecutable(PathBuf),
     #[error("{what} contains a NUL byte")]
     Nul { what: &'static str },
-    #[error("unknown user id {0} in SUDO_UID")]
-    UnknownUser(u32),
-    #[error("invalid {var}={value:?}")]
-    BadSudoVar { var: &'static str, value: String },
     #[error("{call} failed")]
     Sys {
         call: &'static str,
@@ -71,45 +73,7 @@ fn sys(call: &'static str) -> impl FnOnce(io::Error) -> SpawnError {
     move |source| SpawnError::Sys { call, source }
 }
 
-/// Who the child runs as.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    pub uid: u32,
-    pub gid: u32,
-    pub groups: Vec<u32>,
-    pub name: String,
-    pub home: PathBuf,
-}
-
-impl Identity {
-    /// The invoking user when running as root under sudo, else `None`
-    /// (the child keeps nono's own credentials).
-    pub fn from_sudo() -> Result<Option<Identity>, SpawnError> {
-        if !nix::unistd::geteuid().is_root() {
-            return Ok(None);
-        }
-        let Some(uid) = std::env::var_os("SUDO_UID") else { return Ok(None) };
-        let uid_s = uid.to_string_lossy().into_owned();
-        let uid: u32 = uid_s.parse().map_err(|_| SpawnError::BadSudoVar { var: "SUDO_UID", value: uid_s })?;
-        if uid == 0 {
-            return Ok(None);
-        }
-        let user = nix::unistd::User::from_uid(uid.into())
-            .map_err(|e| sys("getpwuid")(e.into()))?
-            .ok_or(SpawnError::UnknownUser(uid))?;
-        let gid = match std::env::var("SUDO_GID") {
-            Ok(g) => g.parse().map_err(|_| SpawnError::BadSudoVar { var: "SUDO_GID", value: g })?,
-            Err(_) => user.gid.as_raw(),
-        };
-        let cname = CString::new(user.name.clone()).map_err(|_| SpawnError::Nul { what: "user name" })?;
-        let groups = nix::unistd::getgrouplist(&cname, gid.into())
-            .map_err(|e| sys("getgrouplist")(e.into()))?
-            .into_iter()
-            .map(nix::unistd::Gid::as_raw)
-            .collect();
-        Ok(Some(Identity { uid, gid, groups, name: user.name, home: user.dir }))
-    }
-}
+pub use crate::invoker::Identity;
 
 /// What to run and how.
 #[derive(Debug)]
@@ -126,6 +90,17 @@ pub struct Command {
     /// supervised run forks from a thread that took them): the child keeps
     /// them instead of switching itself.
     pub creds_ready: bool,
+    /// How the tree is made to end with nono. [`Containment::PidNamespace`]
+    /// forks with a raw `clone`: then the pre-exec hook must be
+    /// async-signal-safe, or this process single-threaded. Where the
+    /// namespace cannot be made, the subreaper is used (see
+    /// [`Gated::containment`]).
+    pub containment: Containment,
+    /// With the subreaper: put the command in a nested Landlock domain
+    /// that scopes signals (ABI 6; skipped below), so it cannot kill or
+    /// stop its guardian. Only for a sandboxed run whose profile keeps
+    /// signals inside (`nono learn` confines nothing).
+    pub shield_guardian: bool,
 }
 
 impl Command {
@@ -139,7 +114,16 @@ impl Command {
             env.push(("USER".into(), id.name.clone().into()));
             env.push(("LOGNAME".into(), id.name.clone().into()));
         }
-        Command { argv, cwd, env, identity, keep_fds: None, creds_ready: false }
+        Command {
+            argv,
+            cwd,
+            env,
+            identity,
+            keep_fds: None,
+            creds_ready: false,
+            containment: Containment::Subreaper,
+            shield_guardian: false,
+        }
     }
 
     /// The program `execve` will run, resolved through the child's PATH:
@@ -150,12 +134,20 @@ impl Command {
     }
 }
 
-/// A forked child waiting at the gate.
+/// A forked child (the guardian) waiting at the gate.
 #[derive(Debug)]
 pub struct Gated {
     pub pid: nix::unistd::Pid,
+    /// What the guardian got: the requested containment, or the subreaper
+    /// when no pid namespace could be made.
+    pub containment: Containment,
     go: Option<OwnedFd>,
     errors: OwnedFd,
+    /// The command's wait status, written by the guardian.
+    status: OwnedFd,
+    /// The user namespace's ids, mapped at release (from a thread outside
+    /// the sandbox; the forking thread may be confined).
+    id_maps: Option<(u32, u32)>,
 }
 
 /// Resolves `program` the way `execvp` would, using the child's PATH: a
@@ -222,7 +214,7 @@ fn cstring(bytes: &[u8], what: &'static str) -> Result<CString, SpawnError> {
 }
 
 /// Steps the child reports on the error pipe (index into this table).
-const STEPS: [&str; 10] = [
+const STEPS: [&str; 12] = [
     "sigprocmask",
     "wait for the tracer",
     "setgroups",
@@ -233,6 +225,8 @@ const STEPS: [&str; 10] = [
     "execve",
     "applying the sandbox",
     "closing inherited descriptors",
+    "prctl(PR_SET_CHILD_SUBREAPER)",
+    "fork",
 ];
 
 /// Runs in the child after the gate, the credential change and `chdir`,
@@ -275,54 +269,102 @@ pub fn fork_gated_with(cmd: &Command, pre_exec: Option<PreExec<'_>>) -> Result<G
     let keep_fds = cmd.keep_fds.clone();
     let ids = if cmd.creds_ready { None } else { cmd.identity.as_ref().map(|i| (i.uid, i.gid)) };
 
-    let (gate_r, gate_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| sys("pipe2")(e.into()))?;
+    let (gate_w, gate_r) = std::os::unix::net::UnixStream::pair().map_err(sys("socketpair"))?;
+    let (gate_w, gate_r): (OwnedFd, OwnedFd) = (gate_w.into(), gate_r.into());
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| sys("pipe2")(e.into()))?;
-    // SAFETY: fork is called with everything pre-allocated; the child below
-    // only makes raw async-signal-safe system calls and then execs or _exits.
-    let pid = unsafe { libc::fork() };
+    let (status_r, status_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).map_err(|e| sys("pipe2")(e.into()))?;
+    // SAFETY: getpid/geteuid have no preconditions.
+    let (me, euid) = unsafe { (libc::getpid(), libc::geteuid()) };
+    let mut containment = cmd.containment;
+    let mut id_maps = None;
+    let pid = if containment == Containment::PidNamespace {
+        // Not root (or a thread that took the user's identity): the pid
+        // namespace needs a user namespace the child owns.
+        let userns = euid != 0;
+        let flags = libc::CLONE_NEWPID as libc::c_ulong | if userns { libc::CLONE_NEWUSER as libc::c_ulong } else { 0 };
+        let pid = guardian::raw_fork(flags);
+        if pid < 0 {
+            log::debug!("no pid namespace ({}): the guardian is a subreaper", io::Error::last_os_error());
+            containment = Containment::Subreaper;
+        } else if userns {
+            // SAFETY: getegid has no preconditions.
+            id_maps = Some((euid, unsafe { libc::getegid() }));
+        }
+        pid
+    } else {
+        -1
+    };
+    let pid = if containment == Containment::Subreaper {
+        guardian::become_subreaper();
+        // SAFETY: fork is called with everything pre-allocated; the child
+        // below only makes raw async-signal-safe system calls and then
+        // execs or _exits.
+        unsafe { libc::fork() }
+    } else {
+        pid
+    };
     if pid < 0 {
         return Err(sys("fork")(io::Error::last_os_error()));
     }
     if pid == 0 {
         // SAFETY: child side; see child_main.
         unsafe {
-            // The parent's ends: holding the gate's write end would keep the
+            // The parent's ends: holding the gate's other end would keep the
             // child from ever seeing the tracer vanish.
             libc::close(gate_w.as_raw_fd());
             libc::close(err_r.as_raw_fd());
-            let fds = Fds { gate: gate_r.as_raw_fd(), err: err_w.as_raw_fd(), keep: keep_fds.as_deref() };
-            child_main(fds, &exe_c, &argv_p, &env_p, &cwd_c, &groups, ids, pre_exec)
+            libc::close(status_r.as_raw_fd());
+            let fds =
+                Fds { gate: gate_r.as_raw_fd(), err: err_w.as_raw_fd(), status: status_w.as_raw_fd(), keep: keep_fds.as_deref() };
+            let who = Who { ids, parent: me, containment, shield: cmd.shield_guardian };
+            child_main(fds, who, &exe_c, &argv_p, &env_p, &cwd_c, &groups, pre_exec)
         }
     }
     drop(gate_r);
     drop(err_w);
-    Ok(Gated { pid: nix::unistd::Pid::from_raw(pid), go: Some(gate_w), errors: err_r })
+    drop(status_w);
+    Ok(Gated { pid: nix::unistd::Pid::from_raw(pid), containment, go: Some(gate_w), errors: err_r, status: status_r, id_maps })
 }
 
-/// The child's descriptors: the gate, the error pipe, and what to keep
-/// across exec (`None`: everything).
+/// Who the guardian is: the credentials to take, its parent (nono) and
+/// its containment.
+#[derive(Clone, Copy)]
+struct Who {
+    ids: Option<(u32, u32)>,
+    parent: libc::pid_t,
+    containment: Containment,
+    shield: bool,
+}
+
+/// The child's descriptors: the gate, the error pipe, the status pipe, and
+/// what to keep across exec (`None`: everything).
 #[derive(Clone, Copy)]
 struct Fds<'a> {
     gate: libc::c_int,
     err: libc::c_int,
+    status: libc::c_int,
     keep: Option<&'a [i32]>,
 }
 
-/// The child: wait at the gate, drop privileges, exec. Never returns.
+/// The child (the guardian): wait at the gate, drop privileges, apply the
+/// sandbox, fork the command and stay behind it. Never returns.
 #[expect(clippy::too_many_arguments, reason = "everything is pre-built before fork; no allocation allowed here")]
 unsafe fn child_main(
     fds: Fds<'_>,
+    who: Who,
     exe: &CString,
     argv: &[*const libc::c_char],
     env: &[*const libc::c_char],
     cwd: &CString,
     groups: &[libc::gid_t],
-    ids: Option<(u32, u32)>,
     pre_exec: Option<PreExec<'_>>,
 ) -> ! {
-    let Fds { gate, err, keep } = fds;
-    // SAFETY (whole body): only async-signal-safe libc calls on memory that
-    // was allocated before fork and is not shared with any other thread.
+    let Fds { gate, err, status, keep } = fds;
+    let Who { ids, parent, containment, shield } = who;
+    // SAFETY (whole body): only async-signal-safe libc calls and raw
+    // system calls on memory that was allocated before fork and is not
+    // shared with any other thread.
     unsafe {
         let fail = |step: usize| -> ! {
             let errno = *libc::__errno_location();
@@ -332,39 +374,53 @@ unsafe fn child_main(
             libc::write(err, buf.as_ptr().cast(), buf.len());
             libc::_exit(127);
         };
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&raw mut empty);
-        if libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut()) != 0 {
+        // Its name in `ps` and in recorded process trees.
+        libc::prctl(libc::PR_SET_NAME, c"nono-guardian".as_ptr(), 0, 0, 0);
+        // The guardian takes the signals it forwards, and SIGCHLD, with
+        // sigwaitinfo; the command gets an empty mask back below.
+        let mask = guardian::guardian_mask();
+        if libc::sigprocmask(libc::SIG_SETMASK, &raw const mask, std::ptr::null_mut()) != 0 {
             fail(0);
         }
-        let mut byte = 0u8;
-        loop {
-            let n = libc::read(gate, (&raw mut byte).cast(), 1);
-            if n == 1 {
-                break;
+        let death = if containment == Containment::PidNamespace { libc::SIGKILL } else { libc::SIGTERM };
+        // Before the gate already (the credential change below clears it,
+        // so it is set again after).
+        libc::prctl(libc::PR_SET_PDEATHSIG, death, 0, 0, 0);
+        let children = match guardian::recv_gate(gate) {
+            Ok(fd) => fd,
+            // The tracer went away before releasing us: never run untraced.
+            Err(0) => libc::_exit(125),
+            Err(e) => {
+                *libc::__errno_location() = e;
+                fail(1)
             }
-            if n == 0 {
-                // The tracer went away before releasing us: never run untraced.
-                libc::_exit(125);
-            }
-            if *libc::__errno_location() != libc::EINTR {
-                fail(1);
-            }
-        }
+        };
+        libc::close(gate);
         if let Some((uid, gid)) = ids {
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+            // Raw system calls: glibc's wrappers would try to change the
+            // credentials of threads that exist only in the parent.
+            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
                 fail(2);
             }
-            if libc::setresgid(gid, gid, gid) != 0 {
+            if libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0 {
                 fail(3);
             }
-            if libc::setresuid(uid, uid, uid) != 0 {
+            if libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0 {
                 fail(4);
             }
         }
         // Set after the credential change, which would clear it.
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, death, 0, 0, 0) != 0 {
             fail(5);
+        }
+        // nono may have died before that: its end of the error pipe is
+        // then closed, and nothing may start unsupervised.
+        let mut p = libc::pollfd { fd: err, events: libc::POLLOUT, revents: 0 };
+        if libc::poll(&raw mut p, 1, 0) < 0 || p.revents & libc::POLLERR != 0 {
+            libc::_exit(125);
+        }
+        if containment == Containment::Subreaper && libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 {
+            fail(10);
         }
         if libc::chdir(cwd.as_ptr()) != 0 {
             fail(6);
@@ -377,16 +433,73 @@ unsafe fn child_main(
             *libc::__errno_location() = errno;
             fail(9);
         }
-        libc::execve(exe.as_ptr(), argv.as_ptr(), env.as_ptr());
-        fail(7);
+        let command = guardian::raw_fork(0);
+        if command < 0 {
+            fail(11);
+        }
+        if command == 0 {
+            // The command: the mask and SIGPIPE as a shell would give them
+            // (nono, a Rust program, ignores SIGPIPE, which exec keeps).
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&raw mut empty);
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            if libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut()) != 0 {
+                fail(0);
+            }
+            // It dies with its guardian.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                fail(5);
+            }
+            if shield && containment == Containment::Subreaper {
+                guardian::scope_signals();
+            }
+            libc::execve(exe.as_ptr(), argv.as_ptr(), env.as_ptr());
+            fail(7);
+        }
+        // The error pipe now belongs to the command: it closes at its exec.
+        libc::close(err);
+        // Nothing in the sandbox may attach to the guardian, and in a user
+        // namespace it keeps no capability.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        if containment == Containment::PidNamespace {
+            let mut header = [0x2008_0522u32, 0]; // _LINUX_CAPABILITY_VERSION_3, this thread
+            let data = [0u32; 6];
+            libc::syscall(libc::SYS_capset, header.as_mut_ptr(), data.as_ptr());
+        }
+        let g = guardian::Guardian { command, containment, parent, children, status };
+        g.run()
     }
 }
 
 impl Gated {
+    /// The command's status, given the guardian's (`guardian`, from
+    /// waitpid): what the guardian reported, else its own. Then, with the
+    /// subreaper, ends whatever of the tree came to nono.
+    #[must_use]
+    pub fn command_status(&self, guardian: nix::sys::wait::WaitStatus) -> nix::sys::wait::WaitStatus {
+        use std::os::fd::AsFd as _;
+        if self.containment == Containment::Subreaper {
+            guardian::end_inherited_tree();
+        }
+        let Some(raw) = guardian::read_status(self.status.as_fd()) else { return guardian };
+        nix::sys::wait::WaitStatus::from_raw(self.pid, raw).unwrap_or(guardian)
+    }
+
     /// Lets the child proceed and reports whether its exec succeeded.
     pub fn release(&mut self) -> Result<(), SpawnError> {
+        use std::os::fd::AsFd as _;
         let go = self.go.take().ok_or(SpawnError::Sys { call: "release", source: io::Error::other("child already released") })?;
-        nix::unistd::write(&go, &[1]).map_err(|e| sys("write to the child's gate")(e.into()))?;
+        let pid = self.pid.as_raw();
+        if let Some((uid, gid)) = self.id_maps {
+            // The child's /proc files are root's when nono runs under sudo;
+            // nono's filesystem identity is the user's there (`invoker`).
+            crate::invoker::as_root(|| guardian::write_id_maps(pid, uid, gid))
+                .and_then(|r| r)
+                .map_err(sys("mapping the user namespace's ids"))?;
+        }
+        let children = (self.containment == Containment::Subreaper).then(|| guardian::children_file(pid)).flatten();
+        guardian::send_gate(go.as_fd(), children.as_ref().map(std::os::fd::AsFd::as_fd))
+            .map_err(sys("releasing the child's gate"))?;
         drop(go);
         // The error pipe closes on a successful exec (CLOEXEC) or carries
         // the failing step and errno.
@@ -407,95 +520,5 @@ impl Gated {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Children forked by concurrently running tests inherit each other's
-    /// gate pipes (CLOEXEC only acts at exec), which would keep a gate
-    /// open; these tests fork one at a time.
-    static FORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-    #[test]
-    fn resolve_searches_the_childs_path() {
-        let env = vec![(OsString::from("PATH"), OsString::from("/nonexistent:/bin:/usr/bin"))];
-        let p = resolve(OsStr::new("sh"), &env, Path::new("/")).expect("sh exists");
-        assert!(p.ends_with("sh"));
-        assert!(matches!(resolve(OsStr::new("no-such-program-nono"), &env, Path::new("/")), Err(SpawnError::NotFound(_))));
-        assert_eq!(resolve(OsStr::new("./x"), &env, Path::new("/w")).expect("relative"), PathBuf::from("/w/./x"));
-    }
-
-    #[test]
-    fn a_released_child_runs_and_exec_failures_are_reported() {
-        let _serial = FORK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cmd = Command::new(vec!["true".into()], PathBuf::from("/"), None);
-        let mut g = fork_gated(&cmd).expect("fork");
-        g.release().expect("exec true");
-        let status = nix::sys::wait::waitpid(g.pid, None).expect("wait");
-        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(g.pid, 0));
-
-        let cmd = Command::new(vec!["true".into()], PathBuf::from("/nonexistent-dir-nono"), None);
-        let mut g = fork_gated(&cmd).expect("fork");
-        let err = g.release().expect_err("chdir fails");
-        assert!(err.to_string().contains("chdir"), "{err}");
-        let _ = nix::sys::wait::waitpid(g.pid, None);
-    }
-
-    #[test]
-    fn resolve_tells_a_missing_command_from_one_that_cannot_run() {
-        let d = tempfile::tempdir().expect("tmp");
-        std::fs::write(d.path().join("plain"), "#!/bin/sh\n").expect("file");
-        let env = vec![(OsString::from("PATH"), d.path().as_os_str().to_owned())];
-        let e = resolve(OsStr::new("plain"), &env, Path::new("/")).expect_err("not executable");
-        assert!(matches!(e, SpawnError::NotExecutable(_)), "{e}");
-        assert_eq!(e.exit_code(), Some(126));
-        assert_eq!(resolve(OsStr::new("nope"), &env, Path::new("/")).expect_err("missing").exit_code(), Some(127));
-        let exec = |errno| SpawnError::Child { step: "execve", source: io::Error::from_raw_os_error(errno) };
-        assert_eq!(exec(libc::ENOENT).exit_code(), Some(127));
-        for errno in [libc::EACCES, libc::ENOEXEC, libc::EISDIR, libc::ETXTBSY] {
-            assert_eq!(exec(errno).exit_code(), Some(126), "{errno}");
-        }
-        assert_eq!(SpawnError::Child { step: "chdir", source: io::Error::from_raw_os_error(2) }.exit_code(), None);
-    }
-
-    #[test]
-    fn a_sealed_child_keeps_only_the_passed_descriptors() {
-        let _serial = FORK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let d = tempfile::tempdir().expect("tmp");
-        let out = d.path().join("fds");
-        // High numbers, so they cannot be mistaken for what `ls` opens;
-        // F_DUPFD leaves them inheritable, like a shell's redirections.
-        let devnull = std::fs::File::open("/dev/null").expect("open");
-        // SAFETY: duplicating a descriptor we own; the copies are closed below.
-        let (leaked_fd, passed_fd) =
-            unsafe { (libc::fcntl(devnull.as_raw_fd(), libc::F_DUPFD, 60), libc::fcntl(devnull.as_raw_fd(), libc::F_DUPFD, 70)) };
-        assert!(leaked_fd >= 60 && passed_fd >= 70);
-        let script = format!("ls /proc/self/fd > {}", out.display());
-        let mut cmd = Command::new(vec!["sh".into(), "-c".into(), script.into()], PathBuf::from("/"), None);
-        cmd.keep_fds = Some(vec![passed_fd]);
-        let mut g = fork_gated(&cmd).expect("fork");
-        g.release().expect("exec");
-        let _ = nix::sys::wait::waitpid(g.pid, None);
-        let fds: Vec<i32> =
-            std::fs::read_to_string(&out).expect("listing").split_whitespace().filter_map(|s| s.parse().ok()).collect();
-        assert!(fds.contains(&passed_fd), "{fds:?} passed {passed_fd} leaked {leaked_fd}");
-        assert!(!fds.contains(&leaked_fd), "{fds:?}");
-        // 0-2, the passed one, and the descriptor `ls` opens for /proc/self/fd.
-        assert!(fds.iter().filter(|f| **f > 2).count() <= 2, "{fds:?}");
-        // SAFETY: closing the copies made above.
-        unsafe {
-            libc::close(leaked_fd);
-            libc::close(passed_fd);
-        }
-    }
-
-    #[test]
-    fn a_child_whose_tracer_vanishes_never_runs() {
-        let _serial = FORK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cmd = Command::new(vec!["true".into()], PathBuf::from("/"), None);
-        let g = fork_gated(&cmd).expect("fork");
-        let pid = g.pid;
-        drop(g);
-        let status = nix::sys::wait::waitpid(pid, None).expect("wait");
-        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 125));
-    }
-}
+#[path = "spawn_tests.rs"]
+mod tests;

@@ -2,10 +2,11 @@
 //! aggregated on the Rust side into a bounded document and rendered as one
 //! self-contained page ([`html`]).
 //!
-//! This module owns the aggregation (events -> per-path, per-process and
-//! per-second counts, with caps) and the matching of paths to a profile's
-//! rules. It reads no database and writes no file: the CLI streams events
-//! in and writes the page out.
+//! This module owns the aggregation (events -> per-path, per-process,
+//! per-destination ([`network`]) and per-second counts, with caps), the
+//! matching of paths to a profile's rules, and the page's fixed colours
+//! ([`palette`]). It reads no database and writes no file: the CLI streams
+//! events in (from the local store or the fleet) and writes the page out.
 //!
 //! Threat model: every path, argv word, comm and reason comes from the
 //! audited agent and is hostile. Nothing here interprets it; [`html`]
@@ -21,9 +22,13 @@ use crate::learn::LearnContext;
 use crate::profile::{Profile, Resolved};
 
 pub mod html;
+pub mod network;
+pub mod palette;
 pub mod synthetic;
 mod tree;
 
+pub use network::{MAX_DESTINATIONS, NetDest};
+pub use palette::op_color;
 pub use tree::{MAX_NODES, TreeNode};
 
 /// Distinct paths tracked exactly; beyond this an event is counted on the
@@ -197,6 +202,10 @@ pub struct Timeline {
     /// long one, so there are at most [`MAX_BUCKETS`] bars.
     pub bucket_ms: u64,
     pub ops: Vec<String>,
+    /// The colour of each op ([`palette::op_color`]: fixed per op).
+    pub colors: Vec<String>,
+    /// The denial overlay's colour.
+    pub denied_color: &'static str,
     /// `counts[bucket][op index]`.
     pub counts: Vec<Vec<u64>>,
     pub denied: Vec<u64>,
@@ -228,7 +237,9 @@ pub struct Aggregator {
     denied_per_bucket: Vec<u64>,
     outside: u64,
     events: u64,
+    denied: u64,
     no_path: BTreeMap<&'static str, u64>,
+    net: network::NetAgg,
 }
 
 impl Aggregator {
@@ -250,7 +261,9 @@ impl Aggregator {
             denied_per_bucket: vec![0; usize::try_from(buckets).unwrap_or(1)],
             outside: 0,
             events: 0,
+            denied: 0,
             no_path: BTreeMap::new(),
+            net: network::NetAgg::default(),
         }
     }
 
@@ -258,6 +271,8 @@ impl Aggregator {
     pub fn add(&mut self, e: &Event) {
         self.events += 1;
         let denied = e.outcome.class() == "denied";
+        self.denied += u64::from(denied);
+        self.net.add(e);
         // Timeline.
         let offset = e.time_ns.saturating_sub(self.start_ns);
         let bucket = if offset < 0 { None } else { usize::try_from(offset / self.bucket_ns).ok() };
@@ -299,7 +314,10 @@ impl Aggregator {
         }
         // Paths.
         let Some(path) = e.path.as_deref().filter(|p| p.starts_with('/')) else {
-            *self.no_path.entry(e.op.name()).or_default() += 1;
+            // Sockets are in the network section.
+            if !e.op.is_network() {
+                *self.no_path.entry(e.op.name()).or_default() += 1;
+            }
             return;
         };
         if let Some(agg) = self.paths.get_mut(path) {
@@ -323,10 +341,21 @@ impl Aggregator {
         }
     }
 
+    /// Counts a name reached through nono's proxy (see
+    /// [`network::NetAgg::add_named`]): the network section lists it with
+    /// its domain, and a refusal counts as a denial in the header.
+    pub fn add_named(&mut self, domain: &str, port: u16, addr: Option<&str>, refused: bool, error: bool) {
+        self.denied += u64::from(refused);
+        self.net.add_named(domain, port, addr, refused, error);
+    }
+
     /// The report data. `rules` get their `used` counts from the paths.
     #[must_use]
-    pub fn finish(self, header: Header, mut rules: Rules, sensitive: &Sensitive, root_argv: &[String]) -> SessionReport {
-        let Aggregator { paths, procs, proc_order, timeline, denied_per_bucket, bucket_ns, .. } = self;
+    pub fn finish(self, mut header: Header, mut rules: Rules, sensitive: &Sensitive, root_argv: &[String]) -> SessionReport {
+        let Aggregator { paths, procs, proc_order, timeline, denied_per_bucket, bucket_ns, net, .. } = self;
+        header.denied = self.denied;
+        let (other_net_events, other_net_denied) = (net.other_events, net.other_denied);
+        let network = net.finish();
         let mut procs = procs;
         let root_pid = proc_order.first().copied();
         let proc_index: HashMap<u32, usize> = proc_order.iter().enumerate().map(|(i, p)| (*p, i)).collect();
@@ -364,8 +393,14 @@ impl Aggregator {
             processes,
             other_process_events: self.other_proc_events,
             max_processes: MAX_PROCS,
+            network,
+            other_network_events: other_net_events,
+            other_network_denied: other_net_denied,
+            max_destinations: MAX_DESTINATIONS,
             timeline: Timeline {
                 bucket_ms: u64::try_from(bucket_ns / 1_000_000).unwrap_or(1000),
+                colors: ops.iter().map(|op| palette::op_color_by_name(op).to_owned()).collect(),
+                denied_color: palette::DENIED,
                 ops: ops.into_iter().map(str::to_owned).collect(),
                 counts,
                 denied: denied_per_bucket,
@@ -391,6 +426,8 @@ pub struct Header {
     pub duration_ms: Option<i64>,
     pub exit: String,
     pub events: u64,
+    /// Sandbox denials among them.
+    pub denied: u64,
     pub lost: u64,
     /// Loss and failure counters by name.
     pub counters: BTreeMap<String, u64>,
@@ -398,6 +435,10 @@ pub struct Header {
     pub profile: Option<String>,
     /// Why the profile's rules are not shown (unreadable, none learned).
     pub profile_note: Option<String>,
+    /// The host that recorded it (`NAME#ID-PREFIX`).
+    pub host: Option<String>,
+    /// The rollback snapshot taken before the session's command (`run --audit --rollback`).
+    pub snapshot: Option<String>,
 }
 
 /// Everything the session page shows.
@@ -413,8 +454,15 @@ pub struct SessionReport {
     /// Distinct paths counted on an ancestor beyond `max_paths`.
     pub folded_paths: u64,
     pub max_paths: usize,
-    /// Events without a path (fork, exit, signals, sockets), by op.
+    /// Events without a path (fork, exit, signals, syscalls), by op;
+    /// sockets are in `network`.
     pub no_path: BTreeMap<String, u64>,
+    /// Socket destinations, denied ones first.
+    pub network: Vec<NetDest>,
+    /// Events (and denials) on destinations beyond `max_destinations`.
+    pub other_network_events: u64,
+    pub other_network_denied: u64,
+    pub max_destinations: usize,
     pub processes: Vec<ProcView>,
     pub other_process_events: u64,
     pub max_processes: usize,

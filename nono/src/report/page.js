@@ -37,6 +37,18 @@
     });
   }
   function fmt(n) { return Number(n || 0).toLocaleString('en-US'); }
+  // Text that may wrap after a '/', '=', ',' or '&' (a path, a command
+  // line) as well as at spaces, and nowhere inside a word: a <wbr> element
+  // after each of them (text stays text: no markup is parsed).
+  function breakable(parent, s) {
+    var parts = String(s).split(/([\/=,&])/);
+    for (var i = 0; i < parts.length; i++) {
+      if (!parts[i]) continue;
+      parent.appendChild(document.createTextNode(parts[i]));
+      if (i % 2 === 1) parent.appendChild(document.createElement('wbr'));
+    }
+    return parent;
+  }
   function sum(o) { var t = 0; if (o) Object.keys(o).forEach(function (k) { t += o[k]; }); return t; }
   function pathOf(i) {
     var parts = [];
@@ -45,9 +57,11 @@
   }
   function kv(parent, k, v, cls) {
     var row = el('div', 'kv' + (cls ? ' ' + cls : ''));
+    row.dataset.k = k;
     row.appendChild(el('span', 'k', k));
-    row.appendChild(el('span', 'v', safe(v)));
+    row.appendChild(breakable(el('span', 'v'), safe(v)));
     parent.appendChild(row);
+    return row;
   }
   function section(title) {
     var s = el('section');
@@ -60,6 +74,9 @@
   var tot = [];
   function own(i) {
     var n = N[i];
+    // A profile's tree counts what the compared session's events used of
+    // each rule (nothing without --against: a profile has no events).
+    if (D.kind === 'profile') return { n: n.r !== undefined && D.rules[n.r] ? D.rules[n.r].used : 0, d: 0 };
     if (filter < 0) return { n: sum(n.o), d: n.d || 0 };
     var c = 0;
     (n.p || []).forEach(function (p) { if (p[0] === filter) c += p[1]; });
@@ -86,29 +103,37 @@
       }
       h.appendChild(el('h1', null, 'nono session ' + H.id));
       var cmd = el('div', 'cmd');
-      cmd.appendChild(el('code', null, safe((H.command || []).join(' '))));
+      cmd.appendChild(breakable(el('code'), safe((H.command || []).join(' '))));
       h.appendChild(cmd);
       var g = el('div', 'grid');
-      kv(g, 'backend', H.backend); kv(g, 'kernel', H.kernel); kv(g, 'state', H.state, H.complete ? '' : 'bad');
-      kv(g, 'started', H.started);
-      kv(g, 'duration', H.duration_ms === null || H.duration_ms === undefined ? '-' : H.duration_ms < 1000 ? H.duration_ms + ' ms' : (H.duration_ms / 1000).toFixed(1) + ' s');
-      kv(g, 'exit', H.exit); kv(g, 'cwd', H.cwd); kv(g, 'events', fmt(H.events));
+      kv(g, 'events', fmt(H.events));
+      kv(g, 'denied', fmt(H.denied), H.denied > 0 ? 'bad' : '').id = 'denied-count';
       kv(g, 'lost', fmt(H.lost), H.lost > 0 ? 'bad' : '');
+      kv(g, 'state', H.state, H.complete ? '' : 'bad');
+      kv(g, 'exit', H.exit);
+      kv(g, 'duration', H.duration_ms === null || H.duration_ms === undefined ? '-' : H.duration_ms < 1000 ? H.duration_ms + ' ms' : (H.duration_ms / 1000).toFixed(1) + ' s');
+      kv(g, 'started', H.started);
+      kv(g, 'backend', H.backend); kv(g, 'kernel', H.kernel);
+      if (H.host) kv(g, 'host', H.host);
       Object.keys(H.counters || {}).forEach(function (k) { if (H.counters[k] > 0) kv(g, k, fmt(H.counters[k]), 'bad'); });
-      kv(g, 'profile', H.profile || '-');
-      if (H.profile_note) kv(g, 'rules', H.profile_note);
+      kv(g, 'cwd', H.cwd, 'wide');
+      kv(g, 'profile', H.profile || '-', 'wide');
+      if (H.profile_note) kv(g, 'rules', H.profile_note, 'wide');
+      if (H.snapshot) kv(g, 'snapshot', H.snapshot + ' (nono rollback diff ' + H.snapshot + ')', 'wide');
       h.appendChild(g);
     } else {
       h.appendChild(el('h1', null, 'nono profile ' + safe(D.name)));
       var g2 = el('div', 'grid');
-      if (D.description) kv(g2, 'description', D.description);
+      if (D.description) kv(g2, 'description', D.description, 'wide');
       kv(g2, 'rules', fmt(D.rules.length));
       kv(g2, 'learned from sessions', D.sessions.length ? D.sessions.join(', ') : '-');
-      kv(g2, 'network', D.network);
+      kv(g2, 'network', D.network, 'wide');
       if (D.against) {
-        kv(g2, 'compared with session', D.against.id + ': ' + (D.against.command || []).join(' '));
+        kv(g2, 'compared with session', D.against.id + (D.against.host ? ' on ' + D.against.host : '') + ': ' + (D.against.command || []).join(' '), 'wide');
+        kv(g2, 'its denials', fmt(D.against.denied), D.against.denied > 0 ? 'bad' : '').id = 'denied-count';
         var unused = D.rules.filter(function (r) { return r.used === 0; }).length;
         kv(g2, 'never used by it', fmt(unused) + ' rule(s): candidates for removal', unused ? 'bad' : '');
+        if (D.against.profile_note) kv(g2, 'profile version', D.against.profile_note, 'wide');
         if (!D.against.complete) {
           var w2 = el('div', 'warn', 'The compared session is INCOMPLETE (' + fmt(D.against.lost) + ' events lost): "never used" may be wrong.');
           w2.id = 'incomplete';
@@ -132,7 +157,9 @@
   }
 
   // ---- timeline ----
-  var COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#b07aa1', '#76b7b2', '#edc948', '#9c755f', '#bab0ac', '#ff9da7', '#86bcb6'];
+  // One fixed colour per op, chosen by nono (report/palette.rs): the same
+  // op has the same colour in every report.
+  function opColor(k) { return (D.timeline.colors || [])[k] || '#7f7f7f'; }
   function timeline() {
     var T = D.timeline;
     function secs(i) { return (i * T.bucket_ms / 1000).toFixed(T.bucket_ms < 1000 ? 2 : 0) + ' s'; }
@@ -150,7 +177,7 @@
         if (!c) return;
         var h = c / max * Ht;
         y -= h;
-        var r = svg('rect', { x: L + i * bw, y: y, width: Math.max(bw - 0.5, 0.5), height: h, fill: COLORS[k % COLORS.length] });
+        var r = svg('rect', { x: L + i * bw, y: y, width: Math.max(bw - 0.5, 0.5), height: h, fill: opColor(k) });
         var t = svg('title', {});
         t.textContent = secs(i) + ': ' + c + ' ' + T.ops[k];
         r.appendChild(t);
@@ -162,13 +189,13 @@
       if (!d) return;
       var cx = L + i * bw + bw / 2, cy = Ht - d / max * Ht;
       pts.push(cx + ',' + cy);
-      var c = svg('circle', { cx: cx, cy: cy, r: 3.5, fill: '#d62728', 'class': 'denial' });
+      var c = svg('circle', { cx: cx, cy: cy, r: 3.5, fill: T.denied_color, 'class': 'denial' });
       var t = svg('title', {});
       t.textContent = secs(i) + ': ' + d + ' denied';
       c.appendChild(t);
       g.appendChild(c);
     });
-    if (pts.length > 1) g.insertBefore(svg('polyline', { points: pts.join(' '), fill: 'none', stroke: '#d62728', 'stroke-width': 1.5 }), g.firstChild);
+    if (pts.length > 1) g.insertBefore(svg('polyline', { points: pts.join(' '), fill: 'none', stroke: T.denied_color, 'stroke-width': 1.5 }), g.firstChild);
     g.appendChild(svg('line', { x1: L, y1: Ht, x2: L + W, y2: Ht, stroke: '#888' }));
     var ymax = svg('text', { x: L - 4, y: 10, 'text-anchor': 'end', 'font-size': 11 });
     ymax.textContent = fmt(max);
@@ -181,22 +208,58 @@
     g.appendChild(x1);
     s.appendChild(g);
     var leg = el('div', 'legend');
+    leg.id = 'legend';
     T.ops.forEach(function (op, k) {
       var i = el('span', 'item');
+      i.dataset.op = op;
+      i.dataset.color = opColor(k);
       var sw = el('span', 'swatch');
-      sw.style.background = COLORS[k % COLORS.length];
+      sw.style.background = opColor(k);
       i.appendChild(sw);
       i.appendChild(document.createTextNode(op));
       leg.appendChild(i);
     });
     var di = el('span', 'item');
+    di.dataset.op = 'denied';
+    di.dataset.color = T.denied_color;
     var dsw = el('span', 'swatch');
-    dsw.style.background = '#d62728';
+    dsw.style.background = T.denied_color;
     di.appendChild(dsw);
     di.appendChild(document.createTextNode('denied'));
     leg.appendChild(di);
     leg.appendChild(el('span', 'muted', ' each bar: ' + (T.bucket_ms >= 1000 ? T.bucket_ms / 1000 + ' s' : T.bucket_ms + ' ms') + (T.bucket_ms > 1000 ? ' (sampled)' : '')));
     s.appendChild(leg);
+  }
+
+  // ---- network ----
+  function network() {
+    var X = D.network || [];
+    var s = section('Network (' + fmt(X.length) + ' destination' + (X.length === 1 ? '' : 's') + ')');
+    s.id = 'network';
+    if (!X.length && !D.other_network_events) { s.appendChild(el('p', 'muted', 'No socket was used.')); return; }
+    var table = el('table', 'procs net');
+    var hr = el('tr');
+    ['destination', 'domain', 'protocol', 'role', 'ops', 'events', 'denied', 'processes'].forEach(function (h) { hr.appendChild(el('th', null, h)); });
+    table.appendChild(hr);
+    X.forEach(function (x) {
+      var tr = el('tr', x.denied ? 'denied' : '');
+      tr.dataset.role = x.role;
+      var where = x.addr !== null && x.addr !== undefined ? x.addr : x.domain ? x.domain : '(' + x.family + ')';
+      if (x.port !== null && x.port !== undefined) where = (String(where).indexOf(':') >= 0 ? '[' + where + ']' : where) + ':' + x.port;
+      tr.appendChild(breakable(el('td', 'path dest'), safe(where)));
+      tr.appendChild(breakable(el('td', 'path'), x.domain ? safe(x.domain) : '-'));
+      tr.appendChild(el('td', null, x.proto));
+      tr.appendChild(el('td', null, x.role));
+      tr.appendChild(el('td', null, Object.keys(x.ops).map(function (k) { return k + ' ' + fmt(x.ops[k]); }).join(', ')));
+      tr.appendChild(el('td', 'num', fmt(x.events)));
+      var dtd = el('td', 'num' + (x.denied ? ' bad' : ''));
+      if (x.denied) dtd.appendChild(el('span', 'badge deny', 'denied ' + fmt(x.denied))); else dtd.textContent = '0';
+      tr.appendChild(dtd);
+      tr.appendChild(el('td', null, (x.comms || []).map(safe).join(', ')));
+      table.appendChild(tr);
+    });
+    s.appendChild(table);
+    if (D.other_network_events) s.appendChild(el('p', 'muted', 'Beyond the first ' + fmt(D.max_destinations) + ' destinations: ' + fmt(D.other_network_events) + ' more events (' + fmt(D.other_network_denied) + ' denied).'));
   }
 
   // ---- processes ----
@@ -229,8 +292,8 @@
       tr.appendChild(pid);
       tr.appendChild(el('td', 'num', p.ppid));
       tr.appendChild(el('td', null, safe(p.comm)));
-      tr.appendChild(el('td', 'path', safe(p.exe || '')));
-      tr.appendChild(el('td', 'path', p.argv ? safe(p.argv.join(' ')) : ''));
+      tr.appendChild(breakable(el('td', 'path'), safe(p.exe || '')));
+      tr.appendChild(breakable(el('td', 'path'), p.argv ? safe(p.argv.join(' ')) : ''));
       tr.appendChild(el('td', 'num', fmt(p.events)));
       tr.appendChild(el('td', 'num' + (p.denied ? ' bad' : ''), fmt(p.denied)));
       var td = el('td');
@@ -273,7 +336,8 @@
     var name = el('span', 'name', safe(n.n));
     name.title = safe(pathOf(i));
     line.appendChild(name);
-    if (D.kind === 'session' || D.against) line.appendChild(el('span', 'count', fmt(t.n)));
+    if (D.kind === 'session') line.appendChild(el('span', 'count', fmt(t.n)));
+    else if (D.against && t.n > 0) line.appendChild(el('span', 'count', fmt(t.n) + ' used'));
     if (filter < 0 && n.o) line.appendChild(el('span', 'ops', Object.keys(n.o).map(function (k) { return k + ' ' + n.o[k]; }).join(' · ')));
     if (t.d) line.appendChild(el('span', 'badge deny', 'denied ' + fmt(t.d)));
     if (n.e && filter < 0) line.appendChild(el('span', 'badge err', 'errors ' + fmt(n.e)));
@@ -419,7 +483,7 @@
     table.appendChild(hr);
     D.rules.forEach(function (r) {
       var tr = el('tr', r.used || (D.kind === 'profile' && !D.against) ? '' : 'unused');
-      tr.appendChild(el('td', 'path', safe(r.spelled) + (r.file ? ' (file)' : '')));
+      tr.appendChild(breakable(el('td', 'path'), safe(r.spelled) + (r.file ? ' (file)' : '')));
       tr.appendChild(el('td', null, r.rights.join(', ')));
       tr.appendChild(el('td', null, safe(r.reason || '')));
       tr.appendChild(el('td', 'num', D.kind === 'profile' && !D.against ? safe(r.seen_in || '-') : (r.used ? fmt(r.used) : 'never used')));
@@ -428,15 +492,60 @@
     s.appendChild(table);
   }
 
+  // ---- layout, for the browser test: where the legend's swatches are
+  // (the test reads their colours from a screenshot taken at the same
+  // window size) and which words the header and legend broke in two ----
+  function rectOf(e) {
+    var r = e.getBoundingClientRect();
+    return { x: r.left + window.scrollX, y: r.top + window.scrollY, w: r.width, h: r.height };
+  }
+  function brokenWords(root) {
+    var out = [];
+    var walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (var t = walker.nextNode(); t; t = walker.nextNode()) {
+      var re = /[A-Za-z0-9]{2,}/g, m;
+      while ((m = re.exec(t.data)) !== null) {
+        var range = document.createRange();
+        range.setStart(t, m.index);
+        range.setEnd(t, m.index + m[0].length);
+        var tops = {};
+        Array.prototype.forEach.call(range.getClientRects(), function (r) { if (r.width > 0) tops[Math.round(r.top)] = 1; });
+        if (Object.keys(tops).length > 1) out.push(m[0]);
+      }
+    }
+    return out;
+  }
+  function measure() {
+    var out = { broken: [], legend: [], header: '' };
+    var head = document.querySelector('header');
+    out.header = head ? head.textContent : '';
+    out.broken = out.broken.concat(brokenWords(head));
+    var notes = document.querySelector('.notes');
+    if (notes) out.broken = out.broken.concat(brokenWords(notes));
+    var leg = document.getElementById('legend');
+    if (leg) {
+      out.broken = out.broken.concat(brokenWords(leg));
+      Array.prototype.forEach.call(leg.querySelectorAll('.item'), function (i) {
+        out.legend.push({ op: i.dataset.op, color: i.dataset.color, swatch: rectOf(i.querySelector('.swatch')) });
+      });
+    }
+    var dc = document.getElementById('denied-count');
+    if (dc) out.denied = { text: dc.querySelector('.v').textContent, rect: rectOf(dc.querySelector('.v')) };
+    out.width = document.documentElement.clientWidth;
+    return out;
+  }
+
   header();
   if (D.kind === 'session') timeline();
+  // Measured before anything is clicked: the same layout as a screenshot.
+  var layout = location.hash === '#selftest' ? measure() : null;
   tree();
-  if (D.kind === 'session') processes();
+  if (D.kind === 'session') { network(); processes(); }
   rulesTable();
 
   // ---- self-check for the browser test (file://...#selftest) ----
   if (location.hash === '#selftest') {
-    var result = { errors: errors, nodes: N.length, render_ms: Math.round(performance.now()) };
+    var result = { errors: errors, nodes: N.length, render_ms: Math.round(performance.now()), layout: layout };
     try {
       var before = treeBox.querySelectorAll('.node').length;
       var closed = Array.prototype.find.call(treeBox.querySelectorAll('.node'), function (w) {
@@ -471,6 +580,11 @@
       result.timeline_rects = document.querySelectorAll('#timeline rect').length;
       result.processes = document.querySelectorAll('#processes tr[data-pid]').length;
       result.names = Array.prototype.map.call(treeBox.querySelectorAll('.name'), function (e) { return e.textContent; });
+      result.counts = Array.prototype.map.call(treeBox.querySelectorAll('.count'), function (e) { return e.textContent; });
+      result.network = Array.prototype.map.call(document.querySelectorAll('#network tr[data-role]'), function (tr) {
+        return { dest: tr.querySelector('.dest').textContent, denied: tr.classList.contains('denied'), cells: Array.prototype.map.call(tr.children, function (c) { return c.textContent; }) };
+      });
+      result.tables_broken = brokenWords(document.getElementById('network') || document.body).concat(brokenWords(document.getElementById('processes') || document.body));
     } catch (e) {
       errors.push(String(e));
     }

@@ -116,3 +116,76 @@ fn a_million_events_make_a_page_under_ten_megabytes() {
         std::fs::write(path, page).expect("write the big page");
     }
 }
+
+/// role, protocol, address, port, events, denials.
+type NetRow<'a> = (&'a str, &'a str, Option<&'a str>, Option<u16>, u64, u64);
+
+#[test]
+fn network_destinations_are_listed_with_their_denials_first() {
+    use crate::event::{DenyBy, NetAddr};
+    let net = |family: i32, addr: Option<&str>, port: u16, sock_type: i32, protocol: u16| NetAddr {
+        family: family as u16,
+        addr: addr.map(|a| a.parse().expect("ip")),
+        port,
+        sock_type: sock_type as u16,
+        protocol,
+    };
+    let on = |t: i64, op: Op, path: Option<&str>, n: NetAddr, outcome: Outcome| Event {
+        path: path.map(ToOwned::to_owned),
+        net: Some(n),
+        ..ev(t, 10, op, "", outcome)
+    };
+    let denied = Outcome::Denied { errno: 13, by: DenyBy::Computed };
+    let mut agg = Aggregator::new(0, 1_000_000_000);
+    let https = net(libc::AF_INET, Some("93.184.216.34"), 443, libc::SOCK_STREAM, 0);
+    agg.add(&on(1, Op::Connect, None, https.clone(), Outcome::Ok));
+    agg.add(&on(2, Op::Connect, None, https, Outcome::Ok));
+    agg.add(&on(3, Op::Connect, None, net(libc::AF_INET, Some("10.0.0.9"), 22, libc::SOCK_STREAM, 0), denied));
+    agg.add(&on(
+        4,
+        Op::Connect,
+        Some("/run/dbus/system_bus_socket"),
+        net(libc::AF_UNIX, None, 0, libc::SOCK_STREAM, 0),
+        Outcome::Ok,
+    ));
+    agg.add(&on(5, Op::Socket, None, net(libc::AF_NETLINK, None, 0, libc::SOCK_RAW, 0), Outcome::Ok));
+    agg.add(&on(6, Op::Bind, None, net(libc::AF_INET6, Some("::"), 8080, libc::SOCK_STREAM, 0), Outcome::Ok));
+    agg.add(&ev(7, 10, Op::Exit, "", Outcome::Ok));
+    let r = agg.finish(Header::default(), Rules::default(), &Sensitive::default(), &[]);
+    let rows: Vec<NetRow<'_>> =
+        r.network.iter().map(|d| (d.role, d.proto.as_str(), d.addr.as_deref(), d.port, d.events, d.denied)).collect();
+    assert_eq!(
+        rows,
+        [
+            ("connect", "tcp", Some("10.0.0.9"), Some(22), 1, 1),
+            ("connect", "tcp", Some("93.184.216.34"), Some(443), 2, 0),
+            ("connect", "unix-stream", Some("/run/dbus/system_bus_socket"), None, 1, 0),
+            ("listen", "tcp", Some("::"), Some(8080), 1, 0),
+            ("socket", "netlink-route", None, None, 1, 0),
+        ]
+    );
+    assert!(r.network.iter().all(|d| d.domain.is_none()), "sockets carry no domain");
+    assert_eq!(r.header.denied, 1, "the header counts the session's denials");
+    assert_eq!(r.no_path.keys().collect::<Vec<_>>(), ["exit"], "sockets are in the network section, not 'without a path'");
+    assert_eq!(r.timeline.colors.len(), r.timeline.ops.len());
+    assert!(r.timeline.ops.iter().zip(&r.timeline.colors).all(|(op, c)| palette::op_color_by_name(op) == c));
+}
+
+/// role, domain, address, events, denials.
+type NamedRow<'a> = (&'a str, Option<&'a str>, Option<&'a str>, u64, u64);
+
+#[test]
+fn names_reached_through_the_proxy_are_destinations_with_their_domain() {
+    let mut agg = Aggregator::new(0, 1_000_000_000);
+    agg.add_named("api.example.com", 443, Some("93.184.216.34:443"), false, false);
+    agg.add_named("api.example.com", 443, Some("93.184.216.34:443"), false, false);
+    agg.add_named("evil.example", 443, None, true, false);
+    let r = agg.finish(Header::default(), Rules::default(), &Sensitive::default(), &[]);
+    let rows: Vec<NamedRow<'_>> =
+        r.network.iter().map(|d| (d.role, d.domain.as_deref(), d.addr.as_deref(), d.events, d.denied)).collect();
+    assert_eq!(
+        rows,
+        [("proxy", Some("evil.example"), None, 1, 1), ("proxy", Some("api.example.com"), Some("93.184.216.34"), 2, 0)]
+    );
+    assert_eq!(r.header.denied, 1, "a refused name is a denial");
+}

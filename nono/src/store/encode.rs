@@ -9,10 +9,15 @@
 //! itself (0, 1, 2, ... in first-seen order) and ships each new string once,
 //! with the first batch that uses it; the writer maps those local numbers to
 //! database ids with a plain vector.
+//!
+//! The encoder also extends the session's hash chain (see [`super::chain`]):
+//! it sees every event, in order, before its strings are interned, and
+//! hashing here overlaps with the inserts like the interning does.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
+use super::chain::{Chain, Hash};
 use super::{access_bits, outcome_columns};
 use crate::event::Event;
 
@@ -41,6 +46,8 @@ pub(super) struct Row {
     pub denied_by: Option<i64>,
     pub net: Option<NetColumns>,
     pub incomplete: bool,
+    /// The event's chain link (`None`: the session is not chained).
+    pub chain: Option<i32>,
 }
 
 impl Row {
@@ -70,6 +77,19 @@ pub(super) struct Encoded {
     /// Strings numbered for the first time in this batch, in number order.
     pub strings: Vec<String>,
     pub rows: Vec<Row>,
+    /// Where the session's chain stands after this batch.
+    pub chain: Option<ChainMark>,
+}
+
+/// The chain before and after a batch: the writer stores the state in the
+/// same transaction as the rows, and checks that nobody else moved it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ChainMark {
+    /// Events chained before the batch.
+    pub before: u64,
+    /// Events chained after it, and the state then.
+    pub count: u64,
+    pub state: Hash,
 }
 
 /// Numbers strings and turns events into [`Row`]s.
@@ -79,9 +99,16 @@ pub(super) struct Encoder {
     /// The previous event's comm and exe: consecutive events mostly share
     /// them, and a compare is cheaper than a hash lookup.
     recent: [Option<(String, u32)>; 2],
+    /// The session's chain, when it has one.
+    chain: Option<Chain>,
 }
 
 impl Encoder {
+    /// An encoder that extends `chain` with every event.
+    pub fn new(chain: Option<Chain>) -> Encoder {
+        Encoder { chain, ..Encoder::default() }
+    }
+
     /// Encodes one batch; the events' strings are freed here, on this thread.
     pub fn encode(&mut self, events: Vec<Event>) -> Encoded {
         let mut out = Encoded { rows: Vec::with_capacity(events.len()), ..Encoded::default() };
@@ -90,7 +117,9 @@ impl Encoder {
             self.recent = [None, None];
             out.reset = true;
         }
+        let before = self.chain.as_ref().map(Chain::count);
         for e in events {
+            let chain = self.chain.as_mut().map(|c| c.push(&e));
             let comm = self.recent_id(0, e.comm, &mut out.strings);
             let exe = e.exe.map(|x| self.recent_id(1, x, &mut out.strings));
             let path = e.path.map(|p| self.id(p, &mut out.strings));
@@ -122,7 +151,11 @@ impl Encoder {
                     sock_proto: n.protocol,
                 }),
                 incomplete: e.incomplete,
+                chain,
             });
+        }
+        if let (Some(c), Some(before)) = (&self.chain, before) {
+            out.chain = Some(ChainMark { before, count: c.count(), state: c.state() });
         }
         out
     }

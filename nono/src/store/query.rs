@@ -557,7 +557,8 @@ impl Store {
         Ok(Some((sql, args)))
     }
 
-    /// Counts, top `top` paths and errors, and the processes of a session.
+    /// Counts, top `top` paths, the top `top` denials and the top `top`
+    /// errors, and the processes of a session.
     pub fn summary(&self, session: i64, top: usize) -> Result<Summary, StoreError> {
         self.session_by_id(session)?;
         let conn = self.conn();
@@ -634,12 +635,17 @@ impl Store {
         let mut top_errors = Vec::new();
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT t.op, s.value, t.result, t.errno, t.denied_by, t.n FROM (\
+                // The top `top` of each class, denials and errors apart: a
+                // flood of ENOENT must not push the denials out.
+                "SELECT op, path, result, errno, denied_by, n FROM (\
+                 SELECT g.op, s.value AS path, g.result, g.errno, g.denied_by, g.n, \
+                 row_number() OVER (PARTITION BY g.result ORDER BY g.n DESC, s.value) AS rk FROM (\
                  SELECT op, path_id, result, errno, denied_by, sum(n) AS n FROM (\
                  SELECT op, path_id, result, errno, denied_by, n FROM session_errors WHERE session_id = ?1 UNION ALL \
                  SELECT op, coalesce(path_id, 0), result, errno, coalesce(denied_by, 0), count(*) FROM events \
                  WHERE {tail} AND result <> 0 GROUP BY 1, 2, 3, 4, 5) \
-                 GROUP BY 1, 2, 3, 4, 5 ORDER BY n DESC LIMIT ?4) t LEFT JOIN strings s ON s.id = t.path_id ORDER BY t.n DESC, s.value"
+                 GROUP BY 1, 2, 3, 4, 5) g LEFT JOIN strings s ON s.id = g.path_id) \
+                 WHERE rk <= ?4 ORDER BY n DESC, path"
             ))
             .map_err(StoreError::sql(what))?;
         let mut rows = stmt.query(top_args).map_err(StoreError::sql(what))?;
@@ -659,6 +665,33 @@ impl Store {
         }
 
         Ok(Summary { session, events, ok, denied, errors, denied_by: methods, ops, top_paths, processes, top_errors })
+    }
+}
+
+impl Store {
+    /// Sandbox denials per session (sessions without any are absent): the
+    /// aggregates plus the events they do not cover yet.
+    pub fn denial_counts(&self) -> Result<std::collections::HashMap<i64, u64>, StoreError> {
+        let what = "counting denials";
+        let mut stmt = self
+            .conn()
+            .prepare_cached(
+                "SELECT s.id, \
+                 coalesce((SELECT sum(n) FROM session_counts c WHERE c.session_id = s.id AND c.result = 1), 0) + \
+                 coalesce((SELECT count(*) FROM events e WHERE e.session_id = s.id AND e.result = 1 \
+                   AND e.id BETWEEN max(coalesce(s.covered_through + 1, s.first_event), s.first_event) AND s.last_event), 0) \
+                 FROM sessions s",
+            )
+            .map_err(StoreError::sql(what))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).map_err(StoreError::sql(what))?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            let (id, n) = r.map_err(StoreError::sql(what))?;
+            if n > 0 {
+                out.insert(id, n as u64);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -4,6 +4,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 
+use rusqlite::params;
+
+use crate::invoker::tests::as_other;
+
 use super::*;
 use crate::event::{Access, Event, NetAddr, Op, Outcome};
 
@@ -24,7 +28,7 @@ fn new_session() -> NewSession {
 fn fresh() -> (tempfile::TempDir, std::path::PathBuf, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let store = Store::open(&db).expect("open");
     (dir, db, store)
 }
 
@@ -81,35 +85,71 @@ fn migrations_are_valid() {
 fn open_creates_private_directories_and_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("a/b/audit.db");
-    let store = Store::open(&db, None).expect("open");
+    let store = Store::open(&db).expect("open");
     drop(store);
     let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&dir.path().join("a")), 0o700);
     assert_eq!(mode(&dir.path().join("a/b")), 0o700);
     assert_eq!(mode(&db), 0o600);
     // Reopening an existing database migrates nothing and keeps it.
-    Store::open(&db, None).expect("reopen");
+    Store::open(&db).expect("reopen");
     Store::open_existing(&db).expect("open existing");
 }
 
 #[test]
-fn open_gives_files_to_the_owner() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "chown needs root and CI requires it");
-        eprintln!("skipped: chown to another user needs root");
-        return;
-    }
+fn open_as_the_user_gives_them_the_files() {
     let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let db = dir.path().join("state/nono/audit.db");
-    let store = Store::open(&db, Some((4321, 4322))).expect("open");
-    let id = store.begin_session(&new_session()).expect("begin");
-    write(&db, id, vec![event(0, Op::Open, Some("/x"))]);
-    for p in [dir.path().join("state"), dir.path().join("state/nono"), db.clone(), db.with_extension("db-wal")] {
-        let m = std::fs::metadata(&p).expect("stat");
-        assert_eq!((m.uid(), m.gid()), (4321, 4322), "{}", p.display());
+    let (d, top) = (db.clone(), dir.path().to_path_buf());
+    let Some(owners) = as_other(move || {
+        let store = Store::open(&d).expect("open as the user");
+        let id = store.begin_session(&new_session()).expect("begin");
+        write(&d, id, vec![event(0, Op::Open, Some("/x"))]);
+        // While the store is open, so its -wal and -shm files exist.
+        [top.join("state"), top.join("state/nono"), d.clone(), d.with_extension("db-wal"), d.with_extension("db-shm")]
+            .map(|p| (std::fs::metadata(&p).map(|m| (m.uid(), m.gid())).map_err(|e| e.to_string()), p))
+    }) else {
+        return;
+    };
+    for (owner, p) in owners {
+        assert_eq!(owner, Ok((4321, 4322)), "{}", p.display());
     }
-    // The pre-existing temp dir is not ours to give away.
+    // The pre-existing temp dir is not the user's, and nothing chowned it.
     assert_eq!(std::fs::metadata(dir.path()).expect("stat").uid(), 0);
+}
+
+/// Regression (issue 21 item 1): under sudo, a database path the user
+/// pointed at a root-only file was created, migrated and chowned by root.
+#[test]
+fn a_planted_link_to_a_root_only_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let secret_dir = dir.path().join("root-only");
+    std::fs::create_dir(&secret_dir).expect("mkdir");
+    std::fs::set_permissions(&secret_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let victim = secret_dir.join("victim.db");
+    // A real SQLite database that only root may read.
+    drop(Store::open(&victim).expect("root's database"));
+    let before = std::fs::read(&victim).expect("read");
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    std::os::unix::fs::chown(&home, Some(4321), Some(4322)).expect("chown home");
+    std::os::unix::fs::symlink(&victim, home.join("audit.db")).expect("link to an existing file");
+    std::os::unix::fs::symlink(secret_dir.join("new.db"), home.join("dangling.db")).expect("dangling link");
+    let h = home.clone();
+    let Some((existing, dangling)) =
+        as_other(move || (Store::open(&h.join("audit.db")).map(drop), Store::open(&h.join("dangling.db")).map(drop)))
+    else {
+        return;
+    };
+    let existing = existing.expect_err("a link to root's database").to_string();
+    assert!(existing.contains("symbolic link"), "{existing}");
+    let dangling = dangling.expect_err("a dangling link into a root-only dir").to_string();
+    assert!(dangling.contains("symbolic link"), "{dangling}");
+    assert_eq!(std::fs::read(&victim).expect("read"), before, "root's file is byte-identical");
+    assert_eq!(std::fs::metadata(&victim).expect("stat").uid(), 0);
+    assert!(!secret_dir.join("new.db").exists());
 }
 
 #[test]

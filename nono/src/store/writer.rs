@@ -7,6 +7,10 @@
 //! recorder wait or count drops; it never grows a queue without limit. A
 //! database error stops the writer without a panic; [`WriterHandle::join`]
 //! returns it with the number of events stored and not stored.
+//!
+//! The encoder extends the session's hash chain ([`super::chain`]); each
+//! transaction stores the events' links and the chain's new state together,
+//! so a reader (or a writer after a crash) never sees one without the other.
 
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
@@ -16,9 +20,11 @@ use std::time::Instant;
 use rusqlite::{Connection, Statement};
 use tokio::sync::mpsc;
 
-use super::encode::{Encoded, Encoder, Row};
+use super::chain;
+use super::encode::{ChainMark, Encoded, Encoder, Row};
+use super::open::connect;
 use super::tally::{Counted, Tally, settle};
-use super::{StoreError, busy_or, connect};
+use super::{StoreError, busy_or};
 use crate::event::Event;
 
 /// Batches the channel holds before the sender waits (about 64 x 4096 events).
@@ -72,8 +78,20 @@ impl WriterHandle {
 }
 
 /// Starts a writer appending to session `session` of the database at `path`
-/// (already created and migrated by [`super::Store::open`]).
+/// (already created and migrated by [`super::Store::open`]), chaining its
+/// events.
 pub fn spawn_writer(path: &Path, session: i64) -> Result<(mpsc::Sender<Vec<Event>>, WriterHandle), StoreError> {
+    spawn_writer_with(path, session, true)
+}
+
+/// [`spawn_writer`] without the hash chain: the session stays unchained
+/// (`nono audit verify` says so). Only for measuring what the chain costs.
+#[doc(hidden)]
+pub fn spawn_writer_unchained(path: &Path, session: i64) -> Result<(mpsc::Sender<Vec<Event>>, WriterHandle), StoreError> {
+    spawn_writer_with(path, session, false)
+}
+
+fn spawn_writer_with(path: &Path, session: i64, chained: bool) -> Result<(mpsc::Sender<Vec<Event>>, WriterHandle), StoreError> {
     let conn = connect(path)?;
     // The events table has no foreign key (ingest speed): check here.
     let exists: bool = conn
@@ -88,6 +106,7 @@ pub fn spawn_writer(path: &Path, session: i64) -> Result<(mpsc::Sender<Vec<Event
         StoreError::Sql { source, .. } => busy_or(path, source, StoreError::sql("settling the session")),
         other => other,
     })?;
+    let (conn, chain) = if chained { chain::writer_chain(conn, path, session)? } else { (conn, None) };
     // A larger page cache keeps the index pages that path ids land in
     // resident; the default 2 MiB made ingest re-read them from the OS.
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
@@ -104,14 +123,23 @@ pub fn spawn_writer(path: &Path, session: i64) -> Result<(mpsc::Sender<Vec<Event
         |source| StoreError::Io { what: "cannot start the writer thread for", path: Path::new("audit store").into(), source };
     let checkpointer = std::thread::Builder::new()
         .name("nono-checkpoint".into())
-        .spawn(move || checkpoint_loop(&checkpoint_conn, &commit_rx))
+        .spawn(move || {
+            // As the invoking user (see `invoker`): SQLite may touch the
+            // database's side files from this thread. If that identity
+            // cannot be taken, the receiver is dropped and the store
+            // thread checkpoints by itself.
+            let _ = crate::invoker::as_user(|| checkpoint_loop(&checkpoint_conn, &commit_rx));
+        })
         .map_err(spawn_failed)?;
     let store_path = path.to_path_buf();
     let store = std::thread::Builder::new()
         .name("nono-store".into())
-        .spawn(move || store_loop(&conn, &store_path, session, &enc_rx, &commit_tx))
+        .spawn(move || {
+            crate::invoker::as_user(|| store_loop(&conn, &store_path, session, &enc_rx, &commit_tx))
+                .map_err(|e| StoreError::from(crate::invoker::fs::FsError::from(e)))?
+        })
         .map_err(spawn_failed)?;
-    let encoder = std::thread::Builder::new().name("nono-encode".into()).spawn(move || encode_loop(rx, &enc_tx));
+    let encoder = std::thread::Builder::new().name("nono-encode".into()).spawn(move || encode_loop(rx, &enc_tx, chain));
     match encoder {
         Ok(encoder) => Ok((tx, WriterHandle { encoder, store, checkpointer })),
         Err(e) => {
@@ -147,8 +175,12 @@ struct Handed {
 }
 
 /// Encodes batches until every sender is gone.
-fn encode_loop(mut rx: mpsc::Receiver<Vec<Event>>, out: &std_mpsc::SyncSender<(usize, Encoded)>) -> Handed {
-    let mut encoder = Encoder::default();
+fn encode_loop(
+    mut rx: mpsc::Receiver<Vec<Event>>,
+    out: &std_mpsc::SyncSender<(usize, Encoded)>,
+    chain: Option<chain::Chain>,
+) -> Handed {
+    let mut encoder = Encoder::new(chain);
     let mut handed = Handed::default();
     while let Some(batch) = rx.blocking_recv() {
         let n = batch.len();
@@ -228,8 +260,8 @@ const SIZES: usize = 7;
 
 /// Columns of the common insert (most events: one path, no socket).
 const COMMON_COLUMNS: &str =
-    "session_id, time_ns, pid, tid, ppid, uid, comm_id, exe_id, op, path_id, access, arg, file_type, result, errno";
-const N_COMMON: usize = 15;
+    "session_id, time_ns, pid, tid, ppid, uid, comm_id, exe_id, op, path_id, access, arg, file_type, result, errno, chain";
+const N_COMMON: usize = 16;
 /// The columns the full insert (one row at a time, for the rest) adds.
 const REST_COLUMNS: &str = "path2_id, net_family, net_addr, net_port, incomplete, denied_by, sock_type, sock_proto";
 const N_FULL: usize = N_COMMON + 8;
@@ -252,6 +284,7 @@ struct Inserter<'c> {
     commit: Statement<'c>,
     next_id: Statement<'c>,
     range: Statement<'c>,
+    chain_update: Statement<'c>,
     string_insert: Statement<'c>,
     string_select: Statement<'c>,
     tally: Tally,
@@ -273,6 +306,11 @@ impl<'c> Inserter<'c> {
             range: conn.prepare(
                 "UPDATE sessions SET first_event = coalesce(first_event, ?2), last_event = max(coalesce(last_event, 0), ?3) \
                  WHERE id = ?1",
+            )?,
+            // Only from where this writer left it: a second writer of the
+            // same session would fork the chain.
+            chain_update: conn.prepare(
+                "UPDATE sessions SET chain_state = ?2, chain_count = ?3 WHERE id = ?1 AND chain_count = ?4 AND chain_root IS NULL",
             )?,
             string_insert: conn.prepare("INSERT OR IGNORE INTO strings (value) VALUES (?1)")?,
             string_select: conn.prepare("SELECT id FROM strings WHERE value = ?1")?,
@@ -299,7 +337,13 @@ impl<'c> Inserter<'c> {
         let first: i64 = self.next_id.query_row([], |r| r.get(0))?;
         let mut next = first;
         let mut run: Vec<&Row> = Vec::with_capacity(ROWS);
+        let mut chain_from: Option<u64> = None;
+        let mut chain_to: Option<ChainMark> = None;
         for batch in batches {
+            if let Some(mark) = batch.chain {
+                chain_from.get_or_insert(mark.before);
+                chain_to = Some(mark);
+            }
             if batch.reset {
                 ids.clear();
             }
@@ -337,6 +381,16 @@ impl<'c> Inserter<'c> {
             return Err(corrupt(&format!("event ids {first}..={last} are not the {} consecutive ids expected", next - first)));
         }
         self.range.execute(rusqlite::params![self.session, first, last])?;
+        if let (Some(from), Some(to)) = (chain_from, chain_to) {
+            let n =
+                self.chain_update.execute(rusqlite::params![self.session, to.state.as_slice(), to.count as i64, from as i64])?;
+            if n != 1 {
+                return Err(corrupt(&format!(
+                    "session {}'s hash chain moved under this writer (another writer, or the session ended)",
+                    self.session
+                )));
+            }
+        }
         self.tally.flush_due(self.conn, self.session)?;
         self.commit.execute([])?;
         Ok(())
@@ -427,6 +481,7 @@ fn bind_common(stmt: &mut Statement<'_>, at: usize, session: i64, row: &Row, ids
     stmt.raw_bind_parameter(at + 13, row.file_type)?;
     stmt.raw_bind_parameter(at + 14, row.result)?;
     stmt.raw_bind_parameter(at + 15, row.errno)?;
+    stmt.raw_bind_parameter(at + 16, row.chain)?;
     Ok(())
 }
 
@@ -449,16 +504,21 @@ fn bind_full(stmt: &mut Statement<'_>, session: i64, row: &Row, ids: &[i64]) -> 
 /// if needed), streams `n_events` synthetic events of a realistic shape
 /// (a few thousand distinct paths, a few processes) through
 /// [`spawn_writer`] in batches of 4096, and returns events per second.
-#[expect(clippy::cast_precision_loss, reason = "a rate for people to read")]
 pub fn bench_ingest(path: &Path, n_events: u64) -> Result<f64, StoreError> {
-    let store = super::Store::open(path, None)?;
+    bench_ingest_chained(path, n_events, true)
+}
+
+/// [`bench_ingest`] with or without the hash chain (to measure its cost).
+#[expect(clippy::cast_precision_loss, reason = "a rate for people to read")]
+pub fn bench_ingest_chained(path: &Path, n_events: u64, chained: bool) -> Result<f64, StoreError> {
+    let store = super::Store::open(path)?;
     let session = store.begin_session(&super::NewSession {
         command: vec!["bench".into()],
         cwd: "/".into(),
         backend: "bench".into(),
         ..super::NewSession::default()
     })?;
-    let (tx, handle) = spawn_writer(path, session)?;
+    let (tx, handle) = spawn_writer_with(path, session, chained)?;
     let synth = SyntheticEvents::new();
     let start = Instant::now();
     let mut sent = 0u64;

@@ -18,7 +18,11 @@
 //! default policy (`write_grants`) the broker resolves the target once,
 //! checks that it lies beneath a rule with `write_file` (by inode, walking
 //! `..`), and performs the change on its own descriptor of that object.
-//! Elsewhere the call fails with EACCES.
+//! An entry of a brokered rule with the `metadata` op, named by a path or
+//! by a descriptor open on it (`fchmod` of an atomic save's temp file), is
+//! opened beneath the rule's directory (`RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS`, `O_NOFOLLOW`) and changed through that
+//! descriptor. Elsewhere the call fails with EACCES.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
@@ -328,11 +332,25 @@ fn keeps_inode(plan: &BrokerPlan, rule: &BrokeredDir, name: &[u8]) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_nlink == 1 && plan.rule_files.contains(&(st.st_dev, st.st_ino))
 }
 
-/// Writes `old`'s content into `new` (same inode, mode taken from `old`),
-/// syncs it, then removes `old`. If anything fails before the sync, `old`
+/// The most data an in-place replace copies. A bigger source (written by
+/// the sandbox itself: holes are not copied, so a sparse file costs
+/// nothing) is renamed over the target instead, which gives the name a new
+/// inode without the target's Landlock file rule until the next run.
+const MAX_IN_PLACE: u64 = 1 << 30;
+
+/// Chunk of the read/write fallback (a filesystem without
+/// `copy_file_range`): the only memory a replace takes.
+const CHUNK: usize = 1 << 20;
+
+/// Writes `old`'s content into `new` (same inode; mode and times taken
+/// from `old`), syncs it, then removes `old`. If anything fails before the sync, `old`
 /// is left in place with the full new content.
+///
+/// The content is streamed in the kernel (`copy_file_range`), extent by
+/// extent (`SEEK_DATA`/`SEEK_HOLE`, so holes stay holes), never read into
+/// nono's memory: a 3 GiB sparse temp costs nothing (tested, by nono's
+/// peak RSS).
 fn replace_in_place(rule: &BrokeredDir, old: &[u8], new: &[u8]) -> Result<(), Errno> {
-    use std::io::{Read as _, Seek as _, Write as _};
     use std::os::fd::AsFd as _;
     let src = openat2(rule.fd.as_fd(), old, libc::O_RDONLY | libc::O_NOFOLLOW, 0, RESOLVE_STRICT)?;
     let st = fstat(src.as_fd())?;
@@ -340,21 +358,134 @@ fn replace_in_place(rule: &BrokeredDir, old: &[u8], new: &[u8]) -> Result<(), Er
         // Not a regular file: a plain rename has the right semantics.
         return rename_at(rule, old, new, 0);
     }
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    let extents = data_extents(src.as_fd(), size)?;
+    if extents.iter().map(|(_, len)| len).sum::<u64>() > MAX_IN_PLACE {
+        return rename_at(rule, old, new, 0);
+    }
     let dst = openat2(rule.fd.as_fd(), new, libc::O_WRONLY | libc::O_NOFOLLOW, 0, RESOLVE_STRICT)?;
-    let io = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
-    let mut content = Vec::new();
-    std::fs::File::from(src).read_to_end(&mut content).map_err(io)?;
-    let mut out = std::fs::File::from(dst);
-    out.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
-    out.write_all(&content).map_err(io)?;
-    out.set_len(content.len() as u64).map_err(io)?;
-    // SAFETY: plain fchmod on our descriptor.
-    unsafe { libc::fchmod(out.as_raw_fd(), st.st_mode & 0o7777) };
-    out.sync_all().map_err(io)?;
+    // Empty first, then the source's data where it has some: the rest
+    // reads as zeros, as in the source.
+    // SAFETY (each call): plain syscalls on our own descriptors.
+    if unsafe { libc::ftruncate(dst.as_raw_fd(), 0) } != 0 {
+        return Err(last_errno());
+    }
+    let mut buf = Vec::new();
+    for (start, len) in extents {
+        copy_range(src.as_fd(), dst.as_fd(), start, len, &mut buf)?;
+    }
+    if unsafe { libc::ftruncate(dst.as_raw_fd(), st.st_size) } != 0 {
+        return Err(last_errno());
+    }
+    // What a rename would carry over besides the content: the mode and the
+    // times of the replacement (a mode-preserving save copies both from the
+    // original onto its temp file first).
+    unsafe { libc::fchmod(dst.as_raw_fd(), st.st_mode & 0o7777) };
+    let times = [
+        libc::timespec { tv_sec: st.st_atime, tv_nsec: st.st_atime_nsec },
+        libc::timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec },
+    ];
+    // SAFETY: our descriptor and a two-element array that outlives the call.
+    unsafe { libc::futimens(dst.as_raw_fd(), times.as_ptr()) };
+    if unsafe { libc::fsync(dst.as_raw_fd()) } != 0 {
+        return Err(last_errno());
+    }
     let o = cstr(old)?;
     // SAFETY: one name in the rule's directory.
     if unsafe { libc::unlinkat(rule.fd.as_raw_fd(), o.as_ptr(), 0) } != 0 {
         return Err(last_errno());
+    }
+    Ok(())
+}
+
+/// The `(offset, length)` ranges of `fd` that hold data, up to `size`
+/// (the whole file where the filesystem cannot tell holes).
+fn data_extents(fd: BorrowedFd<'_>, size: u64) -> Result<Vec<(u64, u64)>, Errno> {
+    let mut out = Vec::new();
+    let mut off: u64 = 0;
+    let Ok(end) = i64::try_from(size) else { return Err(libc::EFBIG) };
+    while off < size {
+        // SAFETY (both): lseek on our descriptor.
+        let data = unsafe { libc::lseek(fd.as_raw_fd(), off as i64, libc::SEEK_DATA) };
+        if data < 0 {
+            match last_errno() {
+                // No data past `off`.
+                libc::ENXIO => break,
+                // No hole support: all of it.
+                libc::EINVAL | libc::EOPNOTSUPP => return Ok(vec![(off, size - off)]),
+                e => return Err(e),
+            }
+        }
+        let hole = unsafe { libc::lseek(fd.as_raw_fd(), data, libc::SEEK_HOLE) };
+        let hole = if hole < 0 { end } else { hole.min(end) };
+        if hole <= data {
+            break;
+        }
+        out.push((data as u64, (hole - data) as u64));
+        off = hole as u64;
+    }
+    Ok(out)
+}
+
+/// Copies `len` bytes at `start` from `src` to the same offset of `dst`,
+/// in the kernel where it can, else through `buf` ([`CHUNK`] bytes).
+fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, start: u64, len: u64, buf: &mut Vec<u8>) -> Result<(), Errno> {
+    let (mut off_in, mut off_out) = (start as i64, start as i64);
+    let mut left = len;
+    while left > 0 {
+        let want = usize::try_from(left.min(CHUNK as u64 * 64)).unwrap_or(CHUNK);
+        // SAFETY: offsets are ours; the kernel copies between our descriptors.
+        let n = unsafe { libc::copy_file_range(src.as_raw_fd(), &raw mut off_in, dst.as_raw_fd(), &raw mut off_out, want, 0) };
+        if n > 0 {
+            left -= n as u64;
+            continue;
+        }
+        if n == 0 {
+            // The source shrank meanwhile: what is left reads as zeros.
+            return Ok(());
+        }
+        match last_errno() {
+            libc::EINTR => {}
+            libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP => {
+                return copy_by_chunks(src, dst, off_in as u64, left, buf);
+            }
+            e => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn copy_by_chunks(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, mut off: u64, mut left: u64, buf: &mut Vec<u8>) -> Result<(), Errno> {
+    buf.resize(CHUNK, 0);
+    while left > 0 {
+        let want = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+        // SAFETY: reading into our buffer of at least `want` bytes.
+        let n = unsafe { libc::pread(src.as_raw_fd(), buf.as_mut_ptr().cast(), want, off as i64) };
+        if n < 0 {
+            if last_errno() == libc::EINTR {
+                continue;
+            }
+            return Err(last_errno());
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut done = 0usize;
+        while done < n as usize {
+            // SAFETY: writing bytes of our buffer.
+            let w = unsafe {
+                libc::pwrite(dst.as_raw_fd(), buf[done..].as_ptr().cast(), n as usize - done, (off + done as u64) as i64)
+            };
+            if w < 0 {
+                if last_errno() == libc::EINTR {
+                    continue;
+                }
+                return Err(last_errno());
+            }
+            done += w as usize;
+        }
+        off += n as u64;
+        left -= n as u64;
     }
     Ok(())
 }
@@ -371,7 +502,13 @@ pub(super) fn metadata_target(
     use std::os::fd::AsFd as _;
     let obj = match path {
         // The descriptor itself (fchmod, AT_EMPTY_PATH).
-        None => caller.getfd(dirfd)?,
+        None => {
+            let obj = caller.getfd(dirfd)?;
+            if let Some(entry) = brokered_entry(plan, obj.as_fd()) {
+                return Ok(entry);
+            }
+            obj
+        }
         Some(p) if p.is_empty() => return Err(libc::ENOENT),
         Some(p) => {
             let Some(s) = split(p) else {
@@ -400,6 +537,52 @@ pub(super) fn metadata_target(
             }
         }
     }
+}
+
+/// Resolves a path a `truncate(2)` names (following links, as the call
+/// does) to an `O_PATH` descriptor of a regular file beneath a rule that
+/// allows `write_file`; EACCES otherwise.
+pub(super) fn write_target(caller: &mut Caller, plan: &BrokerPlan, path: &[u8]) -> Result<OwnedFd, Errno> {
+    use std::os::fd::AsFd as _;
+    if path.is_empty() {
+        return Err(libc::ENOENT);
+    }
+    let Some(s) = split(path) else { return Err(libc::EISDIR) };
+    let parent = parent(caller, libc::AT_FDCWD, &s)?;
+    let obj = openat2(parent.as_fd(), &s.name, libc::O_PATH, 0, 0)?;
+    let st = fstat(obj.as_fd())?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Err(libc::EISDIR);
+    }
+    if covered(plan, obj.as_fd()) { Ok(obj) } else { Err(libc::EACCES) }
+}
+
+/// When the caller's descriptor is open on an entry of a brokered rule
+/// with the `metadata` op (the temp file of an atomic save, whose mode an
+/// editor copies from the original with `fchmod` before the rename), that
+/// entry, opened again beneath the rule's directory. The descriptor's
+/// current name only proposes the candidate; the decision is that the rule
+/// directory's entry of that name is, by inode, the caller's object.
+fn brokered_entry(plan: &BrokerPlan, obj: BorrowedFd<'_>) -> Option<OwnedFd> {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    if !plan.brokered.iter().any(|b| b.ops.contains(&BrokerOp::Metadata)) {
+        return None;
+    }
+    let st = fstat(obj).ok()?;
+    let shown = std::fs::read_link(format!("/proc/self/fd/{}", obj.as_raw_fd())).ok()?;
+    let name = shown.file_name()?.as_bytes();
+    if !plan.name_may_be_brokered(name) {
+        return None;
+    }
+    // SAFETY: AT_FDCWD is a valid dirfd for an absolute path.
+    let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+    let dir = openat2(cwd, shown.parent()?.as_os_str().as_bytes(), libc::O_PATH | libc::O_DIRECTORY, 0, 0).ok()?;
+    let dst = fstat(dir.as_fd()).ok()?;
+    let rule = plan.brokered_for(dst.st_dev, dst.st_ino, name, BrokerOp::Metadata)?;
+    let entry = openat2(rule.fd.as_fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0, RESOLVE_STRICT).ok()?;
+    let est = fstat(entry.as_fd()).ok()?;
+    ((est.st_dev, est.st_ino) == (st.st_dev, st.st_ino)).then_some(entry)
 }
 
 /// Whether the object lies beneath (or is) a rule that allows

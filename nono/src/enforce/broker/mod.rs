@@ -40,6 +40,7 @@ mod net;
 mod notif;
 mod own;
 pub mod plan;
+pub mod refusals;
 pub mod rules;
 
 use std::os::fd::{AsRawFd as _, OwnedFd};
@@ -133,8 +134,10 @@ pub struct Broker {
     pub own_listeners: Arc<own::OwnListeners>,
     pub audit: Option<Audit>,
     /// Decides notifications that the seccomp baseline raised only to be
-    /// denied and recorded.
+    /// denied (and recorded, under `--audit`).
     pub deny: Option<Box<DenyHook>>,
+    /// Every refusal, counted for the end of the run.
+    pub refusals: Arc<refusals::Refusals>,
 }
 
 /// What the broker tells `run --audit`. The recorder sees the command's
@@ -152,8 +155,12 @@ pub struct Audit {
 
 /// Syscalls the recorder records from their exit whatever the answer
 /// (`nono-ebpf`'s dispatcher): a denial of one of them is its event
-/// already, and needs only attribution.
+/// already, and needs only attribution. Metadata changes are among them,
+/// in both recorder modes.
 fn seen_by_recorder(nr: i64) -> bool {
+    if metadata::SYSCALLS.contains(&nr) {
+        return true;
+    }
     matches!(
         nr,
         libc::SYS_socket
@@ -366,6 +373,7 @@ impl Broker {
             && let Some((errno, event)) = deny(n)
         {
             let _ = listener.reply(n.id, Reply::Error(errno));
+            self.refusals.add(refusals::describe(&event), DenyBy::Seccomp);
             self.log(n.pid, event.op, errno, DenyBy::Seccomp);
             if !seen_by_recorder(i64::from(n.nr)) {
                 self.record(vec![event]);
@@ -432,11 +440,14 @@ impl Broker {
         if let Reply::Error(errno) = reply
             && h.refused
         {
+            self.refusals.add(refusals::describe(&event_of(tid, note, reply, true, None)), DenyBy::Broker);
             self.log(n.pid, note.op, errno, DenyBy::Broker);
         }
         let performed_fs = matches!(reply, Reply::Value(_)) && note.op.is_filesystem() && note.op != Op::Metadata;
         let record_fs = self.audit.as_ref().is_some_and(|a| a.record_performed_fs);
-        // Metadata calls and `listen` are not recorded by the recorder at all.
+        // `listen` is not recorded by the recorder at all; metadata changes
+        // are (from the syscall's exit, not from hooks), so the broker
+        // performing one needs no event of its own.
         if !seen_by_recorder(i64::from(n.nr)) || (performed_fs && record_fs) {
             let created = matches!(reply, Reply::Value(_)) && note.op == Op::Open;
             self.record(vec![event_of(tid, note, reply, h.refused, created.then_some(n.args))]);

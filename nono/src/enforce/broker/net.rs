@@ -277,6 +277,19 @@ fn connect(
                     .connect_ports
                     .as_ref()
                     .is_some_and(|ports| ip_dest(&d.addr).is_some_and(|to| !ports.contains(&to.port()) && own.owns(to)));
+            if let (Some(proxy), Some(to), Proto::Tcp) = (plan.proxy_only, ip_dest(&d.addr), k.proto())
+                && !outside_domain
+                && !crate::enforce::proxy::connect_allowed(proxy, to)
+            {
+                let net = NetAddr {
+                    family: if to.is_ipv4() { libc::AF_INET as u16 } else { libc::AF_INET6 as u16 },
+                    addr: Some(to.ip()),
+                    port: to.port(),
+                    sock_type: k.ty as u16,
+                    protocol: k.proto as u16,
+                };
+                return Err(refused(Op::Connect, libc::EACCES, true, None, Some(net), n.nr));
+            }
             Ok(Work { id: n.id, sock, op: NetOp::Connect { addr: d.addr, _keep: d.keep }, outside_domain })
         }
         Err((e, by_policy, path, net)) => Err(refused(Op::Connect, e, by_policy, path, net, n.nr)),

@@ -71,6 +71,7 @@ impl OwnListeners {
     /// could accept the connection (there is at least one) is the
     /// sandbox's.
     pub(super) fn owns(&self, to: SocketAddr) -> bool {
+        let to = as_loopback(to);
         if !to.ip().is_loopback() {
             return false;
         }
@@ -87,6 +88,23 @@ impl OwnListeners {
         reachable.extend(reachable_listeners(&v6, to));
         !reachable.is_empty() && reachable.iter().all(|ino| mine.contains(ino))
     }
+}
+
+/// Where a connect to `to` goes, as the kernel routes it: a connect to
+/// the unspecified address (`0.0.0.0`, `::`) reaches this host's loopback
+/// (`127.0.0.1`, `::1`), and an IPv4-mapped IPv6 address is the IPv4 one.
+fn as_loopback(to: SocketAddr) -> SocketAddr {
+    let ip = match to.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        ip @ IpAddr::V4(_) => ip,
+    };
+    SocketAddr::new(ip, to.port())
 }
 
 /// Inodes of the listening sockets in one `/proc/net/tcp` or `tcp6`
@@ -157,6 +175,18 @@ mod tests {
         assert_eq!(parse_local("00000000000000000000000001000000:0016"), Some((IpAddr::V6(Ipv6Addr::LOCALHOST), 22)));
         assert_eq!(parse_local("junk"), None);
         assert_eq!(parse_local("0100007F:zz"), None);
+    }
+
+    #[test]
+    fn the_unspecified_address_is_loopback_as_the_kernel_routes_it() {
+        let to = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        assert_eq!(as_loopback(to("0.0.0.0:80")), to("127.0.0.1:80"));
+        assert_eq!(as_loopback(to("[::]:80")), to("[::1]:80"));
+        assert_eq!(as_loopback(to("[::ffff:127.0.0.1]:80")), to("127.0.0.1:80"));
+        assert_eq!(as_loopback(to("[::ffff:0.0.0.0]:80")), to("127.0.0.1:80"));
+        assert_eq!(as_loopback(to("10.0.0.1:80")), to("10.0.0.1:80"));
+        assert_eq!(reachable_listeners(TCP, as_loopback(to("0.0.0.0:41394"))), [111]);
+        assert_eq!(reachable_listeners(TCP6, as_loopback(to("[::]:41394"))), [444]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use crate::profile::{BrokerOp, MetadataPolicy, Resolved, Udp};
 
 use super::caller::open_path;
+use crate::profile::name_glob as glob;
 
 /// One brokered directory, held open.
 #[derive(Debug)]
@@ -54,6 +55,10 @@ pub struct BrokerPlan {
     /// TCP ports the command may connect to (`None`: unrestricted), as
     /// Landlock enforces them.
     pub connect_ports: Option<BTreeSet<u16>>,
+    /// Proxy-only networking (issue 23): every TCP connect must go to
+    /// this address (nono's proxy) or to one of the sandbox's own
+    /// loopback listeners (see `crate::enforce::proxy`).
+    pub proxy_only: Option<SocketAddr>,
 }
 
 /// `(dev, ino)` of a path, following symlinks.
@@ -130,6 +135,17 @@ impl BrokerPlan {
             .find(|b| b.dev == dev && b.ino == ino && b.ops.contains(&op) && b.names.iter().any(|g| glob(g, name)))
     }
 
+    /// [`Self::brokered_for`] for a directory named by path (`nono audit
+    /// check`): by the identity of what the path names now, else (gone) by
+    /// the rule's path.
+    #[must_use]
+    pub fn brokered_at(&self, dir: &std::path::Path, name: &[u8], op: BrokerOp) -> Option<&BrokeredDir> {
+        match identity(dir) {
+            Some((dev, ino)) => self.brokered_for(dev, ino, name, op),
+            None => self.brokered.iter().find(|b| b.path == dir && b.ops.contains(&op) && b.names.iter().any(|g| glob(g, name))),
+        }
+    }
+
     /// Whether any brokered rule's names could match `name` (a cheap test
     /// before resolving directories).
     #[must_use]
@@ -148,50 +164,5 @@ impl BrokerPlan {
             crate::event::Proto::Icmp => self.icmp.as_ref().is_some_and(|i| i.contains(&to.ip())),
             _ => false,
         }
-    }
-}
-
-/// Glob match of one name: `*` any run of bytes, `?` one byte; no `/` in
-/// names, so nothing crosses a directory.
-#[must_use]
-pub fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while n < name.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == name[n]) && pattern[p] != b'*' {
-            p += 1;
-            n += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some(p);
-            mark = n;
-            p += 1;
-        } else if let Some(s) = star {
-            p = s + 1;
-            mark += 1;
-            n = mark;
-        } else {
-            return false;
-        }
-    }
-    while p < pattern.len() && pattern[p] == b'*' {
-        p += 1;
-    }
-    p == pattern.len()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_match_one_name() {
-        assert!(glob(b".claude.json.tmp.*", b".claude.json.tmp.4242.1732912345678"));
-        assert!(glob(b".claude.json", b".claude.json"));
-        assert!(!glob(b".claude.json", b".claude.json.lock"));
-        assert!(glob(b"*.lock", b".claude.json.lock"));
-        assert!(glob(b"a?c", b"abc"));
-        assert!(!glob(b"a?c", b"ac"));
-        assert!(!glob(b".claude.json.tmp.*", b".bashrc"));
-        assert!(glob(b"*", b""));
     }
 }

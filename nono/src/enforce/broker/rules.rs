@@ -39,6 +39,13 @@ pub fn rules(plan: &BrokerPlan) -> Vec<Rule> {
             out.push(notify(*nr, vec![], "metadata change"));
         }
     }
+    // Landlock restricts truncate(2) from ABI 3: below, the broker decides
+    // it (a file beneath a write grant), else any file the user may write
+    // could be emptied, `~/.bashrc` included. ftruncate(2) needs a
+    // descriptor open for writing, which Landlock checked at the open.
+    if crate::enforce::kernel_abi() < 3 {
+        out.push(notify(libc::SYS_truncate, vec![], "truncate (Landlock ABI below 3)"));
+    }
     for nr in net::SYSCALLS {
         // A send without an address goes where the socket is connected
         // (checked at connect): only `sendto` with an address notifies.

@@ -39,8 +39,91 @@ fn propose(ctx: &LearnContext, g: &Grants, events: Vec<Ev>) -> amend::Amendment 
         signal_outside: false,
         abstract_unix_outside: false,
         expand: &expand,
+        exists: &|_| true,
+        exposes: &|_, _| None,
     };
     amend::propose(&events, ctx, &granted)
+}
+
+/// `propose` where only `existing` paths exist and a directory rule on
+/// one of `sensitive_dirs` would expose a secret.
+fn propose_in(ctx: &LearnContext, g: &Grants, events: Vec<Ev>, existing: &[&str], sensitive_dirs: &[&str]) -> amend::Amendment {
+    let events: Vec<Event> = events.into_iter().map(|e| e.0).collect();
+    let none = std::collections::BTreeSet::new();
+    let c = ctx.clone();
+    let expand = move |p: &str| amend::expand_with(&c, p);
+    let exists = |p: &std::path::Path| existing.iter().any(|e| std::path::Path::new(e) == p);
+    let exposes = |p: &std::path::Path, _: &std::collections::BTreeSet<FsRight>| {
+        sensitive_dirs.iter().any(|d| std::path::Path::new(d) == p).then(|| format!("{}/.ssh", p.display()))
+    };
+    let granted = Granted {
+        grants: g,
+        profile_udp: None,
+        icmp: None,
+        unix_connect: &[],
+        families: &[],
+        facilities: &none,
+        signal_outside: false,
+        abstract_unix_outside: false,
+        expand: &expand,
+        exists: &exists,
+        exposes: &exposes,
+    };
+    amend::propose(&events, ctx, &granted)
+}
+
+#[test]
+fn a_new_file_gets_its_directory_never_a_rule_on_a_missing_path() {
+    // ~/notes exists, ~/notes/new.txt does not: a file rule would be
+    // skipped by the next run and the denial would repeat forever.
+    let existing = ["/", "/home", "/home/u", "/home/u/notes"];
+    let a = propose_in(
+        &ctx(),
+        &grants(vec![]),
+        vec![denied(ev(Op::Open, "/home/u/notes/new.txt").write().create())],
+        &existing,
+        &["/home/u"],
+    );
+    assert_eq!(a.proposals.len(), 1, "{:#?}", a.proposals);
+    let Change::Fs { rule } = &a.proposals[0].change else { panic!("{:?}", a.proposals) };
+    assert_eq!((rule.path.as_str(), rule.file), ("$HOME/notes", false));
+    assert!(rule.access.contains(&MakeReg) && rule.access.contains(&WriteFile), "{rule:?}");
+    assert!(a.proposals[0].reason.as_deref().is_some_and(|r| !r.is_empty()), "each proposal says why: {:?}", a.proposals[0]);
+    // A file rule on a path that does not exist (here: a write of a file
+    // the run then removed) moves to its directory.
+    let a = propose_in(
+        &ctx(),
+        &grants(vec![]),
+        vec![denied(ev(Op::Open, "/home/u/notes/gone.txt").write())],
+        &existing,
+        &["/home/u"],
+    );
+    let Change::Fs { rule } = &a.proposals[0].change else { panic!("{:?}", a.proposals) };
+    assert_eq!((rule.path.as_str(), rule.file), ("$HOME/notes", false), "{:#?}", a.proposals);
+    assert!(a.proposals[0].reason.as_deref().is_some_and(|r| r.contains("does not exist yet")), "{:?}", a.proposals[0]);
+}
+
+#[test]
+fn a_new_file_beside_secrets_becomes_a_brokered_rule() {
+    let existing = ["/", "/home", "/home/u"];
+    let a = propose_in(
+        &ctx(),
+        &grants(vec![]),
+        vec![denied(ev(Op::Open, "/home/u/new.txt").write().create())],
+        &existing,
+        &["/home/u"],
+    );
+    assert_eq!(a.proposals.len(), 1, "{:#?}", a.proposals);
+    let Change::Brokered { rule } = &a.proposals[0].change else { panic!("{:?}", a.proposals) };
+    assert_eq!(rule.dir, "$HOME");
+    assert_eq!(rule.names, ["new.txt"]);
+    assert!(rule.ops.contains(&crate::profile::BrokerOp::Create) && rule.ops.contains(&crate::profile::BrokerOp::Write));
+    assert!(a.proposals[0].reason.as_deref().is_some_and(|r| r.contains("/home/u/.ssh")), "{:?}", a.proposals[0]);
+    // Applied, it joins an existing brokered rule of the same directory.
+    let mut p = crate::profile::Profile::default();
+    amend::apply(&mut p, &[a.proposals[0].change.clone(), a.proposals[0].change.clone()]);
+    assert_eq!(p.filesystem.brokered.len(), 1);
+    assert_eq!(p.filesystem.brokered[0].names, ["new.txt"]);
 }
 
 #[test]

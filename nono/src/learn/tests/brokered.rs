@@ -33,7 +33,7 @@ fn a_claude_like_save_in_home_becomes_one_brokered_rule() {
     assert!(!l.warnings.iter().any(|w| w.contains(".claude.json.tmp")), "{:?}", l.warnings);
     explanation(&l, "brokered $HOME/.claude.json", "performed by nono's supervisor");
     // The profile carries it, and it validates.
-    let p = crate::profile::Profile::from_learned(&l, "c", crate::profile::Provenance::default());
+    let p = l.to_profile("c", crate::profile::Provenance::default());
     let json = p.to_json_pretty().expect("json");
     crate::profile::load_str(
         &json,
@@ -44,6 +44,7 @@ fn a_claude_like_save_in_home_becomes_one_brokered_rule() {
             tmpdir: "/tmp".into(),
             xdg_config_home: "/home/u/.config".into(),
             xdg_cache_home: "/home/u/.cache".into(),
+            tty: None,
         },
     )
     .expect("a learned brokered rule validates");

@@ -10,7 +10,9 @@ use super::*;
 
 mod amend;
 mod brokered;
+mod metadata;
 mod net;
+mod persistence;
 mod steady;
 use crate::event::{Access, NetAddr, Outcome};
 use crate::profile::rights::FsRight::{self, *};
@@ -28,6 +30,7 @@ pub(super) fn ctx() -> LearnContext {
         ssh_auth_sock: Some("/tmp/ssh-AbC123/agent.77".into()),
         nameservers: vec!["127.0.0.53".parse().expect("ip")],
         anticipate: false,
+        path_dirs: Vec::new(),
     }
 }
 
@@ -508,10 +511,12 @@ fn devices_are_single_files_and_ptys_collapse() {
         ev(Op::Open, "/dev/pts/3").read().write(),
         ev(Op::Open, "pipe:[1234]").write(),
     ]);
-    assert_eq!(paths(&l), vec!["/dev/null", "/dev/pts", "/dev/tty", "/dev/urandom"]);
+    // Never /dev/pts, which holds the user's other terminals: the
+    // command's own, resolved at run time.
+    assert_eq!(paths(&l), vec!["$TTY", "/dev/null", "/dev/tty", "/dev/urandom"]);
     assert!(rule(&l, "/dev/null").file);
     assert_eq!(rule(&l, "/dev/tty").access, set(&[ReadFile, WriteFile, IoctlDev]));
-    assert!(!rule(&l, "/dev/pts").file);
+    assert!(rule(&l, "$TTY").file);
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 }
 

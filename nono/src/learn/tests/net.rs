@@ -164,7 +164,7 @@ fn extra_socket_families_are_named_and_mptcp_is_warned() {
 #[test]
 fn the_learned_profile_carries_the_network_and_sandbox_sections() {
     let l = learn(vec![udp(Op::Connect, "127.0.0.53", 53), unix(Op::Connect, "/run/nscd/socket")]);
-    let p = crate::profile::Profile::from_learned(&l, "t", crate::profile::Provenance::default());
+    let p = l.to_profile("t", crate::profile::Provenance::default());
     assert_eq!(p.network.udp.as_ref().map(|u| u.dns), Some(true));
     assert_eq!(p.network.unix_connect.as_deref(), Some(&["/run/nscd/socket".to_owned()][..]));
     let json = p.to_json_pretty().expect("json");
