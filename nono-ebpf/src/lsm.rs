@@ -14,11 +14,15 @@
 //! the wrong task while the exit still sees the command's own call return
 //! with the broker's answer.
 
+use aya_ebpf::helpers::{
+    bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
+};
 use aya_ebpf::programs::LsmContext;
-use nono_common::{flag, op};
+use nono_common::{flag, op, sysno as nr};
 
 use crate::emit::{Slot, traced_tgid};
 use crate::kread::{self, Field, off};
+use crate::sys::regs;
 
 const FMODE_READ: u32 = 0x1;
 const FMODE_WRITE: u32 = 0x2;
@@ -29,6 +33,42 @@ const S_IFCHR: u32 = 0o020_000;
 const S_IFBLK: u32 = 0o060_000;
 const O_WRONLY: u64 = 0o1;
 const O_RDWR: u64 = 0o2;
+const O_ACCMODE: u64 = 0o3;
+const O_CREAT_WRONLY_TRUNC: u64 = 0o1101;
+
+/// The flags of the open syscall this `file_open` runs in, or 0 when the
+/// open is not a syscall's own (an exec's, io_uring's, the kernel's).
+///
+/// By the time the hook runs the kernel has cleared `O_CREAT`, `O_EXCL`,
+/// `O_TRUNC` and `O_NOCTTY` from `f_flags`; the syscall's registers still
+/// hold them. With them a record says what was asked, as the tracepoint
+/// backend's does, and `audit check` can tell an `O_CREAT` open (which the
+/// broker sees) from one without.
+#[inline(always)]
+fn syscall_open_flags() -> u64 {
+    // SAFETY: returns the current task pointer; only read through helpers.
+    if kread::in_compat_syscall(unsafe { bpf_get_current_task() } as *const u8) {
+        // ia32 numbers are not x86_64 numbers.
+        return 0;
+    }
+    // SAFETY: the BTF task pointer is what the helper takes; the returned
+    // `pt_regs` pointer is only read through probe_read_kernel.
+    let r = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u64;
+    if r.is_null() {
+        return 0;
+    }
+    // SAFETY: fault-safe helper reads of the task's saved registers.
+    let reg = |i: usize| unsafe { bpf_probe_read_kernel(r.add(i)) }.unwrap_or(0);
+    match reg(regs::ORIG_AX) as u32 {
+        nr::OPEN => reg(regs::SI),
+        nr::OPENAT => reg(regs::DX),
+        nr::CREAT => O_CREAT_WRONLY_TRUNC,
+        // `struct open_how` starts with the flags.
+        // SAFETY: fault-safe read of the caller's own memory.
+        nr::OPENAT2 => unsafe { bpf_probe_read_user(reg(regs::DX) as *const u64) }.unwrap_or(0),
+        _ => 0,
+    }
+}
 
 /// Records `op` on one or two `(mnt, dentry)` objects, for the traced
 /// process `tgid` (looked up when the caller has not already).
@@ -79,6 +119,8 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     } else if fmode & FMODE_WRITE != 0 {
         flags = O_WRONLY;
     }
+    // The access mode is the file's; creation and truncation come from the call.
+    flags |= syscall_open_flags() & !O_ACCMODE;
     let (mnt, dentry) = kread::file_path(file);
     let mut extra = 0;
     if fmode & nono_common::FMODE_CREATED != 0 {

@@ -81,7 +81,7 @@ fn class(sys: u32) -> Class {
 }
 
 /// `pt_regs` slots (in u64s) on x86_64.
-mod regs {
+pub(crate) mod regs {
     pub const R10: usize = 7;
     pub const R9: usize = 8;
     pub const R8: usize = 9;

@@ -231,7 +231,8 @@ impl Replay {
         match e.op {
             // An open that created its file, or opened an existing one for
             // writing when the rule allows `write` (else Landlock decides).
-            Op::Open if e.arg & libc::O_CREAT as u64 != 0 => {
+            // A created file was an `O_CREAT` open whatever `arg` says.
+            Op::Open if e.access.create || e.arg & libc::O_CREAT as u64 != 0 => {
                 rule(&dir, &name, BrokerOp::Create).is_some_and(|r| e.access.create || r.ops.contains(&BrokerOp::Write))
             }
             Op::Create => rule(&dir, &name, BrokerOp::Create).is_some(),
