@@ -335,7 +335,7 @@ impl Replay {
         match n.proto() {
             Proto::Tcp | Proto::Unknown if e.op == Op::Connect => {
                 let unlisted = self.grants.connect_ports.as_ref().is_some_and(|p| !p.contains(&n.port));
-                if !self.grants.block_net && !(unlisted && !self.own_listener(to)) {
+                if !self.grants.block_net && (!unlisted || self.own_listener(to)) {
                     return;
                 }
                 let needed = if self.grants.block_net {
