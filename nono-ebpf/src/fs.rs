@@ -146,6 +146,22 @@ fn plan(operand: u64, p: &Pending) -> (u32, i64, u64) {
     }
 }
 
+/// The flags of an open syscall from its second and third arguments
+/// (`open`, `openat`, `creat`, and `openat2`'s `struct open_how`, which
+/// starts with `u64 flags`); 0 for any other syscall. The LSM `file_open`
+/// hook uses it too, on the registers of the call it runs in.
+#[inline(always)]
+pub fn open_flags(sys: u32, second: u64, third: u64) -> u64 {
+    match sys {
+        nr::OPEN => second,
+        nr::OPENAT => third,
+        nr::CREAT => O_CREAT_WRONLY_TRUNC,
+        // SAFETY: bpf_probe_read_user validates the user pointer.
+        nr::OPENAT2 => unsafe { bpf_probe_read_user(third as *const u64) }.unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// The syscall-specific half: what the record needs, written to the
 /// per-CPU [`Handoff`], then the generic half.
 ///
@@ -164,12 +180,7 @@ pub fn exit(sys: u32, p: &Pending, ret: i64, tgid: u32) {
     let op_code = (packed & 0xffff) as u16;
     let mut hand = Handoff { ret, tgid, op: op_code, arg: arg_at(p, (packed >> 16) & 0xf), ..Handoff::EMPTY };
     match sys {
-        nr::CREAT => hand.arg = O_CREAT_WRONLY_TRUNC,
-        nr::OPENAT2 => {
-            // struct open_how starts with `u64 flags`.
-            // SAFETY: bpf_probe_read_user validates the user pointer.
-            hand.arg = unsafe { bpf_probe_read_user(p.args[2] as *const u64) }.unwrap_or(0);
-        }
+        nr::CREAT | nr::OPENAT2 => hand.arg = open_flags(sys, p.args[1], p.args[2]),
         nr::UNLINKAT if p.args[2] & AT_REMOVEDIR != 0 => hand.op = op::RMDIR,
         nr::MKDIR | nr::MKDIRAT | nr::MKNOD | nr::MKNODAT => hand.mode = hand.arg as u32,
         _ => {}

@@ -14,11 +14,9 @@
 //! the wrong task while the exit still sees the command's own call return
 //! with the broker's answer.
 
-use aya_ebpf::helpers::{
-    bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
-};
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs};
 use aya_ebpf::programs::LsmContext;
-use nono_common::{flag, op, sysno as nr};
+use nono_common::{flag, op};
 
 use crate::emit::{Slot, traced_tgid};
 use crate::kread::{self, Field, off};
@@ -34,7 +32,6 @@ const S_IFBLK: u32 = 0o060_000;
 const O_WRONLY: u64 = 0o1;
 const O_RDWR: u64 = 0o2;
 const O_ACCMODE: u64 = 0o3;
-const O_CREAT_WRONLY_TRUNC: u64 = 0o1101;
 
 /// The flags of the open syscall this `file_open` runs in, or 0 when the
 /// open is not a syscall's own (an exec's, io_uring's, the kernel's).
@@ -59,15 +56,7 @@ fn syscall_open_flags() -> u64 {
     }
     // SAFETY: fault-safe helper reads of the task's saved registers.
     let reg = |i: usize| unsafe { bpf_probe_read_kernel(r.add(i)) }.unwrap_or(0);
-    match reg(regs::ORIG_AX) as u32 {
-        nr::OPEN => reg(regs::SI),
-        nr::OPENAT => reg(regs::DX),
-        nr::CREAT => O_CREAT_WRONLY_TRUNC,
-        // `struct open_how` starts with the flags.
-        // SAFETY: fault-safe read of the caller's own memory.
-        nr::OPENAT2 => unsafe { bpf_probe_read_user(reg(regs::DX) as *const u64) }.unwrap_or(0),
-        _ => 0,
-    }
+    crate::fs::open_flags(reg(regs::ORIG_AX) as u32, reg(regs::SI), reg(regs::DX))
 }
 
 /// Records `op` on one or two `(mnt, dentry)` objects, for the traced
